@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh checkout: Python venv (.venv) with the package and test
+# extras, and the npm toolchain (anvil, forge, cast, solc-js, OpenZeppelin) in node_modules.
+# Each part is redone only when its inputs (pyproject.toml, package-lock.json) change.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+stamp() { sha256sum "$@" | sha256sum | cut -c1-16; }
+
+py="${PYTHON:-python3}"
+if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "setup: Python >= 3.11 is needed (found: $("$py" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2
+  exit 1
+fi
+want="$(stamp pyproject.toml)"
+if [[ ! -x .venv/bin/python ]] || [[ "$(cat .venv/.loraledger-stamp 2>/dev/null)" != "$want" ]]; then
+  echo "setup: creating .venv and installing loraledger[test]" >&2
+  [[ -x .venv/bin/python ]] || "$py" -m venv .venv
+  .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/python -m pip install --quiet -e '.[test]' 2>&1 | grep -v -E '^WARNING: Location' >&2 || true
+  .venv/bin/python -c 'import loraledger, web3, solcx' || { echo "setup: pip install failed" >&2; exit 1; }
+  echo "$want" > .venv/.loraledger-stamp
+fi
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "setup: node and npm are needed for anvil/forge/cast and solc-js (install Node.js >= 18)" >&2
+  exit 1
+fi
+want="$(stamp package.json package-lock.json)"
+if [[ ! -x node_modules/.bin/anvil ]] || [[ "$(cat node_modules/.loraledger-stamp 2>/dev/null)" != "$want" ]]; then
+  echo "setup: npm ci (anvil, forge, cast, solc-js, OpenZeppelin)" >&2
+  npm ci --no-audit --no-fund --loglevel=error >&2
+  node_modules/.bin/anvil --version >/dev/null || { echo "setup: anvil does not run on this machine" >&2; exit 1; }
+  echo "$want" > node_modules/.loraledger-stamp
+fi

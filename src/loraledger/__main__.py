@@ -1,0 +1,5 @@
+"""``python -m loraledger`` runs the CLI."""
+
+from .cli import run
+
+run()

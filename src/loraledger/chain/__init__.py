@@ -1,0 +1,1 @@
+"""The chain edge: compile, deploy, transact and read the loraledger contracts (web3)."""

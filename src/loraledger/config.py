@@ -1,0 +1,157 @@
+"""Node and CLI settings.
+
+Values come, highest priority first, from: explicit arguments (CLI flags), environment
+variables prefixed ``LORALEDGER_`` (e.g. ``LORALEDGER_RPC_URL``), a TOML file
+(``$LORALEDGER_CONFIG`` or ``./loraledger.toml``), and the defaults below.
+
+Secrets (private keys, keystore passwords) are ``SecretStr`` so that they never appear
+in reprs, logs or error messages.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .errors import ConfigError
+
+BPS_DENOMINATOR = 10_000
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The directory holding ``foundry.toml`` and ``contracts/``.
+
+    Searched upwards from ``start`` (default: the working directory), then next to the
+    installed package (an editable install from a checkout). The contracts, the solc
+    wrapper and the Foundry binaries live there.
+    """
+    candidates = []
+    here = (start or Path.cwd()).resolve()
+    candidates.extend([here, *here.parents])
+    package_dir = Path(__file__).resolve().parent
+    candidates.extend(package_dir.parents)
+    for directory in candidates:
+        if (directory / "foundry.toml").is_file() and (directory / "contracts" / "src").is_dir():
+            return directory
+    raise ConfigError(
+        "cannot find the loraledger project root (a directory with foundry.toml and contracts/src); "
+        "run from a loraledger checkout or set LORALEDGER_PROJECT_ROOT"
+    )
+
+
+def _toml_path() -> Path:
+    return Path(os.environ.get("LORALEDGER_CONFIG", "loraledger.toml"))
+
+
+class Settings(BaseSettings):
+    """Everything a node or CLI invocation needs to know about its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LORALEDGER_",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    #: Where the node keeps its state: epoch files, devnet state, caches.
+    data_dir: Path = Path(".loraledger")
+    #: Where ``deployments/<chainId>.json`` files are written and read.
+    deployments_dir: Path = Path("deployments")
+    #: The checkout with foundry.toml, contracts/ and node_modules/ (found automatically).
+    project_root: Path | None = None
+
+    #: JSON-RPC endpoint of the EVM chain (anvil locally).
+    rpc_url: str = "http://127.0.0.1:8545"
+    #: Expected chain id; when set, a node on another chain is refused.
+    chain_id: int | None = None
+    #: Blocks to wait after a transaction's receipt before treating it as final.
+    confirmations: int = Field(default=1, ge=1)
+    #: Seconds to wait for a transaction receipt.
+    tx_timeout: float = Field(default=120.0, gt=0)
+
+    #: The operator's private key (hex). Prefer a keystore for real keys.
+    operator_key: SecretStr | None = None
+    #: An encrypted JSON keystore (EIP-2335/Web3 secret storage) for the operator.
+    operator_keystore: Path | None = None
+    #: Password of ``operator_keystore``.
+    operator_keystore_password: SecretStr | None = None
+
+    #: A solc executable to use instead of the project's ``scripts/solc`` wrapper.
+    solc: Path | None = None
+
+    #: Default fee split (basis points) used when deploying AttributionLedger.
+    contributors_bps: int = Field(default=7_000, ge=0, le=BPS_DENOMINATOR)
+    developer_bps: int = Field(default=2_000, ge=0, le=BPS_DENOMINATOR)
+    operator_bps: int = Field(default=1_000, ge=0, le=BPS_DENOMINATOR)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_toml_path())
+        return (init_settings, env_settings, toml)
+
+    @field_validator("rpc_url")
+    @classmethod
+    def _rpc_url_is_http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://", "ws://", "wss://")):
+            raise ValueError(f"rpc_url must start with http://, https://, ws:// or wss://, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _fee_split_sums_to_whole(self) -> Settings:
+        total = self.contributors_bps + self.developer_bps + self.operator_bps
+        if total != BPS_DENOMINATOR:
+            raise ValueError(
+                f"fee split must sum to {BPS_DENOMINATOR} basis points, got "
+                f"{self.contributors_bps}+{self.developer_bps}+{self.operator_bps}={total}"
+            )
+        return self
+
+    @property
+    def root(self) -> Path:
+        """The project root (explicit setting or found automatically)."""
+        return self.project_root.resolve() if self.project_root else find_project_root()
+
+    @property
+    def solc_binary(self) -> Path:
+        """The solc executable: the ``solc`` setting, else the project's wrapper (which itself
+        prefers a native solc from ``$LORALEDGER_SOLC`` or PATH, then solc-js)."""
+        return self.solc if self.solc else self.root / "scripts" / "solc"
+
+    def epochs_dir(self, chain_id: int) -> Path:
+        """Epoch files of one chain: ``<data_dir>/chains/<chainId>/epochs``."""
+        return self.data_dir / "chains" / str(chain_id) / "epochs"
+
+    def deployment_file(self, chain_id: int) -> Path:
+        return self.deployments_dir / f"{chain_id}.json"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build ``Settings`` from env/TOML plus explicit overrides (None values are ignored).
+
+    Invalid settings become a ``ConfigError`` naming the field.
+    """
+    from pydantic import ValidationError
+
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

@@ -1,0 +1,70 @@
+"""Epoch files on disk: ``<dir>/<n>.json`` plus ``<n>.posted.json`` once posted on chain.
+
+Files are written atomically and never rewritten with other content: a sealed epoch is
+final, and a second seal of the same epoch must produce the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from ..errors import LedgerError, NotFoundError
+from ..fsutil import atomic_write_json
+
+_EPOCH_FILE = re.compile(r"^(\d+)\.json$")
+
+
+class EpochFileStore:
+    """A directory of epoch files, numbered from 1 without gaps."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def path(self, epoch: int) -> Path:
+        return self.directory / f"{epoch}.json"
+
+    def numbers(self) -> list[int]:
+        if not self.directory.is_dir():
+            return []
+        numbers = sorted(int(m.group(1)) for p in self.directory.iterdir() if (m := _EPOCH_FILE.match(p.name)))
+        if numbers != list(range(1, len(numbers) + 1)):
+            raise LedgerError(f"epoch files in {self.directory} have gaps: {numbers}")
+        return numbers
+
+    def latest(self) -> int:
+        """Number of the newest epoch file (0 when there is none)."""
+        numbers = self.numbers()
+        return numbers[-1] if numbers else 0
+
+    def read(self, epoch: int) -> dict[str, Any]:
+        path = self.path(epoch)
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise NotFoundError(f"no epoch {epoch}: {path} does not exist") from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise LedgerError(f"epoch file {path} is unreadable ({type(exc).__name__})") from None
+
+    def read_all(self) -> list[dict[str, Any]]:
+        return [self.read(n) for n in self.numbers()]
+
+    def write(self, epoch: int, content: dict[str, Any]) -> Path:
+        path = self.path(epoch)
+        if path.exists():
+            if self.read(epoch) != content:
+                raise LedgerError(f"epoch {epoch} is already sealed in {path} with other content")
+            return path
+        if epoch != self.latest() + 1:
+            raise LedgerError(f"cannot write epoch {epoch}: the newest epoch file is {self.latest()}")
+        atomic_write_json(path, content)
+        return path
+
+    def posted(self, epoch: int) -> dict[str, Any] | None:
+        path = self.directory / f"{epoch}.posted.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def mark_posted(self, epoch: int, info: dict[str, Any]) -> None:
+        atomic_write_json(self.directory / f"{epoch}.posted.json", info)

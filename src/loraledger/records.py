@@ -1,0 +1,509 @@
+"""Records: every event the node keeps, and their canonical encoding (pure core: no I/O).
+
+A record is a frozen pydantic model. Its ``kind`` names its class (the discriminator);
+``seq`` is its sequence number, assigned by the ledger when the record is appended (the
+record's 0-based index in the ledger's Merkle log; ``None`` before); ``timestamp`` is unix
+seconds, UTC; ``version`` is the record format version.
+
+Canonical form and hash
+-----------------------
+``canonical_json(record)`` is the RFC 8785 (JSON Canonicalization Scheme) encoding of
+the record's JSON-mode dict: keys sorted by UTF-16 code units, no whitespace, minimal
+string escaping, UTF-8. Every field is present (an absent optional field is ``null``).
+JSON cannot carry integers above 2**53 safely (I-JSON, RFC 7493), so wei amounts are
+decimal strings (:data:`Wei`); every other integer is bounded to ``[0, 2**53)``.
+
+``record_hash(record)`` is ``keccak256(canonical_json(record))``. It covers the whole
+record as appended: ``kind``, ``version``, ``seq`` and ``timestamp`` as well as the
+kind's own fields, so the same event appended twice has two hashes, and a record's hash
+changes when the ledger assigns its ``seq``. ``log_leaf(record)`` (the data appended to
+the RFC 9162 log in :mod:`loraledger.recordlog`) is that 32-byte hash, so a client
+holding a record, or only its hash, can check its inclusion in a published root.
+
+Addresses are normalised to their EIP-55 checksummed form before hashing, so two
+spellings of one address give one hash. Changing a kind's fields changes its canonical
+form: bump ``version`` (and accept the old one) rather than editing a kind in place.
+
+Adding a kind
+-------------
+Subclass :class:`Record` with a ``Literal`` kind; the class registers itself::
+
+    class SlashRecord(Record):
+        kind: Literal["slash"] = "slash"
+        account: Address
+        amount: Wei
+
+Input errors
+------------
+Constructing or parsing a record with bad fields raises
+:class:`~loraledger.errors.InputError` (never a bare pydantic ``ValidationError``) with
+one line naming the fields, e.g. ``invalid fee record: payer: address ... has an
+invalid EIP-55 checksum``, and ``details["errors"]`` listing ``{"field", "message"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+import rfc8785
+from eth_utils import keccak, to_checksum_address
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    Strict,
+    ValidationError,
+    WithJsonSchema,
+    WrapSerializer,
+    field_validator,
+)
+
+from .errors import InputError
+
+__all__ = [
+    "MAX_SAFE_INT",
+    "MAX_UINT256",
+    "RECORD_KINDS",
+    "Address",
+    "Bytes32",
+    "FeeRecord",
+    "FrozenDict",
+    "Record",
+    "RewardGrantRecord",
+    "SafeUint",
+    "Text",
+    "Wei",
+    "Weights",
+    "canonical_json",
+    "canonicalize",
+    "log_leaf",
+    "parse_address",
+    "parse_record",
+    "parse_wei",
+    "record_from_dict",
+    "record_hash",
+]
+
+#: Largest integer JSON carries exactly (I-JSON / RFC 8785): 2**53 - 1.
+MAX_SAFE_INT = 2**53 - 1
+#: Largest wei amount (Solidity uint256).
+MAX_UINT256 = 2**256 - 1
+#: Longest free-text field (ref, memo, source), in characters.
+MAX_TEXT_LENGTH = 1024
+
+# ------------------------------------------------------------------------------ types
+
+_DECIMAL_RE = re.compile(r"0|[1-9][0-9]*")
+_ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
+_BYTES32_RE = re.compile(r"0x[0-9a-fA-F]{64}")
+
+
+def _short(value: object, limit: int = 70) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _validate_wei(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError("amount must be an integer or a decimal string, not a boolean")
+    if isinstance(value, int):
+        amount = value
+    elif isinstance(value, str):
+        if not _DECIMAL_RE.fullmatch(value):
+            raise ValueError(
+                "amount must be a decimal string of digits (no sign, spaces, exponent or "
+                f"leading zeros), got {_short(value)}"
+            )
+        amount = int(value)
+    elif isinstance(value, float):
+        raise ValueError(
+            f"amount must be an integer or a decimal string, not a float ({value!r}); amounts are in wei"
+        )
+    else:
+        raise ValueError(f"amount must be an integer or a decimal string, got {type(value).__name__}")
+    if amount < 0:
+        raise ValueError(f"amount must not be negative, got {amount}")
+    if amount > MAX_UINT256:
+        raise ValueError("amount exceeds the uint256 range (2**256 - 1)")
+    return amount
+
+
+def _validate_address(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"address must be a 0x-prefixed hex string, got {type(value).__name__}")
+    if not _ADDRESS_RE.fullmatch(value):
+        raise ValueError(f"address must be 0x followed by 40 hex digits, got {_short(value)}")
+    checksummed = to_checksum_address(value)
+    body = value[2:]
+    if body != body.lower() and body != body.upper() and value != checksummed:
+        raise ValueError(f"address {value} has an invalid EIP-55 checksum (expected {checksummed})")
+    return checksummed
+
+
+def _validate_bytes32(value: object) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        if len(value) != 32:
+            raise ValueError(f"bytes32 must be 32 bytes, got {len(value)}")
+        return "0x" + bytes(value).hex()
+    if not isinstance(value, str) or not _BYTES32_RE.fullmatch(value):
+        raise ValueError(f"bytes32 must be 0x followed by 64 hex digits, got {_short(value)}")
+    return value.lower()
+
+
+def _validate_text(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (it contains a lone surrogate)") from None
+    return value
+
+
+#: A wei amount: an integer in ``[0, 2**256)``. Validates from an int or a canonical
+#: decimal string (no sign, no leading zeros); rejects bools, floats and negatives.
+#: Serialises to a decimal string in JSON mode (an int in Python mode).
+Wei = Annotated[
+    int,
+    BeforeValidator(_validate_wei),
+    PlainSerializer(str, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": "^(0|[1-9][0-9]*)$", "description": "wei, decimal string"}),
+]
+
+#: An EVM address, validated (0x + 40 hex digits; mixed case must be a valid EIP-55
+#: checksum) and normalised to its checksummed form.
+Address = Annotated[
+    str,
+    BeforeValidator(_validate_address),
+    WithJsonSchema({"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$", "description": "EIP-55 address"}),
+]
+
+#: 32 bytes as 0x + 64 lowercase hex digits (accepts upper case and ``bytes``; normalises).
+Bytes32 = Annotated[
+    str,
+    BeforeValidator(_validate_bytes32),
+    WithJsonSchema({"type": "string", "pattern": "^0x[0-9a-f]{64}$"}),
+]
+
+#: A non-negative integer JSON carries exactly: ``[0, 2**53)``; no bools, floats or strings.
+SafeUint = Annotated[int, Strict(), Field(ge=0, le=MAX_SAFE_INT)]
+
+#: Free text (at most :data:`MAX_TEXT_LENGTH` characters, valid Unicode).
+Text = Annotated[str, Strict(), Field(max_length=MAX_TEXT_LENGTH), BeforeValidator(_validate_text)]
+
+
+def parse_wei(value: object) -> int:
+    """Validate a wei amount (int or decimal string); ``InputError`` if it is not one."""
+    try:
+        return _validate_wei(value)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def parse_address(value: object) -> str:
+    """Validate an address and return its EIP-55 form; ``InputError`` if it is not one."""
+    try:
+        return _validate_address(value)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+class FrozenDict(dict):  # type: ignore[type-arg]
+    """A dict that refuses mutation (for mapping fields of frozen records); hashable."""
+
+    __slots__ = ()
+
+    def _immutable(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("records are immutable")
+
+    __setitem__ = __delitem__ = __ior__ = _immutable
+    clear = pop = popitem = setdefault = update = _immutable
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+    def __reduce__(self) -> Any:
+        return (FrozenDict, (dict(self),))
+
+    def __copy__(self) -> FrozenDict:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> FrozenDict:
+        return self
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({dict.__repr__(self)})"
+
+
+def _unique_address_keys(value: object) -> object:
+    """Reject a mapping naming one address twice in two spellings (before normalising)."""
+    if isinstance(value, Mapping):
+        seen: dict[str, str] = {}
+        for key in value:
+            if isinstance(key, str):
+                folded = key.lower()
+                if folded in seen:
+                    raise ValueError(f"address {key} appears twice (also as {seen[folded]})")
+                seen[folded] = key
+    return value
+
+
+#: Attribution weights: ``{address: weight}`` with non-negative integer weights below
+#: 2**53 (use a fixed denominator such as parts per million); may be empty. One address
+#: given in two spellings is an error. Immutable once validated.
+Weights = Annotated[
+    dict[Address, SafeUint],
+    BeforeValidator(_unique_address_keys),
+    AfterValidator(FrozenDict),
+    WrapSerializer(lambda value, handler: handler(dict(value))),
+]
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+_FRIENDLY = {
+    "missing": "is required",
+    "extra_forbidden": "is not a field of this record",
+}
+
+
+def _input_error(exc: ValidationError, what: str) -> InputError:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = [str(part) for part in err["loc"]]
+        message = _FRIENDLY.get(err["type"]) or err["msg"].removeprefix("Value error, ")
+        if len(loc) >= 2 and loc[-1] == "[key]":  # a bad mapping key
+            message = f"key {loc[-2]!r}: {message}"
+            loc = loc[:-2]
+        field = ".".join(loc)
+        problems.append({"field": field, "message": message})
+    shown = "; ".join(f"{p['field']}: {p['message']}" if p["field"] else p["message"] for p in problems[:3])
+    if len(problems) > 3:
+        shown += f" (and {len(problems) - 3} more)"
+    return InputError(f"invalid {what}: {shown}", errors=problems)
+
+
+# ------------------------------------------------------------------------------ records
+
+#: kind -> record class; filled in as subclasses of :class:`Record` are defined.
+RECORD_KINDS: dict[str, type[Record]] = {}
+
+
+class _RecordMeta(type(BaseModel)):  # type: ignore[misc]
+    """Turns a ``ValidationError`` from ``SomeRecord(...)`` into an ``InputError``.
+
+    (A custom ``__init__`` would not do: pydantic then routes ``model_validate`` through
+    it and wraps whatever it raises in a ``ValidationError`` again.)
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(cls.model_fields["kind"].default, str):
+            raise TypeError(f"{cls.__name__} is abstract; construct a concrete kind such as FeeRecord")
+        try:
+            return super().__call__(*args, **kwargs)
+        except ValidationError as exc:
+            raise _input_error(exc, f"{cls._kind_name()} record") from exc
+
+
+class Record(BaseModel, metaclass=_RecordMeta):
+    """Base of every record. Subclass with ``kind: Literal["..."] = "..."``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Format versions this class accepts; the first is the one new records get.
+    SUPPORTED_VERSIONS: ClassVar[tuple[int, ...]] = (1,)
+
+    kind: str
+    seq: SafeUint | None = None
+    timestamp: SafeUint
+    version: Annotated[int, Strict()] = 1
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        kind = cls.model_fields["kind"].default
+        if not isinstance(kind, str) or not kind:
+            return  # an intermediate base class without a kind of its own: not registered
+        existing = RECORD_KINDS.get(kind)
+        same = existing is not None and (existing.__module__, existing.__qualname__) == (cls.__module__, cls.__qualname__)
+        if existing is not None and not same:  # (same: the module was reloaded)
+            raise TypeError(f"record kind {kind!r} is already taken by {existing.__name__}")
+        RECORD_KINDS[kind] = cls
+
+    @classmethod
+    def _kind_name(cls) -> str:
+        default = cls.model_fields["kind"].default
+        return default if isinstance(default, str) else "record"
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:  # type: ignore[override]
+        """Validate ``obj`` as this kind; ``InputError`` on bad fields."""
+        if cls is Record:
+            return record_from_dict(obj)  # type: ignore[return-value]
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as exc:
+            raise _input_error(exc, f"{cls._kind_name()} record") from exc
+
+    @classmethod
+    def model_validate_json(cls, json_data: Any, *args: Any, **kwargs: Any) -> Self:  # type: ignore[override]
+        """Parse JSON as this kind; ``InputError`` on bad JSON or fields."""
+        if cls is Record:
+            return parse_record(json_data)  # type: ignore[return-value]
+        try:
+            return super().model_validate_json(json_data, *args, **kwargs)
+        except ValidationError as exc:
+            raise _input_error(exc, f"{cls._kind_name()} record") from exc
+
+    @field_validator("version")
+    @classmethod
+    def _supported_version(cls, value: int) -> int:
+        if value not in cls.SUPPORTED_VERSIONS:
+            supported = ", ".join(str(v) for v in cls.SUPPORTED_VERSIONS)
+            raise ValueError(f"unsupported format version {value} (supported: {supported})")
+        return value
+
+    # ----------------------------------------------------------------- helpers
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-mode dict (wei amounts as strings), as hashed."""
+        return self.model_dump(mode="json")
+
+    def canonical_json(self) -> bytes:
+        """RFC 8785 bytes of :meth:`to_dict`."""
+        return canonical_json(self)
+
+    @property
+    def hash(self) -> bytes:
+        """``keccak256(canonical_json(self))``, 32 bytes."""
+        return record_hash(self)
+
+    @property
+    def hash_hex(self) -> str:
+        """:attr:`hash` as 0x + 64 lowercase hex digits."""
+        return "0x" + record_hash(self).hex()
+
+    def with_seq(self, seq: int) -> Self:
+        """A copy with ``seq`` set (validated; the ledger calls this when appending)."""
+        return type(self).model_validate({**self.model_dump(), "seq": seq})
+
+
+class FeeRecord(Record):
+    """A fee paid for an inference: who paid, how much, and how it is attributed."""
+
+    kind: Literal["fee"] = "fee"
+    #: Who paid the fee.
+    payer: Address
+    #: The fee, in wei.
+    fee: Wei
+    #: Attribution weights of the data contributors (may be empty).
+    weights: Weights
+    #: The adapter's developer, if any.
+    developer: Address | None = None
+    #: The node operator who served the inference.
+    operator: Address
+    #: A reference, e.g. the inference id.
+    ref: Text | None = None
+
+
+class RewardGrantRecord(Record):
+    """A direct reward grant (``loraledger rewards post FILE``)."""
+
+    kind: Literal["reward_grant"] = "reward_grant"
+    #: Who receives the grant.
+    account: Address
+    #: The amount, in wei; positive.
+    amount: Wei
+    #: Where the grant comes from, e.g. the sha256 of the reward list file.
+    source: Annotated[Text, Field(min_length=1)]
+    #: Free text.
+    memo: Text | None = None
+
+    @field_validator("amount")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("amount must be positive")
+        return value
+
+
+# ------------------------------------------------------------------------- functions
+
+
+def record_from_dict(data: Any) -> Record:
+    """The record of the kind ``data["kind"]`` names, validated; ``InputError`` otherwise."""
+    if isinstance(data, Record):
+        return data
+    if not isinstance(data, Mapping):
+        raise InputError(f"a record must be a JSON object, got {type(data).__name__}")
+    if "kind" not in data:
+        raise InputError("record has no 'kind'", known_kinds=sorted(RECORD_KINDS))
+    kind = data["kind"]
+    cls = RECORD_KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        known = ", ".join(sorted(RECORD_KINDS))
+        raise InputError(f"unknown record kind {_short(kind)} (known: {known})", known_kinds=sorted(RECORD_KINDS))
+    return cls.model_validate(dict(data))
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise InputError(f"record JSON has the key {key!r} twice")
+        out[key] = value
+    return out
+
+
+def _no_constants(name: str) -> Any:
+    raise InputError(f"record JSON may not contain {name}")
+
+
+def parse_record(data: str | bytes | bytearray) -> Record:
+    """Parse a record from JSON text (any key order or whitespace); ``InputError`` if bad.
+
+    Duplicate keys, NaN and Infinity are rejected.
+    """
+    try:
+        obj = json.loads(data, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"record is not valid JSON: {exc}") from None
+    return record_from_dict(obj)
+
+
+def canonicalize(value: Any) -> bytes:
+    """RFC 8785 encoding of a JSON value (dicts, lists, str, int in ``[-2**53+1, 2**53)``,
+    float, bool, None)."""
+    try:
+        return rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError as exc:
+        raise InputError(f"value cannot be canonicalised as JSON: {exc}") from None
+
+
+def canonical_json(record: Record) -> bytes:
+    """RFC 8785 bytes of ``record.model_dump(mode="json")``: what :func:`record_hash` hashes."""
+    return canonicalize(record.model_dump(mode="json"))
+
+
+def record_hash(record: Record) -> bytes:
+    """``keccak256(canonical_json(record))``: covers every field, ``seq`` and ``timestamp`` too."""
+    return keccak(canonical_json(record))
+
+
+def log_leaf(record: Record) -> bytes:
+    """The 32-byte record hash: the data the ledger appends to its RFC 9162 log.
+
+    The record must have its ``seq`` (``InputError`` otherwise): a log leaf is the hash
+    of the record as appended.
+    """
+    if record.seq is None:
+        raise InputError(f"{record.kind} record has no seq yet; the ledger assigns it when appending")
+    return record_hash(record)

@@ -1,0 +1,126 @@
+"""Shared fixtures: real anvil processes, compiled contracts, deployments.
+
+Nothing here is mocked: each ``anvil`` fixture is a real anvil on a free loopback port,
+contracts are compiled by the project's solc and deployed with real transactions.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from loraledger.config import find_project_root
+from loraledger.devnet import dev_accounts
+
+ROOT = find_project_root(Path(__file__).parent)
+BIN = ROOT / "node_modules" / ".bin"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tool(name: str) -> str:
+    path = BIN / name
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} not found: run scripts/setup.sh (npm ci) first")
+    return found
+
+
+@dataclass
+class Anvil:
+    """A running anvil: its URL and process."""
+
+    url: str
+    port: int
+    process: subprocess.Popen
+
+
+def start_anvil(*extra: str) -> Anvil:
+    port = free_port()
+    process = subprocess.Popen(
+        [tool("anvil"), "--port", str(port), "--silent", *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return Anvil(url, port, process)
+        except OSError:
+            if process.poll() is not None:
+                pytest.fail(f"anvil exited with {process.returncode}")
+            time.sleep(0.05)
+    process.kill()
+    pytest.fail("anvil did not start")
+
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[Anvil]:
+    """A fresh anvil per test module."""
+    node = start_anvil()
+    yield node
+    node.process.terminate()
+    node.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def artifacts():
+    from loraledger.chain.compile import compile_contracts
+
+    return compile_contracts(ROOT, ROOT / "scripts" / "solc")
+
+
+@pytest.fixture(scope="session")
+def accounts():
+    """anvil's dev accounts: 0 deploys/operates, the rest are contributors and wallets."""
+    return dev_accounts(10)
+
+
+@pytest.fixture(scope="module")
+def deployment(anvil, artifacts, accounts, tmp_path_factory):
+    """All contracts deployed on the module's anvil, with the deployments file path."""
+    from loraledger.chain.client import ChainClient
+    from loraledger.chain.compile import all_abis
+    from loraledger.chain.deploy import Deployer
+
+    client = ChainClient(anvil.url, error_abis=all_abis(artifacts))
+    path = tmp_path_factory.mktemp("deployments") / f"{client.chain_id}.json"
+    deployed = Deployer(client, accounts[0], artifacts, path).run()
+    return deployed, path, client
+
+
+@pytest.fixture
+def cli_env(tmp_path, anvil) -> dict[str, str]:
+    """Environment for running the CLI as a subprocess against the module's anvil."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "LORALEDGER_RPC_URL": anvil.url,
+            "LORALEDGER_DATA_DIR": str(tmp_path / "data"),
+            "LORALEDGER_DEPLOYMENTS_DIR": str(tmp_path / "deployments"),
+            "PATH": f"{BIN}:{env.get('PATH', '')}",
+        }
+    )
+    env.pop("LORALEDGER_DEBUG", None)
+    return env

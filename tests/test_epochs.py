@@ -1,0 +1,115 @@
+"""Epoch files: built from records, recomputed from the files alone, tampering found by field."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from loraledger.epochs import build_epoch_file, data_hash, verify_epoch_files
+from loraledger.errors import InputError
+from loraledger.merkle import StandardMerkleTree
+from loraledger.recordlog import MerkleLog
+from loraledger.records import RewardGrantRecord
+
+A = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+B = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+C = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
+LEDGER = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+DIST = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+
+
+def grants(start: int, rows: list[tuple[str, int]], source: str) -> list[RewardGrantRecord]:
+    return [
+        RewardGrantRecord(seq=start + i, timestamp=1_700_000_000 + i, account=a, amount=v, source=source, memo=None)
+        for i, (a, v) in enumerate(rows)
+    ]
+
+
+def two_epochs() -> list[dict]:
+    log = MerkleLog()
+    first = build_epoch_file(
+        epoch=1, chain_id=31337, ledger=LEDGER, distributor=DIST,
+        records=grants(0, [(A, 10**18), (B, 3 * 10**18)], "sha256:one"),
+        log=log, previous=None, fee_split_bps=(7000, 2000, 1000),
+    )
+    second = build_epoch_file(
+        epoch=2, chain_id=31337, ledger=LEDGER, distributor=DIST,
+        records=grants(2, [(A, 5), (C, 7 * 10**18)], "sha256:two"),
+        log=log, previous=first, fee_split_bps=(7000, 2000, 1000),
+    )
+    return [first, second]
+
+
+def test_cumulative_balances_and_totals():
+    first, second = two_epochs()
+    assert first["rewards"]["total"] == str(4 * 10**18)
+    assert second["rewards"]["total"] == str(7 * 10**18 + 5)
+    assert second["rewards"]["cumulativeTotal"] == str(11 * 10**18 + 5)
+    tree = StandardMerkleTree.load(second["rewards"]["tree"])
+    assert dict((a, int(v)) for _, (a, v) in tree.entries()) == {A: 10**18 + 5, B: 3 * 10**18, C: 7 * 10**18}
+    assert second["log"]["size"] == 4 and second["log"]["previousSize"] == 2
+    assert second["previous"] == {"epoch": 1, "dataHash": data_hash(first)}
+
+
+def test_untouched_files_verify_clean():
+    checks = verify_epoch_files(two_epochs())
+    assert [c.problems for c in checks] == [[], []]
+    assert [c.record_count for c in checks] == [2, 2]
+
+
+def test_building_is_deterministic():
+    assert data_hash(two_epochs()[1]) == data_hash(two_epochs()[1])
+
+
+TAMPERS = {
+    "record amount": (lambda f: f["records"][0].__setitem__("amount", "999"), "log.root"),
+    "record account": (lambda f: f["records"][1].__setitem__("account", B), "log.root"),
+    "record removed": (lambda f: f["records"].pop(), "log.size"),
+    "record seq": (lambda f: f["records"][0].__setitem__("seq", 9), "records[0].seq"),
+    "record kind": (lambda f: f["records"][0].__setitem__("kind", "bogus"), "records[0]"),
+    "log root": (lambda f: f["log"].__setitem__("root", "0x" + "11" * 32), "log.root"),
+    "consistency proof": (lambda f: f["log"]["consistencyProof"].__setitem__(0, "0x" + "22" * 32), "log.consistencyProof"),
+    "rewards root": (lambda f: f["rewards"].__setitem__("root", "0x" + "33" * 32), "rewards.root"),
+    "rewards total": (lambda f: f["rewards"].__setitem__("total", "1"), "rewards.total"),
+    "tree value": (lambda f: f["rewards"]["tree"]["values"][0]["value"].__setitem__(1, "1"), "rewards.tree"),
+    "epoch number": (lambda f: f.__setitem__("epoch", 3), "epoch:"),
+    "previous hash": (lambda f: f["previous"].__setitem__("dataHash", "0x" + "44" * 32), "previous.dataHash"),
+}
+
+
+@pytest.mark.parametrize("name", list(TAMPERS))
+def test_tampering_is_reported_with_epoch_and_field(name):
+    files = two_epochs()
+    tamper, field = TAMPERS[name]
+    tamper(files[1])
+    checks = verify_epoch_files(files)
+    assert checks[0].problems == []
+    assert any(field in p for p in checks[1].problems), checks[1].problems
+
+
+def test_tampering_an_earlier_epoch_breaks_the_chain_of_hashes():
+    files = two_epochs()
+    files[0]["feeSplit"]["operatorBps"] = 0  # a field no recomputation covers: only the hash chain
+    checks = verify_epoch_files(files)
+    assert any("previous.dataHash" in p for p in checks[1].problems)
+
+
+def test_epochs_must_be_sequential_and_non_empty():
+    log = MerkleLog()
+    with pytest.raises(InputError, match="cannot follow"):
+        build_epoch_file(epoch=2, chain_id=1, ledger=LEDGER, distributor=DIST, records=grants(0, [(A, 1)], "s"),
+                         log=log, previous=None, fee_split_bps=(10000, 0, 0))
+    with pytest.raises(InputError, match="no records"):
+        build_epoch_file(epoch=1, chain_id=1, ledger=LEDGER, distributor=DIST, records=[], log=log,
+                         previous=None, fee_split_bps=(10000, 0, 0))
+    with pytest.raises(InputError, match="seq"):
+        build_epoch_file(epoch=1, chain_id=1, ledger=LEDGER, distributor=DIST, records=grants(5, [(A, 1)], "s"),
+                         log=log, previous=None, fee_split_bps=(10000, 0, 0))
+
+
+def test_original_files_are_not_modified_by_verification():
+    files = two_epochs()
+    before = copy.deepcopy(files)
+    verify_epoch_files(files)
+    assert files == before
