@@ -6,7 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/setup.sh
-export PATH="$root/node_modules/.bin:$root/.venv/bin:$PATH"
+export PATH="$root/.foundry/bin:$root/.venv/bin:$PATH"
 
 demo="$root/.loraledger/demo"
 [[ -f "$demo/devnet/anvil.json" ]] && loraledger --data-dir "$demo" devnet down >/dev/null 2>&1 || true

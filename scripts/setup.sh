@@ -31,6 +31,19 @@ want="$(stamp package.json package-lock.json)"
 if [[ ! -x node_modules/.bin/anvil ]] || [[ "$(cat node_modules/.loraledger-stamp 2>/dev/null)" != "$want" ]]; then
   echo "setup: npm ci (anvil, forge, cast, solc-js, OpenZeppelin)" >&2
   npm ci --no-audit --no-fund --loglevel=error >&2
-  node_modules/.bin/anvil --version >/dev/null || { echo "setup: anvil does not run on this machine" >&2; exit 1; }
   echo "$want" > node_modules/.loraledger-stamp
+fi
+
+# npm's node_modules/.bin/{anvil,forge,cast} are node wrappers that lose the exit code
+# (a failing `forge test` would exit 0), so link the native binaries of this platform.
+if [[ ! -x .foundry/bin/forge ]] || [[ "$(cat .foundry/.stamp 2>/dev/null)" != "$want" ]]; then
+  platform="$(node -p 'process.platform + "-" + ({x64: "amd64"}[process.arch] || process.arch)')"
+  mkdir -p .foundry/bin
+  for tool in anvil forge cast; do
+    native="node_modules/@foundry-rs/$tool-$platform/bin/$tool"
+    [[ -x "$native" ]] || { echo "setup: no $tool binary for $platform in node_modules" >&2; exit 1; }
+    ln -sf "$root/$native" ".foundry/bin/$tool"
+  done
+  .foundry/bin/anvil --version >/dev/null || { echo "setup: anvil does not run on this machine" >&2; exit 1; }
+  echo "$want" > .foundry/.stamp
 fi

@@ -5,7 +5,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/setup.sh
-export PATH="$root/node_modules/.bin:$PATH"
+export PATH="$root/.foundry/bin:$PATH"
 echo "== forge test" >&2
 forge test
 echo "== pytest" >&2

@@ -7,7 +7,6 @@ contracts are compiled by the project's solc and deployed with real transactions
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -21,7 +20,7 @@ from loraledger.config import find_project_root
 from loraledger.devnet import dev_accounts
 
 ROOT = find_project_root(Path(__file__).parent)
-BIN = ROOT / "node_modules" / ".bin"
+BIN = ROOT / ".foundry" / "bin"  # native anvil/forge/cast linked by scripts/setup.sh
 
 
 def free_port() -> int:
@@ -31,13 +30,13 @@ def free_port() -> int:
 
 
 def tool(name: str) -> str:
-    path = BIN / name
-    if path.exists():
-        return str(path)
-    found = shutil.which(name)
-    if not found:
-        pytest.fail(f"{name} not found: run scripts/setup.sh (npm ci) first")
-    return found
+    from loraledger.chain.toolchain import foundry_binary
+    from loraledger.errors import ConfigError
+
+    try:
+        return str(foundry_binary(name, ROOT))
+    except ConfigError as exc:
+        pytest.fail(str(exc))
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Compile the contracts with py-solc-x, through the project's solc (native or solc-js).
 
-The compiler settings mirror ``foundry.toml`` (optimizer runs, EVM version, no metadata
-hash) so that the bytecode deployed from Python is the bytecode forge tests. Results are
+The compiler settings are read from ``foundry.toml`` (optimizer runs, via-IR, EVM version,
+metadata hash, remappings) so that the bytecode deployed from Python is the bytecode forge tests. Results are
 cached under ``contracts/cache`` keyed by the sources and the compiler version.
 """
 
@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,16 +19,29 @@ from typing import Any
 from ..errors import ConfigError
 from ..fsutil import atomic_write_json
 
-# Keep in step with foundry.toml's [profile.default].
-COMPILER_SETTINGS: dict[str, Any] = {
-    "optimizer": {"enabled": True, "runs": 1_000_000},
-    "evmVersion": "cancun",
-    "metadata": {"bytecodeHash": "none"},
-    "remappings": ["@openzeppelin/contracts/=node_modules/@openzeppelin/contracts/"],
-    "outputSelection": {
-        "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]},
-    },
-}
+OUTPUT_SELECTION = {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}}
+
+
+def compiler_settings(root: Path) -> dict[str, Any]:
+    """solc standard-JSON settings read from ``foundry.toml``'s default profile.
+
+    Reading them (rather than repeating them) keeps the Python build byte-identical to
+    what forge tests and snapshots: optimizer, runs, via-IR, EVM version, metadata hash
+    and remappings.
+    """
+    try:
+        profile = tomllib.loads((root / "foundry.toml").read_text())["profile"]["default"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read compiler settings from {root / 'foundry.toml'} ({exc})") from None
+    return {
+        "optimizer": {"enabled": bool(profile.get("optimizer", False)), "runs": int(profile.get("optimizer_runs", 200))},
+        "viaIR": bool(profile.get("via_ir", False)),
+        "evmVersion": profile.get("evm_version", "cancun"),
+        "metadata": {"bytecodeHash": profile.get("bytecode_hash", "ipfs")},
+        "remappings": list(profile.get("remappings", [])),
+        "outputSelection": OUTPUT_SELECTION,
+    }
+
 
 _IMPORT = re.compile(r'^\s*import\s+(?:[^"\']*from\s+)?["\']([^"\']+)["\']', re.MULTILINE)
 
@@ -57,10 +71,10 @@ def _source_units(root: Path, directories: list[str]) -> dict[str, str]:
     return units
 
 
-def _fingerprint(root: Path, units: dict[str, str], solc_binary: Path) -> str:
+def _fingerprint(root: Path, units: dict[str, str], solc_binary: Path, settings: dict[str, Any]) -> str:
     """Hash of our sources, every file they import (transitively) and the compiler's identity."""
     digest = hashlib.sha256()
-    digest.update(json.dumps(COMPILER_SETTINGS, sort_keys=True).encode())
+    digest.update(json.dumps(settings, sort_keys=True).encode())
     digest.update(str(solc_binary.resolve()).encode())
     digest.update(os.environ.get("LORALEDGER_SOLC", "").encode())
     seen: set[str] = set()
@@ -70,7 +84,7 @@ def _fingerprint(root: Path, units: dict[str, str], solc_binary: Path) -> str:
         if unit in seen:
             continue
         seen.add(unit)
-        path = root / _remap(unit)
+        path = root / _remap(unit, settings["remappings"])
         if not path.is_file():
             continue
         text = path.read_text(encoding="utf-8")
@@ -83,8 +97,8 @@ def _fingerprint(root: Path, units: dict[str, str], solc_binary: Path) -> str:
     return digest.hexdigest()
 
 
-def _remap(unit: str) -> str:
-    for remapping in COMPILER_SETTINGS["remappings"]:
+def _remap(unit: str, remappings: list[str]) -> str:
+    for remapping in remappings:
         prefix, target = remapping.split("=", 1)
         if unit.startswith(prefix):
             return target + unit[len(prefix):]
@@ -106,11 +120,12 @@ def compile_contracts(
         raise ConfigError(f"solc not found at {solc_binary}; run scripts/setup.sh or set LORALEDGER_SOLC")
     if not (root / "node_modules" / "@openzeppelin" / "contracts").is_dir():
         raise ConfigError(f"OpenZeppelin contracts missing under {root / 'node_modules'}; run `npm ci`")
+    settings = compiler_settings(root)
     units = _source_units(root, list(directories))
     if not units:
         raise ConfigError(f"no Solidity sources under {', '.join(directories)} in {root}")
 
-    cache_file = root / "contracts" / "cache" / f"py-artifacts-{_fingerprint(root, units, solc_binary)[:24]}.json"
+    cache_file = root / "contracts" / "cache" / f"py-artifacts-{_fingerprint(root, units, solc_binary, settings)[:24]}.json"
     if use_cache and cache_file.is_file():
         raw = json.loads(cache_file.read_text())
         return {name: Artifact(**fields) for name, fields in raw.items()}
@@ -118,14 +133,16 @@ def compile_contracts(
     standard_input = {
         "language": "Solidity",
         "sources": {unit: {"content": content} for unit, content in units.items()},
-        "settings": COMPILER_SETTINGS,
+        "settings": settings,
     }
     try:
         output = solcx.compile_standard(
             standard_input, base_path=str(root), allow_paths=[str(root)], solc_binary=solc_binary
         )
     except SolcError as exc:
-        raise ConfigError(f"contract compilation failed: {str(exc).strip()[:2000]}") from None
+        # py-solc-x appends the command and the whole stdout; the compiler's message is enough.
+        message = str(exc).split("\n> command:")[0].strip()
+        raise ConfigError(f"contract compilation failed: {message[:2000]}") from None
 
     artifacts: dict[str, Artifact] = {}
     for unit, contracts in output.get("contracts", {}).items():
