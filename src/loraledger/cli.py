@@ -340,7 +340,7 @@ def verify(
     if as_json:
         _echo_json({"ok": report.ok, "epochs": report.epochs, "problems": report.problems})
     elif report.ok:
-        typer.echo(f"verified {report.epochs} epochs: log roots, reward roots, totals and data hashes match the chain")
+        typer.echo(f"verified {report.epochs} epoch{'s' if report.epochs != 1 else ''}: log roots, reward roots, totals and data hashes match the chain")
     else:
         for problem in report.problems:
             typer.echo(f"MISMATCH {problem}", err=True)

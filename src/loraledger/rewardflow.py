@@ -111,10 +111,12 @@ def post_reward_list(
             _post_sealed(contracts, store, operator, epoch_file["epoch"])
     on_chain = contracts.current_epoch()
     if on_chain != len(files):
-        raise LedgerError(
-            f"chain is at epoch {on_chain} but {store.directory} holds {len(files)} epoch files; "
-            "restore the epoch files of this deployment or use a fresh deployment"
+        hint = (
+            f"the chain was reset or redeployed: move {store.directory} aside to start over"
+            if on_chain < len(files)
+            else f"epoch files are missing: restore {store.directory} from a backup or the published epoch files"
         )
+        raise LedgerError(f"chain is at epoch {on_chain} but {store.directory} holds {len(files)} epoch files; {hint}")
     for epoch_file in files:
         if source in _sources(epoch_file):
             info = store.posted(epoch_file["epoch"]) or {}

@@ -1,0 +1,44 @@
+"""A sealed epoch whose posting failed is posted by the next run, once, and never sealed twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from conftest import BIN, tool
+from test_cli_rewards import run
+
+
+def test_failed_post_is_finished_by_the_next_run(anvil, accounts, tmp_path):
+    operator, deployer = accounts[5], accounts[0]
+    env = dict(os.environ)
+    env.update({
+        "LORALEDGER_RPC_URL": anvil.url,
+        "LORALEDGER_DATA_DIR": str(tmp_path / "data"),
+        "LORALEDGER_DEPLOYMENTS_DIR": str(tmp_path / "deployments"),
+        "LORALEDGER_OPERATOR_KEY": "0x" + deployer.key.hex(),
+        "PATH": f"{BIN}:{env.get('PATH', '')}",
+    })
+    env.pop("LORALEDGER_DEBUG", None)
+    run(env, "contracts", "deploy", "--operator", operator.address)
+    env["LORALEDGER_OPERATOR_KEY"] = "0x" + operator.key.hex()  # holds no OPEN yet
+    rewards = tmp_path / "r.csv"
+    rewards.write_text(f"{accounts[1].address},{10**18}\n")
+
+    failed = run(env, "rewards", "post", str(rewards), check=False)
+    assert failed.returncode == 5 and "fund the operator" in failed.stderr
+    epochs = tmp_path / "data" / "chains" / "31337" / "epochs"
+    sealed = (epochs / "1.json").read_bytes()
+    assert not (epochs / "1.posted.json").exists()
+
+    token = json.loads((tmp_path / "deployments" / "31337.json").read_text())["contracts"]["OpenToken"]["address"]
+    subprocess.run([tool("cast"), "send", token, "transfer(address,uint256)", operator.address, str(10**20),
+                    "--rpc-url", anvil.url, "--private-key", "0x" + deployer.key.hex()], check=True, capture_output=True)
+
+    out = run(env, "rewards", "post", str(rewards)).stdout
+    assert "already epoch 1" in out  # the pending epoch was posted; the list was not sealed again
+    assert (epochs / "1.json").read_bytes() == sealed
+    assert json.loads((epochs / "1.posted.json").read_text())["txHash"].startswith("0x")
+    assert not (epochs / "2.json").exists()
+    assert "verified 1 epoch:" in run(env, "verify").stdout
