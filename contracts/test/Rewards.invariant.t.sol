@@ -2,36 +2,16 @@
 pragma solidity ^0.8.24;
 
 import {InvariantBase} from "./utils/InvariantBase.sol";
-import {OpenToken} from "../src/OpenToken.sol";
-import {AttributionLedger} from "../src/AttributionLedger.sol";
-import {RewardDistributor} from "../src/RewardDistributor.sol";
+import {Fixture} from "./utils/Fixture.sol";
 import {RewardsHandler} from "./invariant/RewardsHandler.sol";
 
 /// @notice Invariants of the ledger + distributor under random posting, claiming and attacks
 /// (see {RewardsHandler}).
-contract RewardsInvariantTest is InvariantBase {
-    uint256 internal constant SUPPLY = 1_000_000_000e18;
-
-    OpenToken internal token;
-    AttributionLedger internal ledger;
-    RewardDistributor internal distributor;
+contract RewardsInvariantTest is InvariantBase, Fixture {
     RewardsHandler internal handler;
-    address internal admin;
-    address internal operator;
 
     function setUp() public {
-        admin = makeAddr("admin");
-        operator = makeAddr("operator");
-        token = new OpenToken(operator, SUPPLY);
-        ledger = new AttributionLedger(admin, token, 7000, 2000, 1000);
-        distributor = new RewardDistributor(token, address(ledger));
-        vm.startPrank(admin);
-        ledger.setDistributor(distributor);
-        ledger.grantRole(ledger.OPERATOR_ROLE(), operator);
-        vm.stopPrank();
-        vm.prank(operator);
-        token.approve(address(ledger), type(uint256).max);
-
+        deploySystem();
         handler = new RewardsHandler(token, ledger, distributor, admin, operator);
         targetContract(address(handler));
         bytes4[] memory selectors = new bytes4[](8);
