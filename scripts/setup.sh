@@ -28,7 +28,7 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   exit 1
 fi
 want="$(stamp package.json package-lock.json)"
-if [[ ! -x node_modules/.bin/anvil ]] || [[ "$(cat node_modules/.loraledger-stamp 2>/dev/null)" != "$want" ]]; then
+if [[ ! -d node_modules/@foundry-rs ]] || [[ "$(cat node_modules/.loraledger-stamp 2>/dev/null)" != "$want" ]]; then
   echo "setup: npm ci (anvil, forge, cast, solc-js, OpenZeppelin)" >&2
   npm ci --no-audit --no-fund --loglevel=error >&2
   echo "$want" > node_modules/.loraledger-stamp
