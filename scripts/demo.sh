@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The demo: a local devnet, the contracts, two reward epochs, claims from the CLI and from
-# a plain wallet (cast), a full verification, and the balances. Uses only the public CLI.
+# The demo: a local devnet and the contracts; fee records from several payers sealed into
+# two epochs, each posted and confirmed on chain; claims from the CLI and from a plain
+# wallet (cast); verification from the epoch files and the chain alone; balances.
+# Uses only the public CLI.
 # State goes to .loraledger/demo (wiped at start); the devnet is stopped at the end.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,34 +22,34 @@ step "devnet"
 loraledger devnet up --port "$port"
 trap 'loraledger devnet down >/dev/null 2>&1 || true' EXIT
 
-# anvil's public dev keys: account 0 operates the node, 1-3 are data contributors.
-keys=($(loraledger devnet accounts --count 4 --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>JSON.parse(s).forEach(a=>console.log(a.privateKey)))'))
-addrs=($(loraledger devnet accounts --count 4 --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>JSON.parse(s).forEach(a=>console.log(a.address)))'))
+# anvil's public dev keys: 0 operates the node, 1-3 contribute data, 4 develops the adapter, 5-7 pay fees.
+keys=($(loraledger devnet accounts --count 8 --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>JSON.parse(s).forEach(a=>console.log(a.privateKey)))'))
+addrs=($(loraledger devnet accounts --count 8 --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>JSON.parse(s).forEach(a=>console.log(a.address)))'))
 export LORALEDGER_OPERATOR_KEY="${keys[0]}"
 
 step "contracts deploy"
 loraledger contracts deploy
 
-step "rewards post (epoch 1)"
-cat > "$demo/rewards-1.csv" <<CSV
-address,amount
-${addrs[1]},1500000000000000000
-${addrs[2]},2500000000000000000
-${addrs[3]},500000000000000000
-CSV
-loraledger rewards post "$demo/rewards-1.csv"
+# Inference fees, as serving will record them: each fee is split between the data
+# contributors (by attribution weight), the adapter developer (account 4) and the operator.
+fees() {  # payer fee weight1 weight2 weight3 ref
+  printf '{"payer": "%s", "fee": "%s", "weights": {"%s": %s, "%s": %s, "%s": %s}, "developer": "%s", "ref": "%s"}\n' \
+    "$1" "$2" "${addrs[1]}" "$3" "${addrs[2]}" "$4" "${addrs[3]}" "$5" "${addrs[4]}" "$6"
+}
+step "fee records from three payers (epoch 1)"
+{ fees "${addrs[5]}" 2000000000000000000 6 3 1 inf-1; fees "${addrs[6]}" 500000000000000000 0 5 5 inf-2
+  fees "${addrs[7]}" 1000000000000000000 1 1 2 inf-3; } > "$demo/fees-1.jsonl"
+loraledger fees import "$demo/fees-1.jsonl"
+loraledger epoch close
+
+step "more fees (epoch 2: cumulative balances grow)"
+{ fees "${addrs[5]}" 3000000000000000000 2 2 0 inf-4; fees "${addrs[7]}" 700000000000000000 1 0 3 inf-5; } > "$demo/fees-2.jsonl"
+loraledger fees import "$demo/fees-2.jsonl"
+loraledger epoch close
+loraledger epoch status
 
 step "claim with the CLI (contributor 1)"
-LORALEDGER_KEY="${keys[1]}" loraledger claim
-
-step "rewards post (epoch 2: cumulative balances grow)"
-cat > "$demo/rewards-2.json" <<JSON
-[{"address": "${addrs[1]}", "amount": "1000000000000000000"},
- {"address": "${addrs[3]}", "amount": "4000000000000000000"}]
-JSON
-loraledger rewards post "$demo/rewards-2.json"
-
-step "claim again with the CLI (contributor 1 gets only the increase)"
+loraledger rewards show "${addrs[1]}"
 LORALEDGER_KEY="${keys[1]}" loraledger claim
 
 step "claim from a plain wallet: cast send with the proof JSON (contributor 2)"
@@ -58,8 +60,8 @@ cast send --rpc-url "$LORALEDGER_RPC_URL" --private-key "${keys[2]}" \
   "$(echo "$proof" | json_field account)" "$(echo "$proof" | json_field cumulativeAmount)" \
   "$(echo "$proof" | json_field proof)" | grep -E '^(status|gasUsed|transactionHash)'
 
-step "verify: recompute every epoch from the files and compare with the chain"
-loraledger verify
+step "verify: recompute every epoch from the epoch files and the chain alone"
+loraledger verify --epochs "$demo/epochs" --rpc-url "$LORALEDGER_RPC_URL"
 
 step "balances"
-for a in "${addrs[@]:1}"; do loraledger balance "$a"; done
+for a in "${addrs[@]:1:4}"; do loraledger balance "$a"; done

@@ -57,7 +57,7 @@ def node(anvil, accounts, tmp_path_factory):
     out = run(env, "contracts", "deploy").stdout
     assert "RewardDistributor" in out
     deployment = json.loads((base / "deployments" / "31337.json").read_text())
-    return {"env": env, "base": base, "deployment": deployment, "epochs": base / "data" / "chains" / "31337" / "epochs"}
+    return {"env": env, "base": base, "deployment": deployment, "epochs": base / "data" / "epochs"}
 
 
 def balance(node, account: str) -> int:
@@ -86,11 +86,12 @@ def test_full_reward_path(node, accounts, tmp_path):
     first = tmp_path / "epoch1.csv"
     first.write_text(f"address,amount\n{a.address},{3 * 10**18}\n{b.address},{2 * 10**18}\n{c.address},7\n")
     out = run(env, "rewards", "post", str(first)).stdout
-    assert "epoch 1 posted: 3 accounts" in out
+    assert "epoch 1 confirmed: 3 records, 3 accounts" in out
     assert (node["epochs"] / "1.json").is_file()
 
     # Posting the same list again is a no-op, not a second epoch.
-    assert "already epoch 1" in run(env, "rewards", "post", str(first)).stdout
+    again = run(env, "rewards", "post", str(first)).stdout
+    assert "appended before" in again and "epoch 2" not in again
     assert not (node["epochs"] / "2.json").exists()
 
     # CLI claim, signed by the account's own key.
@@ -114,7 +115,7 @@ def test_full_reward_path(node, accounts, tmp_path):
     # Epoch 2: cumulative amounts grow; a repeat claim pays only the increase.
     second = tmp_path / "epoch2.json"
     second.write_text(json.dumps([{"address": a.address, "amount": str(10**18)}, {"address": accounts[4].address, "amount": "5"}]))
-    assert "epoch 2 posted: 4 accounts" in run(env, "rewards", "post", str(second)).stdout
+    assert "epoch 2 confirmed: 2 records, 4 accounts" in run(env, "rewards", "post", str(second)).stdout
     assert "claimed 1 OPEN" in run(env, "claim", key="0x" + a.key.hex()).stdout
     assert balance(node, a.address) == 4 * 10**18
     # someone claims for c (anyone may send for anyone)

@@ -15,7 +15,8 @@ def test_defaults(monkeypatch, tmp_path):
     settings = load_settings()
     assert settings.rpc_url == "http://127.0.0.1:8545"
     assert (settings.contributors_bps, settings.developer_bps, settings.operator_bps) == (7000, 2000, 1000)
-    assert settings.epochs_dir(31337).as_posix().endswith("chains/31337/epochs")
+    assert settings.epochs_dir.as_posix().endswith(".loraledger/epochs")
+    assert settings.ledger_url.startswith("sqlite:///") and settings.ledger_url.endswith("ledger.sqlite")
 
 
 def test_env_then_toml_then_defaults(monkeypatch, tmp_path):

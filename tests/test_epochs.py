@@ -6,11 +6,12 @@ import copy
 
 import pytest
 
-from loraledger.epochs import build_epoch_file, data_hash, verify_epoch_files
+from loraledger.epochs import build_epoch_file, cumulative_after, data_hash, verify_epoch_files
 from loraledger.errors import InputError
 from loraledger.merkle import StandardMerkleTree
 from loraledger.recordlog import MerkleLog
-from loraledger.records import RewardGrantRecord
+from loraledger.records import FeeRecord, RewardGrantRecord, log_leaf
+from loraledger.rewards import FeeSplit
 
 A = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 B = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
@@ -26,36 +27,50 @@ def grants(start: int, rows: list[tuple[str, int]], source: str) -> list[RewardG
     ]
 
 
+SPLIT = FeeSplit(7000, 2000, 1000)
+
+
+def seal(epoch: int, log: MerkleLog, records, previous, balances_before):
+    """Append ``records`` to ``log`` and build the epoch file, as the epoch manager does."""
+    start = log.size
+    for record in records:
+        log.append(log_leaf(record))
+    balances = cumulative_after(balances_before, records, SPLIT)
+    epoch_file = build_epoch_file(
+        epoch=epoch, chain_id=31337, ledger=LEDGER, distributor=DIST, records=records,
+        log_size=log.size, log_root=log.root(), consistency_proof=log.consistency_proof(start).path,
+        previous=previous, fee_split=SPLIT, balances=balances,
+    )
+    return epoch_file, balances
+
+
 def two_epochs() -> list[dict]:
     log = MerkleLog()
-    first = build_epoch_file(
-        epoch=1, chain_id=31337, ledger=LEDGER, distributor=DIST,
-        records=grants(0, [(A, 10**18), (B, 3 * 10**18)], "sha256:one"),
-        log=log, previous=None, fee_split_bps=(7000, 2000, 1000),
-    )
-    second = build_epoch_file(
-        epoch=2, chain_id=31337, ledger=LEDGER, distributor=DIST,
-        records=grants(2, [(A, 5), (C, 7 * 10**18)], "sha256:two"),
-        log=log, previous=first, fee_split_bps=(7000, 2000, 1000),
-    )
+    first, balances = seal(1, log, grants(0, [(A, 10**18), (B, 3 * 10**18)], "sha256:one"), None, {})
+    fee = FeeRecord(seq=4, timestamp=1_700_000_100, payer=B, fee=1000, weights={A: 1, C: 3}, developer=B, operator=C)
+    second, _ = seal(2, log, [*grants(2, [(A, 5), (C, 7 * 10**18)], "sha256:two"), fee], first, balances)
     return [first, second]
 
 
 def test_cumulative_balances_and_totals():
     first, second = two_epochs()
     assert first["rewards"]["total"] == str(4 * 10**18)
-    assert second["rewards"]["total"] == str(7 * 10**18 + 5)
-    assert second["rewards"]["cumulativeTotal"] == str(11 * 10**18 + 5)
+    assert second["rewards"]["total"] == str(7 * 10**18 + 5 + 1000)
+    assert second["rewards"]["cumulativeTotal"] == str(11 * 10**18 + 5 + 1000)
     tree = StandardMerkleTree.load(second["rewards"]["tree"])
-    assert dict((a, int(v)) for _, (a, v) in tree.entries()) == {A: 10**18 + 5, B: 3 * 10**18, C: 7 * 10**18}
-    assert second["log"]["size"] == 4 and second["log"]["previousSize"] == 2
+    # the fee of 1000 wei: contributors 70% by weight 1:3 (A 175, C 525), developer B 20%, operator C 10%
+    assert dict((a, int(v)) for _, (a, v) in tree.entries()) == {
+        A: 10**18 + 5 + 175, B: 3 * 10**18 + 200, C: 7 * 10**18 + 525 + 100,
+    }
+    assert second["log"]["size"] == 5 and second["log"]["previousSize"] == 2
+    assert second["feeSplit"] == {"contributorsBps": 7000, "developerBps": 2000, "operatorBps": 1000}
     assert second["previous"] == {"epoch": 1, "dataHash": data_hash(first)}
 
 
 def test_untouched_files_verify_clean():
     checks = verify_epoch_files(two_epochs())
     assert [c.problems for c in checks] == [[], []]
-    assert [c.record_count for c in checks] == [2, 2]
+    assert [c.record_count for c in checks] == [2, 3]
 
 
 def test_building_is_deterministic():
@@ -90,22 +105,27 @@ def test_tampering_is_reported_with_epoch_and_field(name):
 
 def test_tampering_an_earlier_epoch_breaks_the_chain_of_hashes():
     files = two_epochs()
-    files[0]["feeSplit"]["operatorBps"] = 0  # a field no recomputation covers: only the hash chain
+    files[0]["contracts"]["ledger"] = DIST  # a field no recomputation covers: only the hash chain
     checks = verify_epoch_files(files)
     assert any("previous.dataHash" in p for p in checks[1].problems)
 
 
 def test_epochs_must_be_sequential_and_non_empty():
-    log = MerkleLog()
+    common = dict(chain_id=1, ledger=LEDGER, distributor=DIST, log_root=b"\0" * 32, consistency_proof=[],
+                  fee_split=SPLIT, balances={A: 1})
     with pytest.raises(InputError, match="cannot follow"):
-        build_epoch_file(epoch=2, chain_id=1, ledger=LEDGER, distributor=DIST, records=grants(0, [(A, 1)], "s"),
-                         log=log, previous=None, fee_split_bps=(10000, 0, 0))
+        build_epoch_file(epoch=2, records=grants(0, [(A, 1)], "s"), log_size=1, previous=None, **common)
     with pytest.raises(InputError, match="no records"):
-        build_epoch_file(epoch=1, chain_id=1, ledger=LEDGER, distributor=DIST, records=[], log=log,
-                         previous=None, fee_split_bps=(10000, 0, 0))
+        build_epoch_file(epoch=1, records=[], log_size=0, previous=None, **common)
     with pytest.raises(InputError, match="seq"):
-        build_epoch_file(epoch=1, chain_id=1, ledger=LEDGER, distributor=DIST, records=grants(5, [(A, 1)], "s"),
-                         log=log, previous=None, fee_split_bps=(10000, 0, 0))
+        build_epoch_file(epoch=1, records=grants(5, [(A, 1)], "s"), log_size=1, previous=None, **common)
+
+
+def test_fee_split_in_the_file_is_the_one_recomputed():
+    files = two_epochs()
+    files[1]["feeSplit"] = {"contributorsBps": 10000, "developerBps": 0, "operatorBps": 0}
+    problems = verify_epoch_files(files)[1].problems
+    assert any("rewards.root" in p for p in problems), problems
 
 
 def test_original_files_are_not_modified_by_verification():

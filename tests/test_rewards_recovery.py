@@ -28,17 +28,19 @@ def test_failed_post_is_finished_by_the_next_run(anvil, accounts, tmp_path):
 
     failed = run(env, "rewards", "post", str(rewards), check=False)
     assert failed.returncode == 5 and "fund the operator" in failed.stderr
-    epochs = tmp_path / "data" / "chains" / "31337" / "epochs"
+    epochs = tmp_path / "data" / "epochs"
     sealed = (epochs / "1.json").read_bytes()
-    assert not (epochs / "1.posted.json").exists()
+    status = json.loads(run(env, "epoch", "status", "--json").stdout)
+    assert [e["status"] for e in status["epochs"]] == ["sealed"] and status["chainEpoch"] == 0
 
     token = json.loads((tmp_path / "deployments" / "31337.json").read_text())["contracts"]["OpenToken"]["address"]
     subprocess.run([tool("cast"), "send", token, "transfer(address,uint256)", operator.address, str(10**20),
                     "--rpc-url", anvil.url, "--private-key", "0x" + deployer.key.hex()], check=True, capture_output=True)
 
     out = run(env, "rewards", "post", str(rewards)).stdout
-    assert "already epoch 1" in out  # the pending epoch was posted; the list was not sealed again
+    assert "appended before" in out  # the list was not appended twice
     assert (epochs / "1.json").read_bytes() == sealed
-    assert json.loads((epochs / "1.posted.json").read_text())["txHash"].startswith("0x")
+    status = json.loads(run(env, "epoch", "status", "--json").stdout)
+    assert [e["status"] for e in status["epochs"]] == ["confirmed"] and status["chainEpoch"] == 1
     assert not (epochs / "2.json").exists()
     assert "verified 1 epoch:" in run(env, "verify").stdout

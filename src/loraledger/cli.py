@@ -14,7 +14,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from .config import Settings, load_settings
@@ -32,7 +31,13 @@ contracts_app = typer.Typer(help="Compile, deploy and inspect the contracts.", n
 rewards_app = typer.Typer(help="Post reward lists as epochs and serve proofs.", no_args_is_help=True)
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(contracts_app, name="contracts")
+epoch_app = typer.Typer(help="Seal, post and inspect epochs.", no_args_is_help=True)
+fees_app = typer.Typer(help="Append fee records to the ledger.", no_args_is_help=True)
+node_app = typer.Typer(help="Run the node: API and epoch loop.", no_args_is_help=True)
 app.add_typer(rewards_app, name="rewards")
+app.add_typer(epoch_app, name="epoch")
+app.add_typer(fees_app, name="fees")
+app.add_typer(node_app, name="node")
 
 EXIT_CODES: list[tuple[type[LoraLedgerError], int]] = [
     (InputError, 2),
@@ -67,34 +72,28 @@ def _global_options(
 
 
 def _settings(ctx: typer.Context, **more: Any) -> Settings:
-    return load_settings(**(ctx.obj or {}), **more)
+    """Settings from env/TOML, overridden by global options, then by the command's own."""
+    overrides = dict(ctx.obj or {})
+    overrides.update({key: value for key, value in more.items() if value is not None})
+    return load_settings(**overrides)
 
 
 def _client(settings: Settings):
-    from .chain.client import ChainClient
-    from .chain.contracts import all_packaged_abis
+    from .node.context import chain_client
 
-    return ChainClient(
-        settings.rpc_url,
-        expected_chain_id=settings.chain_id,
-        confirmations=settings.confirmations,
-        tx_timeout=settings.tx_timeout,
-        error_abis=all_packaged_abis(),
-    )
+    return chain_client(settings)
 
 
 def _contracts(settings: Settings):
-    from .chain.contracts import LedgerContracts
-    from .chain.deploy import load_deployment
+    from .node.context import ledger_contracts
 
-    client = _client(settings)
-    return LedgerContracts(client, load_deployment(settings.deployment_file(client.chain_id)))
+    return ledger_contracts(settings)
 
 
-def _store(settings: Settings, chain_id: int, directory: Path | None = None):
+def _store(settings: Settings, directory: Path | None = None):
     from .ledger.epochfiles import EpochFileStore
 
-    return EpochFileStore(directory or settings.epochs_dir(chain_id))
+    return EpochFileStore(directory or settings.epochs_dir)
 
 
 def _signer(key_env: str | None, keystore: Path | None, *, default_env: str, settings_key: Any = None):
@@ -248,21 +247,31 @@ def rewards_post(
     key_env: KeyEnvOption = None,
     keystore: KeystoreOption = None,
 ) -> None:
-    """Seal a reward list as the next epoch (cumulative tree + epoch file), fund it and post it."""
+    """Append a reward list to the ledger and close an epoch: seal, fund, post, confirm."""
+    from .node.context import open_node
     from .rewardflow import post_reward_list
 
     settings = _settings(ctx)
-    operator = _operator(settings, key_env, keystore)
-    contracts = _contracts(settings)
-    store = _store(settings, contracts.client.chain_id)
-    result = post_reward_list(contracts, store, operator, file)
-    if not result.sealed_now:
-        typer.echo(f"{file} is already epoch {result.epoch} (root {result.root}); nothing to do")
+    node = open_node(settings, operator=_operator(settings, key_env, keystore))
+    result = post_reward_list(node.manager, node.records, file)
+    if result.appended == 0:
+        typer.echo(f"{file} was appended before; nothing new to record")
+    if result.epoch is None:
         return
-    typer.echo(f"epoch {result.epoch} posted: {result.accounts} accounts, {format_open(result.total)} funded")
-    typer.echo(f"  rewards root {result.root}")
-    typer.echo(f"  tx {result.tx_hash} (gas {result.gas_used})")
-    typer.echo(f"  epoch file {store.path(result.epoch)}")
+    _echo_epoch(result.epoch, node.store.path(result.epoch.number))
+
+
+def _echo_epoch(row, path: Path | None = None) -> None:
+    typer.echo(
+        f"epoch {row.number} {row.status}: {row.record_count} records, {row.accounts} accounts, "
+        f"{format_open(int(row.total))} funded"
+    )
+    typer.echo(f"  log size {row.end_seq}, root {row.log_root}")
+    typer.echo(f"  rewards root {row.rewards_root}")
+    if row.block_number is not None:
+        typer.echo(f"  posted in block {row.block_number} (gas {row.gas_used})")
+    if path is not None:
+        typer.echo(f"  epoch file {path}")
 
 
 @rewards_app.command("proof")
@@ -275,8 +284,7 @@ def rewards_proof(
     from .rewardflow import reward_proof
 
     settings = _settings(ctx)
-    contracts = _contracts(settings)
-    proof = reward_proof(contracts, _store(settings, contracts.client.chain_id), address)
+    proof = reward_proof(_contracts(settings), _store(settings), address)
     if as_json:
         _echo_json(proof.to_json())
         return
@@ -293,22 +301,46 @@ def rewards_proof(
 def claim(
     ctx: typer.Context,
     account: Annotated[str | None, typer.Option(help="Account to claim for (default: the signer's own).")] = None,
+    node_url: Annotated[str | None, typer.Option("--node", help="Take the proof from this node's API instead of local epoch files.")] = None,
     key_env: KeyEnvOption = None,
     keystore: KeystoreOption = None,
 ) -> None:
     """Claim OPEN rewards: pays cumulative − claimed to the account (anyone may send it)."""
-    from .rewardflow import reward_proof
+    from .rewardflow import proof_from_node, reward_proof
 
     settings = _settings(ctx)
     sender = _signer(key_env, keystore, default_env="LORALEDGER_KEY")
     contracts = _contracts(settings)
-    proof = reward_proof(contracts, _store(settings, contracts.client.chain_id), account or sender.address)
+    target = account or sender.address
+    proof = proof_from_node(node_url, target, contracts) if node_url else reward_proof(contracts, _store(settings), target)
     receipt = contracts.claim(sender, proof.account, proof.cumulative_amount, proof.proof)
     typer.echo(
         f"claimed {format_open(proof.claimable)} for {proof.account} "
         f"(tx 0x{bytes(receipt['transactionHash']).hex()}, gas {receipt['gasUsed']})"
     )
     typer.echo(f"balance {format_open(contracts.balance_of(proof.account))}")
+
+
+@rewards_app.command("show")
+def rewards_show(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(help="The account.")],
+    as_json: JsonOption = False,
+) -> None:
+    """An account's cumulative reward, what it has claimed on chain and what it can claim now."""
+    from .rewardflow import reward_proof
+
+    settings = _settings(ctx)
+    proof = reward_proof(_contracts(settings), _store(settings), address)
+    if as_json:
+        info = proof.to_json()
+        info.pop("proof")
+        _echo_json(info)
+        return
+    typer.echo(f"{proof.account} as of epoch {proof.epoch}")
+    typer.echo(f"  cumulative {format_open(proof.cumulative_amount)}")
+    typer.echo(f"  claimed    {format_open(proof.claimed)}")
+    typer.echo(f"  claimable  {format_open(proof.claimable)}")
 
 
 @app.command("balance")
@@ -325,27 +357,122 @@ def balance(ctx: typer.Context, address: Annotated[str, typer.Argument(help="Acc
 def verify(
     ctx: typer.Context,
     epochs: Annotated[Path | None, typer.Option("--epochs", help="Directory of epoch files (default: the node's).")] = None,
+    rpc_url: Annotated[str | None, typer.Option("--rpc-url", help="Chain JSON-RPC URL to check against.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Recompute every epoch from the epoch files and compare with the chain."""
+    """Recompute every epoch from the epoch files alone and compare with the chain (no database)."""
+    from .chain.contracts import LedgerContracts
     from .rewardflow import verify_with_chain
 
-    settings = _settings(ctx)
-    contracts = _contracts(settings)
-    store = _store(settings, contracts.client.chain_id, epochs)
+    settings = _settings(ctx, rpc_url=rpc_url)
+    store = _store(settings, epochs)
     files = store.read_all()
     if not files:
         raise NotFoundError(f"no epoch files in {store.directory}")
+    client = _client(settings)
+    if files[0].get("chainId") != client.chain_id:
+        raise ChainError(f"the epoch files are for chain {files[0].get('chainId')}, the RPC serves chain {client.chain_id}")
+    contracts = LedgerContracts.from_ledger_address(client, files[0]["contracts"]["ledger"])
     report = verify_with_chain(files, contracts)
     if as_json:
         _echo_json({"ok": report.ok, "epochs": report.epochs, "problems": report.problems})
     elif report.ok:
-        typer.echo(f"verified {report.epochs} epoch{'s' if report.epochs != 1 else ''}: log roots, reward roots, totals and data hashes match the chain")
+        typer.echo(
+            f"verified {report.epochs} epoch{'s' if report.epochs != 1 else ''}: log roots and consistency, "
+            "reward roots, totals, fee splits and data hashes match the chain"
+        )
     else:
         for problem in report.problems:
             typer.echo(f"MISMATCH {problem}", err=True)
     if not report.ok:
         raise typer.Exit(1)
+
+
+# ---- epochs, fees, node ---------------------------------------------------------------
+@epoch_app.command("close")
+def epoch_close(ctx: typer.Context, key_env: KeyEnvOption = None, keystore: KeystoreOption = None) -> None:
+    """Finish any pending epoch, then seal the open records into a new epoch, post and confirm it."""
+    from .node.context import open_node
+
+    settings = _settings(ctx)
+    node = open_node(settings, operator=_operator(settings, key_env, keystore))
+    row = node.manager.close()
+    if row is None:
+        typer.echo("no new records since the last epoch; nothing to seal")
+        latest = node.manager.latest()
+        if latest is not None:
+            _echo_epoch(latest)
+        return
+    _echo_epoch(row, node.store.path(row.number))
+
+
+@epoch_app.command("status")
+def epoch_status(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Every epoch's state (sealed, submitted, confirmed) and the records waiting for the next one."""
+    from .epochmachine import describe
+    from .node.context import open_node
+
+    node = open_node(_settings(ctx))
+    rows = node.manager.epochs()
+    pending = node.manager.pending_records()
+    if as_json:
+        _echo_json({"epochs": [describe(r) for r in rows], "pendingRecords": pending,
+                    "chainEpoch": node.contracts.current_epoch(), "logSize": node.records.size()})
+        return
+    for row in rows:
+        typer.echo(f"{row.number:>5}  {row.status:<10} {row.record_count:>8} records  "
+                   f"{format_open(int(row.total)):>24}  block {row.block_number}")
+    typer.echo(f"chain epoch {node.contracts.current_epoch()}; {pending} records wait for the next epoch")
+
+
+@epoch_app.command("show")
+def epoch_show(ctx: typer.Context, number: Annotated[int, typer.Argument(help="Epoch number.")]) -> None:
+    """Print epoch N's file (JSON): records, log root, reward tree, totals."""
+    settings = _settings(ctx)
+    typer.echo(json.dumps(_store(settings).read(number), indent=2))
+
+
+@fees_app.command("import")
+def fees_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="JSON lines: {payer, fee, weights, developer?, operator?, ref?}")],
+) -> None:
+    """Append fee records (one JSON object per line) to the ledger, all or nothing."""
+    from .feeimport import import_fee_file
+    from .node.context import open_records
+
+    settings = _settings(ctx)
+    _, records = open_records(settings)
+    appended = import_fee_file(records, file, default_operator=_default_operator(settings))
+    typer.echo(f"appended {len(appended)} fee records (seq {appended[0].seq}..{appended[-1].seq}); "
+               f"log size {records.size()}")
+
+
+def _default_operator(settings: Settings) -> str | None:
+    """The deployment's operator address, if a deployment is known (fees without an operator go to it)."""
+    from .chain.deploy import load_deployment
+
+    for path in sorted(settings.deployments_dir.glob("*.json")) if settings.deployments_dir.is_dir() else []:
+        try:
+            return load_deployment(path).operator
+        except LoraLedgerError:
+            continue
+    return None
+
+
+@node_app.command("run")
+def node_run(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Listen address (default from settings).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
+    key_env: KeyEnvOption = None,
+    keystore: KeystoreOption = None,
+) -> None:
+    """Serve the /v1 API and close epochs by policy (every N seconds or M records)."""
+    from .node.daemon import run_node
+
+    settings = _settings(ctx)
+    run_node(settings, operator=_operator(settings, key_env, keystore), host=host, port=port)
 
 
 # ---- entrypoint ----------------------------------------------------------------------
@@ -358,18 +485,18 @@ def main(argv: list[str] | None = None) -> int:
     except LoraLedgerError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         return next((code for cls, code in EXIT_CODES if isinstance(exc, cls)), 1)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
     except Exception as exc:  # noqa: BLE001 - a bug: say so in one line unless debugging
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()  # a usage error (Typer's own copy of click: no stable class to import)
+            return exc.exit_code
         if os.environ.get("LORALEDGER_DEBUG"):
             raise
         typer.echo(f"internal error: {type(exc).__name__}: {exc} (set LORALEDGER_DEBUG=1 for the traceback)", err=True)

@@ -68,6 +68,20 @@ class Settings(BaseSettings):
     #: The checkout with foundry.toml, contracts/ and node_modules/ (found automatically).
     project_root: Path | None = None
 
+    #: SQLAlchemy URL of the ledger database (default: SQLite in data_dir). PostgreSQL:
+    #: ``postgresql+psycopg://user:pass@host/db``.
+    database_url: str | None = None
+    #: Public base URL of this node's API, written into epochs' data URI when set.
+    public_url: str | None = None
+    #: Close an epoch every ``epoch_seconds`` or ``epoch_records`` records, whichever first.
+    epoch_seconds: float = Field(default=3600.0, gt=0)
+    epoch_records: int = Field(default=10_000, ge=1)
+    #: Bearer token for admin API endpoints (appending records, closing epochs). Unset: those endpoints are off.
+    admin_token: SecretStr | None = None
+    #: Where `loraledger node run` listens.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8787, ge=1, le=65535)
+
     #: JSON-RPC endpoint of the EVM chain (anvil locally).
     rpc_url: str = "http://127.0.0.1:8545"
     #: Expected chain id; when set, a node on another chain is refused.
@@ -132,9 +146,15 @@ class Settings(BaseSettings):
         prefers a native solc from ``$LORALEDGER_SOLC`` or PATH, then solc-js)."""
         return self.solc if self.solc else self.root / "scripts" / "solc"
 
-    def epochs_dir(self, chain_id: int) -> Path:
-        """Epoch files of one chain: ``<data_dir>/chains/<chainId>/epochs``."""
-        return self.data_dir / "chains" / str(chain_id) / "epochs"
+    @property
+    def ledger_url(self) -> str:
+        """The ledger database URL (``database_url``, else ``<data_dir>/ledger.sqlite``)."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'ledger.sqlite').resolve()}"
+
+    @property
+    def epochs_dir(self) -> Path:
+        """Where sealed epoch files are written: ``<data_dir>/epochs``."""
+        return self.data_dir / "epochs"
 
     def deployment_file(self, chain_id: int) -> Path:
         return self.deployments_dir / f"{chain_id}.json"

@@ -19,7 +19,7 @@ file that differs by one byte of meaning is detected. From the files alone (no d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +29,8 @@ from eth_utils import keccak
 from .errors import InputError
 from .merkle import StandardMerkleTree
 from .recordlog import MerkleLog, verify_consistency
-from .records import Record, RewardGrantRecord, log_leaf, record_from_dict, record_hash
-from .rewards import add_increments, balances_from_tree, reward_tree
+from .records import Record, log_leaf, record_from_dict, record_hash
+from .rewards import FeeSplit, add_increments, balances_from_tree, increments_from_records, reward_tree
 
 EPOCH_FORMAT = "loraledger-epoch-v1"
 ZERO_HASH = "0x" + "00" * 32
@@ -41,15 +41,6 @@ def data_hash(epoch_file: dict[str, Any]) -> str:
     return "0x" + keccak(rfc8785.dumps(epoch_file)).hex()
 
 
-def increments_of(records: Sequence[Record]) -> list[tuple[str, int]]:
-    """What each record adds to cumulative balances."""
-    increments: list[tuple[str, int]] = []
-    for record in records:
-        if isinstance(record, RewardGrantRecord):
-            increments.append((record.account, record.amount))
-    return increments
-
-
 def build_epoch_file(
     *,
     epoch: int,
@@ -57,31 +48,34 @@ def build_epoch_file(
     ledger: str,
     distributor: str,
     records: Sequence[Record],
-    log: MerkleLog,
+    log_size: int,
+    log_root: bytes,
+    consistency_proof: Sequence[bytes],
     previous: dict[str, Any] | None,
-    fee_split_bps: tuple[int, int, int],
+    fee_split: FeeSplit,
+    balances: Mapping[str, int],
 ) -> dict[str, Any]:
-    """Seal ``records`` into epoch ``epoch``.
+    """Seal ``records`` (the last ``len(records)`` entries of a log of ``log_size``) into epoch ``epoch``.
 
-    ``log`` holds every record of earlier epochs and is extended with these records.
-    ``previous`` is the previous epoch file (None for epoch 1).
+    ``balances`` are the cumulative balances after this epoch (see
+    :func:`cumulative_after`); ``consistency_proof`` proves the log at the previous
+    epoch's size is a prefix of this one; ``previous`` is the previous epoch file (None
+    for epoch 1).
     """
     expected = 1 if previous is None else previous["epoch"] + 1
     if epoch != expected:
         raise InputError(f"epoch {epoch} cannot follow epoch {expected - 1}")
     if not records:
         raise InputError(f"epoch {epoch} has no records")
-    previous_size = log.size
+    previous_size = log_size - len(records)
     for offset, record in enumerate(records):
         if record.seq != previous_size + offset:
             raise InputError(f"record {record_hash(record).hex()} has seq {record.seq}, expected {previous_size + offset}")
-        log.append(log_leaf(record))
-    previous_balances = balances_from_tree(StandardMerkleTree.load(previous["rewards"]["tree"])) if previous else {}
-    balances = add_increments(previous_balances, increments_of(records))
     tree = reward_tree(balances)
     cumulative_total = sum(balances.values())
     previous_total = int(previous["rewards"]["cumulativeTotal"]) if previous else 0
-    contributors, developer, operator = fee_split_bps
+    if cumulative_total < previous_total:
+        raise InputError(f"cumulative rewards cannot shrink ({previous_total} → {cumulative_total})")
     return {
         "format": EPOCH_FORMAT,
         "epoch": epoch,
@@ -90,9 +84,9 @@ def build_epoch_file(
         "records": [record.model_dump(mode="json") for record in records],
         "log": {
             "previousSize": previous_size,
-            "size": log.size,
-            "root": "0x" + log.root().hex(),
-            "consistencyProof": ["0x" + h.hex() for h in log.consistency_proof(previous_size).path],
+            "size": log_size,
+            "root": "0x" + log_root.hex(),
+            "consistencyProof": ["0x" + h.hex() for h in consistency_proof],
         },
         "rewards": {
             "root": tree.root,
@@ -101,9 +95,14 @@ def build_epoch_file(
             "accounts": len(balances),
             "tree": tree.dump(),
         },
-        "feeSplit": {"contributorsBps": contributors, "developerBps": developer, "operatorBps": operator},
+        "feeSplit": fee_split.to_json(),
         "previous": {"epoch": epoch - 1, "dataHash": data_hash(previous) if previous else ZERO_HASH},
     }
+
+
+def cumulative_after(previous: Mapping[str, int], records: Sequence[Record], fee_split: FeeSplit) -> dict[str, int]:
+    """Cumulative balances after adding what ``records`` earn under ``fee_split``."""
+    return add_increments(previous, increments_from_records(records, fee_split))
 
 
 @dataclass
@@ -170,7 +169,13 @@ def verify_epoch_files(files: Sequence[dict[str, Any]]) -> list[EpochCheck]:
             consistent = False
         if not consistent:
             problems.append(f"log.consistencyProof: does not prove size {old_size} → {log.size}")
-        balances = add_increments(balances, increments_of(records))
+        try:
+            split = FeeSplit.from_json(epoch_file.get("feeSplit"))
+        except (InputError, TypeError, KeyError, AttributeError) as exc:
+            problems.append(f"feeSplit: {exc}")
+            split = None
+        if split is not None:
+            balances = cumulative_after(balances, records, split)
         rewards = epoch_file.get("rewards", {})
         recomputed_root = reward_tree(balances).root if balances else ZERO_HASH
         if rewards.get("root") != recomputed_root:

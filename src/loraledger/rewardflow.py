@@ -1,9 +1,9 @@
-"""Reward lists to tokens: seal an epoch from a list, post it, serve proofs, verify.
+"""Reward lists to tokens, proofs and verification, on top of the ledger and epochs.
 
-This wires the pure core (reward lists, records, log, reward tree, epoch files) to the
-edges (epoch files on disk, the chain). Each step is safe to repeat: a reward list that is
-already sealed is not sealed again, and a sealed epoch that is already on chain is not
-posted again.
+``post_reward_list`` appends a reward list's rows to the ledger as ``RewardGrantRecord``s
+(once: a list already appended is recognised by its sha256) and closes an epoch, which
+seals, posts and confirms it. ``reward_proof`` answers from the epoch file whose root the
+distributor holds. ``verify_with_chain`` needs only epoch files and the chain.
 """
 
 from __future__ import annotations
@@ -14,16 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
+from sqlmodel import Session, select
 
 from .chain.contracts import LedgerContracts
-from .epochs import build_epoch_file, data_hash, verify_epoch_files
+from .epochmachine import EpochManager
+from .epochs import verify_epoch_files
 from .errors import InputError, LedgerError, NotFoundError
+from .ledger.epoch_tables import EpochRow
 from .ledger.epochfiles import EpochFileStore
+from .ledger.models import RecordRow
+from .ledger.records import RecordLedger
 from .merkle import StandardMerkleTree
-from .recordlog import MerkleLog
-from .records import RewardGrantRecord, log_leaf, record_from_dict
+from .records import RewardGrantRecord
+from .rewards import REWARD_LEAF_ENCODING
 from .rewardlist import parse_address, parse_reward_list
 
 
@@ -31,122 +35,46 @@ from .rewardlist import parse_address, parse_reward_list
 class PostResult:
     """What ``post_reward_list`` did."""
 
-    epoch: int
-    sealed_now: bool
-    posted_now: bool
-    tx_hash: str | None
-    gas_used: int | None
-    total: int
-    accounts: int
-    root: str
+    appended: int
+    epoch: EpochRow | None
 
 
-def _log_from_files(files: list[dict[str, Any]]) -> MerkleLog:
-    log = MerkleLog()
-    for epoch_file in files:
-        for raw in epoch_file["records"]:
-            log.append(log_leaf(record_from_dict(raw)))
-    return log
-
-
-def _sources(epoch_file: dict[str, Any]) -> set[str]:
-    return {r.get("source") for r in epoch_file["records"] if r.get("kind") == "reward_grant"}
-
-
-def _post_sealed(contracts: LedgerContracts, store: EpochFileStore, operator: LocalAccount, epoch: int) -> dict[str, Any]:
-    """Post sealed epoch ``epoch`` unless the chain has it already; record the result."""
-    epoch_file = store.read(epoch)
-    digest = data_hash(epoch_file)
-    on_chain = contracts.current_epoch()
-    if on_chain >= epoch:
-        posted = contracts.epoch(epoch)
-        if posted.data_hash != digest or posted.rewards_root != epoch_file["rewards"]["root"]:
-            raise LedgerError(
-                f"epoch {epoch} on chain has data hash {posted.data_hash}, but the local file hashes to {digest}; "
-                "the local epoch files do not match what was posted"
-            )
-        info = store.posted(epoch) or {"epoch": epoch, "txHash": None, "gasUsed": None, "recoveredFromChain": True}
-        store.mark_posted(epoch, info)
-        return info
-    if on_chain != epoch - 1:
-        raise LedgerError(f"chain is at epoch {on_chain}, cannot post local epoch {epoch}")
-    receipt = contracts.post_epoch(operator, epoch_file, data_uri=f"epochs/{epoch}.json", data_hash=digest)
-    info = {
-        "epoch": epoch,
-        "txHash": "0x" + bytes(receipt["transactionHash"]).hex(),
-        "block": int(receipt["blockNumber"]),
-        "gasUsed": int(receipt["gasUsed"]),
-    }
-    store.mark_posted(epoch, info)
-    return info
-
-
-def post_reward_list(
-    contracts: LedgerContracts,
-    store: EpochFileStore,
-    operator: LocalAccount,
-    reward_list: Path,
-    *,
-    now: int | None = None,
-) -> PostResult:
-    """Seal the reward list at ``reward_list`` as the next epoch and post it, funding it from ``operator``."""
+def read_reward_list(path: Path) -> tuple[str, str]:
+    """(text, ``sha256:…`` of the bytes) of a reward list file, with clear errors."""
     try:
-        raw = reward_list.read_bytes()
+        raw = path.read_bytes()
     except FileNotFoundError:
-        raise NotFoundError(f"reward list {reward_list} does not exist") from None
+        raise NotFoundError(f"reward list {path} does not exist") from None
     except OSError as exc:
-        raise InputError(f"cannot read reward list {reward_list}: {exc.strerror}") from None
+        raise InputError(f"cannot read reward list {path}: {exc.strerror}") from None
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8"), "sha256:" + hashlib.sha256(raw).hexdigest()
     except UnicodeDecodeError:
-        raise InputError(f"reward list {reward_list} is not UTF-8 text") from None
-    fmt = {".json": "json", ".csv": "csv"}.get(reward_list.suffix.lower())
-    rows = parse_reward_list(text, fmt=fmt)
-    source = "sha256:" + hashlib.sha256(raw).hexdigest()
+        raise InputError(f"reward list {path} is not UTF-8 text") from None
 
-    files = store.read_all()
-    # Finish any sealed epoch that a crash left unposted before sealing a new one.
-    for epoch_file in files:
-        if store.posted(epoch_file["epoch"]) is None:
-            _post_sealed(contracts, store, operator, epoch_file["epoch"])
-    on_chain = contracts.current_epoch()
-    if on_chain != len(files):
-        hint = (
-            f"the chain was reset or redeployed: move {store.directory} aside to start over"
-            if on_chain < len(files)
-            else f"epoch files are missing: restore {store.directory} from a backup or the published epoch files"
-        )
-        raise LedgerError(f"chain is at epoch {on_chain} but {store.directory} holds {len(files)} epoch files; {hint}")
-    for epoch_file in files:
-        if source in _sources(epoch_file):
-            info = store.posted(epoch_file["epoch"]) or {}
-            rewards = epoch_file["rewards"]
-            return PostResult(epoch_file["epoch"], False, False, info.get("txHash"), info.get("gasUsed"),
-                              int(rewards["total"]), rewards["accounts"], rewards["root"])
 
-    log = _log_from_files(files)
-    timestamp = int(time.time()) if now is None else now
-    records = [
-        RewardGrantRecord(seq=log.size + i, timestamp=timestamp, account=row.account, amount=row.amount,
-                          source=source, memo=reward_list.name)
-        for i, row in enumerate(rows)
-    ]
-    epoch = len(files) + 1
-    epoch_file = build_epoch_file(
-        epoch=epoch,
-        chain_id=contracts.client.chain_id,
-        ledger=contracts.ledger.address,
-        distributor=contracts.distributor.address,
-        records=records,
-        log=log,
-        previous=files[-1] if files else None,
-        fee_split_bps=contracts.fee_split(),
-    )
-    store.write(epoch, epoch_file)
-    info = _post_sealed(contracts, store, operator, epoch)
-    rewards = epoch_file["rewards"]
-    return PostResult(epoch, True, True, info.get("txHash"), info.get("gasUsed"), int(rewards["total"]),
-                      rewards["accounts"], rewards["root"])
+def _already_appended(records: RecordLedger, source: str) -> bool:
+    needle = f'%"source":"{source}"%'
+    with Session(records.engine) as session:
+        row = session.exec(
+            select(RecordRow.seq).where(RecordRow.kind == "reward_grant", RecordRow.body.like(needle))  # type: ignore[attr-defined]
+        ).first()
+    return row is not None
+
+
+def post_reward_list(manager: EpochManager, records: RecordLedger, path: Path, *, now: int | None = None) -> PostResult:
+    """Append the reward list at ``path`` (unless already appended) and close an epoch."""
+    text, source = read_reward_list(path)
+    rows = parse_reward_list(text, fmt={".json": "json", ".csv": "csv"}.get(path.suffix.lower()))
+    appended = 0
+    if not _already_appended(records, source):
+        timestamp = int(time.time()) if now is None else now
+        grants = [
+            RewardGrantRecord(timestamp=timestamp, account=row.account, amount=row.amount, source=source, memo=path.name)
+            for row in rows
+        ]
+        appended = len(records.append_many(grants))
+    return PostResult(appended, manager.close())
 
 
 @dataclass(frozen=True)
@@ -187,7 +115,7 @@ class RewardProof:
 
 
 def reward_proof(contracts: LedgerContracts, store: EpochFileStore, account: str) -> RewardProof:
-    """The proof for ``account`` against the root that is on chain now."""
+    """The proof for ``account`` against the root the distributor holds now."""
     account = parse_address(account, where="account")
     epoch = contracts.current_epoch()
     if epoch == 0:
@@ -202,6 +130,35 @@ def reward_proof(contracts: LedgerContracts, store: EpochFileStore, account: str
             return RewardProof(account, int(amount), tree.get_proof(index), root, epoch,
                                contracts.client.chain_id, contracts.distributor.address, contracts.claimed(account))
     raise NotFoundError(f"{account} has no rewards as of epoch {epoch}")
+
+
+def proof_from_node(node_url: str, account: str, contracts: LedgerContracts) -> RewardProof:
+    """Fetch ``account``'s proof from a node's API and check it against the chain before use.
+
+    The node is not trusted: the proof must verify against the root the distributor holds.
+    """
+    import httpx
+
+    account = parse_address(account, where="account")
+    url = f"{node_url.rstrip('/')}/v1/rewards/{account}"
+    try:
+        response = httpx.get(url, timeout=30)
+    except httpx.HTTPError as exc:
+        raise NotFoundError(f"cannot reach the node at {node_url} ({type(exc).__name__})") from None
+    if response.status_code == 404:
+        raise NotFoundError(response.json().get("message", f"{account} has no rewards at {node_url}"))
+    if response.status_code != 200:
+        raise LedgerError(f"node {node_url} answered {response.status_code} for {url}")
+    try:
+        body = response.json()
+        amount, proof, epoch = int(body["cumulativeAmount"]), list(body["proof"]), int(body["epoch"])
+    except (ValueError, KeyError, TypeError):
+        raise LedgerError(f"node {node_url} sent a malformed proof for {account}") from None
+    root = contracts.merkle_root()
+    if not StandardMerkleTree.verify(root, REWARD_LEAF_ENCODING, [account, amount], proof):
+        raise LedgerError(f"the proof from {node_url} does not verify against the on-chain root {root}; not using it")
+    return RewardProof(account, amount, proof, root, epoch, contracts.client.chain_id,
+                       contracts.distributor.address, contracts.claimed(account))
 
 
 @dataclass
@@ -244,6 +201,15 @@ def verify_with_chain(files: list[dict[str, Any]], contracts: LedgerContracts) -
             problems.append(f"distributor: merkleRoot {contracts.merkle_root()} is not epoch {len(checks)}'s root")
         if contracts.distributor_epoch() != on_chain_epoch:
             problems.append(f"distributor: epoch {contracts.distributor_epoch()} differs from the ledger's {on_chain_epoch}")
+    blocks = contracts.epoch_post_blocks()
+    for check, epoch_file in zip(checks[:on_chain_epoch], files):
+        block = blocks.get(check.epoch)
+        if block is None:
+            problems.append(f"epoch {check.epoch}: no EpochPosted event on chain")
+            continue
+        in_force = dict(zip(("contributorsBps", "developerBps", "operatorBps"), contracts.fee_split(block)))
+        if epoch_file.get("feeSplit") != in_force:
+            problems.append(f"epoch {check.epoch}: feeSplit {epoch_file.get('feeSplit')} is not the split on chain {in_force}")
     total_funded = contracts.total_funded()
     if total_funded != funded:
         problems.append(f"chain: totalFunded is {total_funded}, the sum of posted epoch totals is {funded}")

@@ -28,6 +28,15 @@ _PANIC = keccak(text="Panic(uint256)")[:4]
 
 
 @dataclass(frozen=True)
+class SignedTx:
+    """A signed, not yet broadcast transaction."""
+
+    raw: str
+    tx_hash: str
+    nonce: int
+
+
+@dataclass(frozen=True)
 class CustomErrorAbi:
     """A Solidity custom error: name, argument names and ABI types."""
 
@@ -212,6 +221,65 @@ class ChainClient:
                 raise ChainError(f"{what}: waited {self.tx_timeout:.0f}s for {self.confirmations} confirmations")
             time.sleep(0.2)
         return receipt
+
+    # ---- durable transactions (sign, store, broadcast separately) -----------------------
+    def sign(self, account: LocalAccount, call: Any, *, what: str, nonce: int | None = None) -> SignedTx:
+        """Estimate and sign ``call`` without sending it, so that the caller can store the
+        raw transaction before it is broadcast. The nonce is the chain's pending count
+        unless given."""
+        tx_params: dict[str, Any] = {"from": account.address, "chainId": self.chain_id}
+        try:
+            gas = call.estimate_gas(tx_params)
+        except (ContractCustomError, ContractPanicError, ContractLogicError) as exc:
+            raise self._reverted(what, exc.data) from None
+        except Web3RPCError as exc:
+            raise ChainError(f"{what}: the node refused the call: {_rpc_message(exc)}") from None
+        tx_params["gas"] = gas + gas // 5 + 10_000
+        tx_params["nonce"] = self.w3.eth.get_transaction_count(account.address, "pending") if nonce is None else nonce
+        signed = account.sign_transaction(call.build_transaction(tx_params))
+        return SignedTx("0x" + bytes(signed.raw_transaction).hex(), "0x" + bytes(signed.hash).hex(), tx_params["nonce"])
+
+    def broadcast(self, raw: str, *, what: str) -> None:
+        """Send a signed transaction; one the node already has is not an error."""
+        try:
+            self.w3.eth.send_raw_transaction(raw)
+        except Web3RPCError as exc:
+            message = _rpc_message(exc)
+            if "already" in message.lower() and "known" in message.lower():
+                return
+            raise ChainError(f"{what}: transaction rejected by the node: {message}") from None
+
+    def receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        """The receipt of a mined transaction, or None while it is pending or unknown."""
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            return dict(self.w3.eth.get_transaction_receipt(tx_hash))
+        except TransactionNotFound:
+            return None
+
+    def is_pending(self, tx_hash: str) -> bool:
+        """Whether the node knows the transaction (in its pool or mined)."""
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            self.w3.eth.get_transaction(tx_hash)
+            return True
+        except TransactionNotFound:
+            return False
+
+    def confirmations_of(self, receipt: dict[str, Any]) -> int:
+        """Blocks on top of (and including) the receipt's block, 0 if a reorg dropped that block."""
+        try:
+            block = self.w3.eth.get_block(receipt["blockNumber"])
+        except Exception:  # noqa: BLE001 - block gone: the chain is shorter now
+            return 0
+        if bytes(block["hash"]) != bytes(receipt["blockHash"]):
+            return 0
+        return self.w3.eth.block_number - receipt["blockNumber"] + 1
+
+    def nonce(self, address: str, block: str = "latest") -> int:
+        return int(self.w3.eth.get_transaction_count(address, block))
 
     def call_view(self, fn: ContractFunction, *, what: str) -> Any:
         """Call a view function, decoding a revert into ``TransactionReverted``."""

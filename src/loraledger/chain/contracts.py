@@ -17,7 +17,7 @@ from eth_utils import to_checksum_address
 
 from ..errors import ChainError, InputError, NotFoundError
 from .client import ChainClient
-from .deploy import CONTRACT_NAMES, Deployment
+from .deploy import CONTRACT_NAMES, DeployedContract, Deployment
 
 
 @cache
@@ -52,6 +52,10 @@ def _hex(value: bytes) -> str:
     return "0x" + bytes(value).hex()
 
 
+def _bytes32(value: str) -> bytes:
+    return bytes.fromhex(value.removeprefix("0x"))
+
+
 class LedgerContracts:
     """The contracts of one deployment, bound to a ``ChainClient``."""
 
@@ -65,12 +69,31 @@ class LedgerContracts:
         self.token = client.contract(deployment.address("OpenToken"), packaged_abi("OpenToken"))
         self.ledger = client.contract(deployment.address("AttributionLedger"), packaged_abi("AttributionLedger"))
         self.distributor = client.contract(deployment.address("RewardDistributor"), packaged_abi("RewardDistributor"))
-        for name in CONTRACT_NAMES:
-            if not client.has_code(deployment.address(name)):
+        for contract in (self.token, self.ledger, self.distributor):
+            if not client.has_code(contract.address):
                 raise ChainError(
-                    f"{name} at {deployment.address(name)} has no code on chain {client.chain_id}: "
-                    "the chain was reset or the deployments file is stale; run `loraledger contracts deploy`"
+                    f"no contract code at {contract.address} on chain {client.chain_id}: the chain was reset or "
+                    "the deployments file is stale; run `loraledger contracts deploy`"
                 )
+
+    @classmethod
+    def from_ledger_address(cls, client: ChainClient, ledger_address: str) -> LedgerContracts:
+        """Bind to a deployment knowing only its AttributionLedger (as epoch files name it):
+        the token and distributor are read from the ledger itself."""
+        if not client.has_code(ledger_address):
+            raise ChainError(f"no contract at {ledger_address} on chain {client.chain_id}")
+        ledger = client.contract(ledger_address, packaged_abi("AttributionLedger"))
+        try:
+            token, distributor = ledger.functions.token().call(), ledger.functions.distributor().call()
+        except Exception as exc:  # noqa: BLE001 - not our contract, or no such function
+            raise ChainError(f"{ledger_address} does not answer as an AttributionLedger ({type(exc).__name__})") from None
+        contracts = {
+            "OpenToken": DeployedContract(token, 0, None, None, ""),
+            "AttributionLedger": DeployedContract(to_checksum_address(ledger_address), 0, None, None, ""),
+            "RewardDistributor": DeployedContract(distributor, 0, None, None, ""),
+        }
+        deployment = Deployment(client.chain_id, deployer="", operator="", contracts=contracts, complete=True)
+        return cls(client, deployment)
 
     # ---- reads -----------------------------------------------------------------------
     def current_epoch(self) -> int:
@@ -83,8 +106,13 @@ class LedgerContracts:
             number, log_size, record_count, posted_at, _hex(log_root), _hex(rewards_root), epoch_total, _hex(data_hash), data_uri
         )
 
-    def fee_split(self) -> tuple[int, int, int]:
-        return tuple(self.ledger.functions.feeSplit().call())  # type: ignore[return-value]
+    def fee_split(self, block: int | str = "latest") -> tuple[int, int, int]:
+        return tuple(self.ledger.functions.feeSplit().call(block_identifier=block))  # type: ignore[return-value]
+
+    def epoch_post_blocks(self) -> dict[int, int]:
+        """Block number of each ``EpochPosted`` event: epoch → block."""
+        logs = self.ledger.events.EpochPosted().get_logs(from_block=self.deployment.deploy_block)
+        return {int(log["args"]["epoch"]): int(log["blockNumber"]) for log in logs}
 
     def total_funded(self) -> int:
         return int(self.ledger.functions.totalFunded().call())
@@ -102,37 +130,36 @@ class LedgerContracts:
         return int(self.token.functions.balanceOf(to_checksum_address(account)).call())
 
     # ---- writes ----------------------------------------------------------------------
-    def post_epoch(self, operator: LocalAccount, epoch_file: dict[str, Any], data_uri: str, data_hash: str) -> dict[str, Any]:
-        """Fund and post one epoch; returns the receipt.
+    def ensure_allowance(self, owner: LocalAccount, amount: int, *, what: str) -> None:
+        """Make sure the ledger may pull ``amount`` OPEN from ``owner`` (approve exactly that if not)."""
+        if amount == 0:
+            return
+        balance = self.balance_of(owner.address)
+        if balance < amount:
+            raise ChainError(
+                f"operator {owner.address} holds {balance} OPEN wei but {what} needs {amount}; fund the operator first"
+            )
+        spender = self.ledger.address
+        if int(self.token.functions.allowance(owner.address, spender).call()) < amount:
+            self.client.transact(owner, self.token.functions.approve(spender, amount), what=f"approve {amount} for {what}")
 
-        Pulls ``rewards.total`` OPEN from the operator (approving the ledger first when
-        the allowance is short) and sets the distributor's root in the same transaction.
-        """
+    def post_epoch_call(
+        self, epoch: int, log_size: int, log_root: str, rewards_root: str, total: int, record_count: int,
+        data_uri: str, data_hash: str,
+    ) -> Any:
+        """The bound ``postEpoch`` call (to sign, or to send with :meth:`post_epoch`)."""
+        return self.ledger.functions.postEpoch(
+            epoch, log_size, _bytes32(log_root), _bytes32(rewards_root), total, record_count, data_uri, _bytes32(data_hash)
+        )
+
+    def post_epoch(self, operator: LocalAccount, epoch_file: dict[str, Any], data_uri: str, data_hash: str) -> dict[str, Any]:
+        """Fund and post one epoch file in one go (approve if needed, then post); returns the receipt."""
         epoch = int(epoch_file["epoch"])
         total = int(epoch_file["rewards"]["total"])
-        spender = self.ledger.address
-        balance = self.balance_of(operator.address)
-        if balance < total:
-            raise ChainError(
-                f"operator {operator.address} holds {balance} OPEN wei but epoch {epoch} needs {total}; fund the operator first"
-            )
-        allowance = int(self.token.functions.allowance(operator.address, spender).call())
-        if allowance < total:
-            self.client.transact(operator, self.token.functions.approve(spender, total), what=f"approve {total} for epoch {epoch}")
-        return self.client.transact(
-            operator,
-            self.ledger.functions.postEpoch(
-                epoch,
-                int(epoch_file["log"]["size"]),
-                bytes.fromhex(epoch_file["log"]["root"][2:]),
-                bytes.fromhex(epoch_file["rewards"]["root"][2:]),
-                total,
-                len(epoch_file["records"]),
-                data_uri,
-                bytes.fromhex(data_hash[2:]),
-            ),
-            what=f"post epoch {epoch}",
-        )
+        self.ensure_allowance(operator, total, what=f"epoch {epoch}")
+        call = self.post_epoch_call(epoch, int(epoch_file["log"]["size"]), epoch_file["log"]["root"],
+                                    epoch_file["rewards"]["root"], total, len(epoch_file["records"]), data_uri, data_hash)
+        return self.client.transact(operator, call, what=f"post epoch {epoch}")
 
     def claim(self, sender: LocalAccount, account: str, cumulative_amount: int, proof: list[str]) -> dict[str, Any]:
         """Claim for ``account`` (tokens go to ``account``, whoever sends). Returns the receipt."""

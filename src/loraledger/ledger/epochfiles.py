@@ -1,7 +1,7 @@
-"""Epoch files on disk: ``<dir>/<n>.json`` plus ``<n>.posted.json`` once posted on chain.
+"""Epoch files on disk: ``<dir>/<n>.json``, the public record of each sealed epoch.
 
-Files are written atomically and never rewritten with other content: a sealed epoch is
-final, and a second seal of the same epoch must produce the same bytes.
+Files are written atomically and never rewritten with other content once their epoch is
+sealed in the database: a sealed epoch is final.
 """
 
 from __future__ import annotations
@@ -51,20 +51,16 @@ class EpochFileStore:
     def read_all(self) -> list[dict[str, Any]]:
         return [self.read(n) for n in self.numbers()]
 
-    def write(self, epoch: int, content: dict[str, Any]) -> Path:
+    def write(self, epoch: int, content: dict[str, Any], *, replace: bool = False) -> Path:
+        """Write epoch ``epoch`` atomically. An existing file must hold the same content,
+        unless ``replace`` (the caller knows the file is not authoritative: no database row)."""
         path = self.path(epoch)
         if path.exists():
-            if self.read(epoch) != content:
+            if self.read(epoch) == content:
+                return path
+            if not replace:
                 raise LedgerError(f"epoch {epoch} is already sealed in {path} with other content")
-            return path
-        if epoch != self.latest() + 1:
+        elif epoch != self.latest() + 1:
             raise LedgerError(f"cannot write epoch {epoch}: the newest epoch file is {self.latest()}")
         atomic_write_json(path, content)
         return path
-
-    def posted(self, epoch: int) -> dict[str, Any] | None:
-        path = self.directory / f"{epoch}.posted.json"
-        return json.loads(path.read_text()) if path.exists() else None
-
-    def mark_posted(self, epoch: int, info: dict[str, Any]) -> None:
-        atomic_write_json(self.directory / f"{epoch}.posted.json", info)

@@ -1,0 +1,58 @@
+"""`loraledger node run`: the API plus a background loop that closes epochs by policy."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from eth_account.signers.local import LocalAccount
+
+from ..config import Settings
+from ..errors import LoraLedgerError
+from .context import NodeContext, open_node
+
+log = logging.getLogger("loraledger.node")
+
+
+class EpochLoop(threading.Thread):
+    """Closes an epoch when the policy says so; a failure is logged and retried with backoff."""
+
+    def __init__(self, node: NodeContext, *, tick: float = 1.0):
+        super().__init__(name="epoch-loop", daemon=True)
+        self.node = node
+        self.tick = tick
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        last_close = time.monotonic()
+        backoff = self.tick
+        while not self.stop.wait(backoff):
+            try:
+                pending = self.node.manager.pending_records()
+                if self.node.policy.due(pending, time.monotonic() - last_close):
+                    row = self.node.manager.close()
+                    last_close = time.monotonic()
+                    if row is not None:
+                        log.info("epoch %s confirmed: %s records, total %s wei", row.number, row.record_count, row.total)
+                backoff = self.tick
+            except LoraLedgerError as exc:
+                log.error("closing an epoch failed: %s (retrying)", exc)
+                backoff = min(backoff * 2, 60.0)
+
+
+def run_node(settings: Settings, *, operator: LocalAccount | None, host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    from ..api import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    node = open_node(settings, operator=operator)
+    node.manager.advance()  # finish whatever a previous run left half done
+    loop = EpochLoop(node)
+    loop.start()
+    try:
+        uvicorn.run(create_app(settings, operator=operator, node=node), host=host or settings.api_host,
+                    port=port or settings.api_port, log_level="info")
+    finally:
+        loop.stop.set()

@@ -1,0 +1,505 @@
+"""The record ledger on real databases: a SQLite file and a private PostgreSQL server.
+
+Every test that touches a database runs on both backends; the PostgreSQL ones are
+skipped (with the reason) when no server can be started here (see ``tests/pg.py``).
+Nothing is mocked: tampering is done with SQL on the real database, concurrency with
+real threads and real processes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pg import PostgresUnavailable, create_database, start_postgres
+from sqlalchemy import text
+
+from loraledger.errors import InputError, LedgerError, NotFoundError
+from loraledger.ledger.db import create_all, make_engine, read_scope, session_scope
+from loraledger.ledger.models import LogStateRow, RecordRow
+from loraledger.ledger.records import RecordLedger, fold_leaves, frontier_root
+from loraledger.recordlog import MerkleLog, leaf_hash, verify_consistency, verify_inclusion
+from loraledger.records import FeeRecord, Record, RewardGrantRecord, canonical_json, record_hash
+
+ALICE = "0x" + "a1" * 20
+BOB = "0x" + "b2" * 20
+OPERATOR = "0x" + "0f" * 20
+
+
+def grant(i: int, memo: str | None = None) -> RewardGrantRecord:
+    return RewardGrantRecord(account=ALICE, amount=10**18 + i, source="test", memo=memo, timestamp=1_700_000_000 + i)
+
+
+def fee(i: int) -> FeeRecord:
+    return FeeRecord(
+        payer=BOB,
+        fee=str(3 * 10**30 + i),
+        weights={ALICE: 600_000, BOB: 400_000},
+        operator=OPERATOR,
+        ref=f"inférence ✓ {i}",  # non-ASCII: the body must round-trip as UTF-8
+        timestamp=1_700_000_000 + i,
+    )
+
+
+def expected_root(records: list[Record]) -> bytes:
+    return MerkleLog.from_leaf_hashes(leaf_hash(record_hash(r)) for r in records).root()
+
+
+# ------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[str]:
+    try:
+        url, stop = start_postgres()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    yield url
+    stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    server = request.getfixturevalue("pg_server")
+    return create_database(server, f"ledger_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def engine(db_url):
+    eng = make_engine(db_url)
+    create_all(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def ledger(engine) -> RecordLedger:
+    return RecordLedger(engine)
+
+
+def execute(engine, sql: str, **params) -> None:
+    with session_scope(engine) as session:
+        session.execute(text(sql), params)
+
+
+def db_seqs(engine) -> list[int]:
+    with read_scope(engine) as conn:
+        return [row[0] for row in conn.execute(text("SELECT seq FROM records ORDER BY seq"))]
+
+
+# ------------------------------------------------------------------------------ appending
+
+
+def test_append_assigns_gap_free_seqs_and_the_log_root(ledger, engine):
+    assert ledger.size() == 0
+    assert ledger.state() == {"size": 0, "root": "0x" + MerkleLog().root().hex()}
+    first = [ledger.append(grant(i)) for i in range(3)]
+    batch = ledger.append_many([fee(3), grant(4, memo="m"), fee(5), grant(6)])
+    records = first + batch
+    assert [r.seq for r in records] == list(range(7))
+    originals = [grant(0), grant(1), grant(2), fee(3), grant(4, memo="m"), fee(5), grant(6)]
+    for i, (record, original) in enumerate(zip(records, originals, strict=True)):
+        assert record == original.with_seq(i)
+        assert record.model_fields_set == original.with_seq(i).model_fields_set
+    assert [r.timestamp for r in records] == [1_700_000_000 + i for i in range(7)]  # kept
+    assert records[3] == fee(3).with_seq(3)
+    assert ledger.size() == 7 and len(ledger) == 7
+    assert ledger.root() == expected_root(records)
+    assert ledger.state() == {"size": 7, "root": "0x" + expected_root(records).hex()}
+    assert ledger.root(3) == expected_root(records[:3])
+
+    # Reads give back equal records; the stored body is exactly the hashed bytes.
+    assert [ledger.get(i) for i in range(7)] == records
+    assert ledger.range(2, 5) == records[2:5]
+    assert ledger.range(0) == records
+    assert ledger.range(5, 100) == records[5:]
+    assert ledger.range(9, 12) == []
+    assert ledger.get_by_hash(records[4].hash_hex) == records[4]
+    assert ledger.get_by_hash(records[4].hash_hex.upper().replace("0X", "0x")) == records[4]
+    with read_scope(engine) as conn:
+        rows = conn.execute(text("SELECT seq, kind, timestamp, hash, body, epoch FROM records ORDER BY seq")).all()
+    for row, record in zip(rows, records, strict=True):
+        assert row.body.encode("utf-8") == canonical_json(record)
+        assert row.hash == record.hash_hex
+        assert (row.kind, row.timestamp, row.epoch) == (record.kind, record.timestamp, None)
+    with read_scope(engine) as conn:
+        state = conn.execute(text("SELECT size, root FROM log_state WHERE id = 1")).one()
+    assert (state.size, state.root) == (7, "0x" + expected_root(records).hex())
+
+    with pytest.raises(NotFoundError):
+        ledger.get(7)
+    with pytest.raises(NotFoundError):
+        ledger.get_by_hash("0x" + "00" * 32)
+    with pytest.raises(InputError):
+        ledger.get_by_hash("0x1234")
+    with pytest.raises(InputError):
+        ledger.get(-1)
+    assert ledger.append_many([]) == []
+
+
+def test_records_with_a_seq_or_not_records_are_refused(ledger, engine):
+    ledger.append(grant(0))
+    with pytest.raises(InputError, match="already has seq"):
+        ledger.append_many([grant(1), grant(2).with_seq(5)])
+    with pytest.raises(InputError, match="not a record"):
+        ledger.append_many([grant(1), {"kind": "reward_grant"}])  # type: ignore[list-item]
+    with pytest.raises(InputError):
+        ledger.append_many(grant(1))  # type: ignore[arg-type]
+    assert ledger.size() == 1 and db_seqs(engine) == [0]
+
+
+def test_reopening_rebuilds_the_identical_log(ledger, db_url):
+    records = ledger.append_many([grant(i) for i in range(25)])
+    other = RecordLedger(make_engine(db_url))
+    assert other.state() == ledger.state()
+    assert other.root(13) == expected_root(records[:13])
+    # ... and carries on from where the first left off.
+    assert other.append(grant(25)).seq == 25
+    assert RecordLedger(make_engine(db_url)).root() == expected_root([*records, grant(25).with_seq(25)])
+
+
+def test_a_missing_log_state_row_is_rebuilt_from_the_records(ledger, engine):
+    records = ledger.append_many([grant(i) for i in range(10)])
+    execute(engine, "DELETE FROM log_state")
+    reopened = RecordLedger(engine)
+    assert reopened.root() == expected_root(records)
+    with read_scope(engine) as conn:
+        state = conn.execute(text("SELECT size, root, frontier FROM log_state WHERE id = 1")).one()
+    assert (state.size, state.root) == (10, "0x" + expected_root(records).hex())
+    assert reopened.append(grant(10)).seq == 10
+
+
+def test_a_corrupted_log_state_root_is_detected_at_open_and_at_append(ledger, engine):
+    ledger.append_many([grant(i) for i in range(6)])
+    good = ledger.state()["root"]
+    bad = "0x" + "ee" * 32
+    execute(engine, "UPDATE log_state SET root = :root WHERE id = 1", root=bad)
+    with pytest.raises(LedgerError) as info:
+        RecordLedger(engine)
+    assert bad in str(info.value) and good in str(info.value)
+    with pytest.raises(LedgerError, match="inconsistent"):
+        ledger.append(grant(6))
+    assert db_seqs(engine) == list(range(6))
+
+
+def test_a_tampered_record_hash_is_detected_at_open(ledger, engine):
+    ledger.append_many([grant(i) for i in range(6)])
+    execute(engine, "UPDATE records SET hash = :h WHERE seq = 2", h="0x" + "ab" * 32)
+    with pytest.raises(LedgerError, match="inconsistent"):
+        RecordLedger(engine)
+
+
+def test_removed_or_extra_rows_are_detected_at_open(ledger, engine):
+    records = ledger.append_many([grant(i) for i in range(6)])
+    execute(engine, "DELETE FROM records WHERE seq = 5")
+    with pytest.raises(LedgerError, match="5 \\(root"):
+        RecordLedger(engine)
+    execute(engine, "DELETE FROM records WHERE seq = 2")
+    with pytest.raises(LedgerError, match="gap"):
+        RecordLedger(engine)
+    assert ledger.root() == expected_root(records)
+
+
+def test_a_tampered_body_is_detected_on_read_and_by_verify(ledger, engine):
+    records = ledger.append_many([grant(i) for i in range(8)])
+    assert ledger.verify() == 8
+    assert RecordLedger(engine, verify=True).size() == 8
+    forged = canonical_json(grant(99).with_seq(3)).decode()
+    execute(engine, "UPDATE records SET body = :b WHERE seq = 3", b=forged)
+    with pytest.raises(LedgerError, match="record 3 is corrupt"):
+        ledger.get(3)
+    with pytest.raises(LedgerError, match="record 3 is corrupt"):
+        ledger.range(0, 8)
+    with pytest.raises(LedgerError, match="record 3 is corrupt"):
+        ledger.verify()
+    # Opening only checks hashes against the root (fast); verify=True audits bodies too.
+    assert RecordLedger(engine).root() == expected_root(records)
+    with pytest.raises(LedgerError, match="record 3 is corrupt"):
+        RecordLedger(engine, verify=True)
+    # A body and hash rewritten together no longer match the log.
+    execute(
+        engine, "UPDATE records SET hash = :h WHERE seq = 3", h="0x" + record_hash(grant(99).with_seq(3)).hex()
+    )
+    with pytest.raises(LedgerError, match="not the one in the log"):
+        ledger.get(3)
+    # Columns that disagree with the body are caught by verify.
+    execute(engine, "UPDATE records SET body = :b, hash = :h WHERE seq = 3",
+            b=canonical_json(records[3]).decode(), h=records[3].hash_hex)
+    execute(engine, "UPDATE records SET timestamp = 5 WHERE seq = 4")
+    with pytest.raises(LedgerError, match="record 4 is corrupt.*timestamp"):
+        ledger.verify()
+
+
+def test_inclusion_and_consistency_proofs_verify(ledger):
+    records = ledger.append_many([grant(i) if i % 3 else fee(i) for i in range(37)])
+    for size in (1, 2, 5, 8, 16, 17, 36, 37):
+        root = ledger.root(size)
+        assert root == expected_root(records[:size])
+        for seq in sorted({0, size // 2, size - 1}):
+            proof = ledger.inclusion_proof(seq, size)
+            assert verify_inclusion(leaf_hash(records[seq].hash), seq, size, proof.path, root)
+            assert proof.verify(root)
+            assert not verify_inclusion(leaf_hash(records[seq].hash), seq, size, proof.path, b"\0" * 32)
+    proof = ledger.inclusion_proof(36)
+    assert proof.size == 37 and proof.verify(ledger.root())
+    for first, second in [(0, 5), (1, 37), (5, 16), (16, 37), (20, 20), (7, 36)]:
+        proof = ledger.consistency_proof(first, second)
+        assert verify_consistency(first, second, ledger.root(first), ledger.root(second), proof.path)
+    assert ledger.consistency_proof(9).verify(ledger.root(9), ledger.root())
+    with pytest.raises(NotFoundError):
+        ledger.inclusion_proof(37)
+    with pytest.raises(NotFoundError):
+        ledger.inclusion_proof(3, 38)
+    with pytest.raises(NotFoundError):
+        ledger.consistency_proof(3, 38)
+    with pytest.raises(NotFoundError):
+        ledger.consistency_proof(38)
+    with pytest.raises(NotFoundError):
+        ledger.root(38)
+
+
+def test_a_failed_transaction_writes_nothing_and_leaves_memory_alone(ledger, engine):
+    ledger.append_many([grant(i) for i in range(4)])
+    before = ledger.state()
+    # A row (written behind the ledger's back, far away) holding the hash the third record
+    # of the next batch will get: the batch fails on the unique hash in its middle.
+    clash = grant(12).with_seq(4 + 2)
+    execute(
+        engine,
+        "INSERT INTO records (seq, kind, timestamp, hash, body) VALUES (1000, 'x', 0, :h, '{}')",
+        h=clash.hash_hex,
+    )
+    with pytest.raises(LedgerError, match="nothing was written"):
+        ledger.append_many([grant(10), grant(11), grant(12), grant(13)])
+    assert ledger.state() == before
+    assert db_seqs(engine) == [0, 1, 2, 3, 1000]
+    with read_scope(engine) as conn:
+        assert conn.execute(text("SELECT size FROM log_state")).scalar_one() == 4
+
+    # An exception inside the caller's part of the transaction rolls everything back too.
+    seen = []
+
+    def fail(session, stamped):
+        seen.extend(r.seq for r in stamped)
+        assert session.execute(text("SELECT count(*) FROM records")).scalar_one() == 4 + len(stamped)
+        raise RuntimeError("balance update failed")
+
+    execute(engine, "DELETE FROM records WHERE seq = 1000")
+    with pytest.raises(RuntimeError, match="balance update failed"):
+        ledger.append_many([grant(20), grant(21)], in_transaction=fail)
+    assert seen == [4, 5]
+    assert ledger.state() == before and db_seqs(engine) == [0, 1, 2, 3]
+
+    # The ledger carries on with the next seqs.
+    done = ledger.append_many([grant(10), grant(11), grant(12)])
+    assert [r.seq for r in done] == [4, 5, 6]
+    assert RecordLedger(engine).state() == ledger.state()
+
+
+def test_in_transaction_sees_the_stamped_records(ledger, engine):
+    calls = []
+    out = ledger.append(grant(0), in_transaction=lambda session, stamped: calls.append(stamped))
+    assert calls == [[out]] and out.seq == 0
+
+
+def test_sync_loads_what_other_ledgers_appended(ledger, engine, db_url):
+    other = RecordLedger(make_engine(db_url))
+    records = other.append_many([grant(i) for i in range(5)])
+    assert ledger.size() == 0  # memory is as of its last look
+    assert ledger.sync() == 5 and ledger.root() == other.root()
+    more = other.append_many([grant(i) for i in range(5, 9)])
+    assert ledger.get(7) == more[2]  # reads beyond memory sync first
+    assert ledger.inclusion_proof(8).verify(other.root())
+    assert ledger.append(grant(9)).seq == 9  # an append catches up as well
+    assert ledger.root() == expected_root([*records, *more, grant(9).with_seq(9)])
+
+
+# ------------------------------------------------------------------------------ concurrency
+
+
+def test_threads_appending_at_once_get_gap_free_unique_seqs(engine):
+    shared = RecordLedger(engine)
+    ledgers = [shared, shared, RecordLedger(engine), RecordLedger(engine)]
+    per_thread = 200
+    results: list[list[int]] = [[] for _ in ledgers]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(ledgers))
+
+    def work(k: int) -> None:
+        try:
+            barrier.wait()
+            for i in range(per_thread):
+                record = grant(k * 1000 + i, memo=f"thread {k}")
+                results[k].append(ledgers[k].append(record).seq)
+                time.sleep(0.001)  # let the others in (see _append_in_process)
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(ledgers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    total = per_thread * len(ledgers)
+    assert sorted(s for r in results for s in r) == list(range(total))
+    assert all(r == sorted(r) for r in results)
+    assert all(r != list(range(r[0], r[0] + per_thread)) for r in results), "no interleaving"
+    assert db_seqs(engine) == list(range(total))
+    roots = {led.sync() and led.root() for led in ledgers}
+    fresh = RecordLedger(engine, verify=True)
+    assert roots == {fresh.root()}
+    assert fresh.root() == expected_root(fresh.range(0))
+
+
+def _append_in_process(url: str, tag: int, count: int, barrier, queue) -> None:
+    try:
+        ledger = RecordLedger(make_engine(url))
+        barrier.wait(timeout=60)
+        seqs = []
+        # Half one by one, half in batches of 10, interleaved with the other process.
+        # (The pause lets the other in: SQLite's busy handler polls, so a process that
+        # appends back to back would otherwise keep the lock to itself.)
+        for i in range(count):
+            if i % 20 < 10:
+                seqs.append(ledger.append(grant(tag * 1000 + i, memo=f"process {tag}")).seq)
+            elif i % 20 == 10:
+                batch = [grant(tag * 1000 + j, memo=f"process {tag}") for j in range(i, i + 10)]
+                seqs.extend(r.seq for r in ledger.append_many(batch))
+            time.sleep(0.002)
+        queue.put((tag, seqs, ledger.root(len(seqs) and max(seqs) + 1).hex()))
+    except BaseException as exc:  # noqa: BLE001 (sent to the parent)
+        queue.put((tag, repr(exc), None))
+
+
+def test_processes_appending_at_once_get_gap_free_unique_seqs(engine, db_url):
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    queue = ctx.Queue()
+    count = 200
+    procs = [ctx.Process(target=_append_in_process, args=(db_url, tag, count, barrier, queue)) for tag in (1, 2)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    for tag, seqs, _ in results:
+        assert isinstance(seqs, list), f"process {tag} failed: {seqs}"
+        assert len(seqs) == count and seqs == sorted(seqs)
+    assert sorted(s for _, seqs, _ in results for s in seqs) == list(range(2 * count))
+    assert all(seqs != list(range(seqs[0], seqs[0] + count)) for _, seqs, _ in results), "no interleaving"
+    assert db_seqs(engine) == list(range(2 * count))
+    ledger = RecordLedger(engine, verify=True)
+    assert ledger.size() == 2 * count
+    # Each process's root at its last seq is a prefix root of the final log.
+    for _, seqs, root in results:
+        assert ledger.root(max(seqs) + 1).hex() == root
+    records = ledger.range(0)
+    assert ledger.root() == expected_root(records)
+    assert {r.memo for r in records} == {"process 1", "process 2"}
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens there once the socket is closed
+
+
+def test_malformed_or_unreachable_databases_are_clear_ledger_errors(tmp_path):
+    for url, expect in [
+        ("not a url", "malformed database URL"),
+        ("sqlite:///" + str(tmp_path / "no" / "such" / "dir" / "ledger.db"), "unable to open database file"),
+        (f"postgresql+psycopg://postgres:s3cret@127.0.0.1:{_closed_port()}/ledger", "cannot open the ledger database"),
+        ("mysql://u@localhost/db", "unsupported database"),
+        ("postgresql+nosuchdriver://u@localhost/db", "driver not available"),
+    ]:
+        with pytest.raises(LedgerError, match="cannot open the ledger database") as info:
+            make_engine(url)
+        message = str(info.value)
+        assert expect in message
+        assert "s3cret" not in message and "\n" not in message
+
+
+def test_a_database_without_the_tables_is_a_clear_error(db_url):
+    with pytest.raises(LedgerError, match="create the tables first"):
+        RecordLedger(make_engine(db_url))
+
+
+def test_session_scope_commits_or_rolls_back(engine):
+    with session_scope(engine) as session:
+        session.add(LogStateRow(size=0, root="0x" + "00" * 32, frontier="[]"))
+    with pytest.raises(RuntimeError):
+        with session_scope(engine) as session:
+            session.add(RecordRow(seq=0, kind="k", timestamp=1, hash="0x" + "11" * 32, body="{}"))
+            session.flush()
+            raise RuntimeError("boom")
+    with pytest.raises(LedgerError, match="ledger database error"):
+        with session_scope(engine) as session:
+            session.add(LogStateRow(size=1, root="0x" + "00" * 32, frontier="[]"))  # duplicate id
+    with read_scope(engine) as conn:
+        assert conn.execute(text("SELECT count(*) FROM records")).scalar_one() == 0
+        assert conn.execute(text("SELECT size FROM log_state")).all() == [(0,)]
+
+
+def test_sqlite_pragmas(tmp_path):
+    eng = make_engine(f"sqlite:///{tmp_path / 'l.db'}")
+    with eng.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+
+
+def test_sqlite_write_transactions_take_the_lock_at_begin_and_reads_do_not(tmp_path):
+    path = tmp_path / "l.db"
+    eng = make_engine(f"sqlite:///{path}")
+    create_all(eng)
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        with session_scope(eng) as session:
+            session.connection()  # BEGIN (IMMEDIATE), before any statement
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        with read_scope(eng) as conn:
+            conn.execute(text("SELECT count(*) FROM records")).scalar_one()
+            other.execute("BEGIN IMMEDIATE")  # a reader does not hold writers up
+            other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+def test_in_memory_sqlite_works_for_quick_use():
+    eng = make_engine("sqlite://")
+    create_all(eng)
+    ledger = RecordLedger(eng)
+    assert [r.seq for r in ledger.append_many([grant(0), grant(1)])] == [0, 1]
+    assert RecordLedger(eng).root() == ledger.root()
+
+
+# ------------------------------------------------------------------------------ pure helpers
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 70), st.integers(0, 70))
+def test_fold_leaves_matches_the_merkle_log(first, more):
+    leaves = [leaf_hash(i.to_bytes(4, "big")) for i in range(first + more)]
+    log = MerkleLog.from_leaf_hashes(leaves[:first])
+    frontier = log.frontier()
+    folded = fold_leaves(frontier, leaves[first:])
+    assert log.frontier() == frontier  # pure
+    full = MerkleLog.from_leaf_hashes(leaves)
+    assert folded == full.frontier()
+    assert frontier_root(folded) == full.root()
