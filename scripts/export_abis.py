@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from loraledger.chain.compile import compile_contracts
 from loraledger.chain.deploy import CONTRACT_NAMES

@@ -6,6 +6,19 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/setup.sh
 export PATH="$root/.foundry/bin:$PATH"
+
+# The ledger tests also run against a real PostgreSQL server (a private one the tests
+# start). Install the Debian package when it is missing and we can; otherwise those tests
+# are reported as skipped, with the reason.
+if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing PostgreSQL (Debian package) for the ledger tests" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } >/dev/null 2>&1 \
+      || echo "test: could not install PostgreSQL; its tests will be skipped" >&2
+  else
+    echo "test: PostgreSQL is not installed (and this user cannot install it); its tests will be skipped" >&2
+  fi
+fi
 echo "== forge test" >&2
 forge test
 echo "== pytest" >&2

@@ -123,3 +123,17 @@ def cli_env(tmp_path, anvil) -> dict[str, str]:
     )
     env.pop("LORALEDGER_DEBUG", None)
     return env
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A private PostgreSQL server (admin URL) for the whole session; skipped, with the
+    reason, where PostgreSQL cannot run (scripts/test.sh installs it when it can)."""
+    from pg import PostgresUnavailable, start_postgres
+
+    try:
+        url, stop = start_postgres()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    yield url
+    stop()

@@ -164,3 +164,18 @@ def test_a_ledger_is_bound_to_one_deployment(chain_node, accounts, artifacts):
     other = Deployer(contracts.client, accounts[0], artifacts, tmp_path / "other.json", redeploy=True).run()
     with pytest.raises(ConfigError, match="posts to AttributionLedger"):
         _manager(LedgerContracts(contracts.client, other), accounts, tmp_path, confirmations=1)
+
+
+def test_epochs_on_postgresql_survive_a_kill(chain_node, accounts, pg_server):
+    """The same money path with the ledger in a real PostgreSQL database."""
+    from pg import create_database
+
+    env, contracts, tmp_path = chain_node
+    env = dict(env, LORALEDGER_DATABASE_URL=create_database(pg_server, "epochs_kill"))
+    (tmp_path / "f1.jsonl").write_text(fee_lines(accounts, 10**18, 3, "pg"))
+    assert cli(env, "fees", "import", str(tmp_path / "f1.jsonl")).returncode == 0
+    assert cli(env, "epoch", "close", failpoint="submit.after_sign").returncode == -signal.SIGKILL
+    assert cli(env, "epoch", "close").returncode == 0
+    assert contracts.current_epoch() == 1 and len(contracts.epoch_post_blocks()) == 1
+    assert not (tmp_path / "data" / "ledger.sqlite").exists()  # the ledger really lives in PostgreSQL
+    assert cli(env, "verify").returncode == 0

@@ -14,12 +14,11 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pg import PostgresUnavailable, create_database, start_postgres
+from pg import create_database
 from sqlalchemy import text
 
 from loraledger.errors import InputError, LedgerError, NotFoundError
@@ -54,16 +53,6 @@ def expected_root(records: list[Record]) -> bytes:
 
 
 # ------------------------------------------------------------------------------ fixtures
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[str]:
-    try:
-        url, stop = start_postgres()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"PostgreSQL unavailable: {exc}")
-    yield url
-    stop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -606,19 +606,19 @@ def test_proof_dicts_round_trip_and_reject_malformed() -> None:
     log = MerkleLog.from_leaf_hashes(leaf_hash(d) for d in DATA[:11])
     inc = log.inclusion_proof(7)
     d = inc.to_dict()
-    assert d["index"] == 7 and d["size"] == 11 and d["leaf_hash"] == "0x" + inc.leaf_hash.hex()
+    assert d["index"] == 7 and d["size"] == 11 and d["leafHash"] == "0x" + inc.leaf_hash.hex()
     assert all(isinstance(h, str) and h.startswith("0x") and len(h) == 66 for h in d["path"])
     assert InclusionProof.from_dict(d) == inc
     con = log.consistency_proof(3)
     assert ConsistencyProof.from_dict(con.to_dict()) == con
-    assert con.to_dict()["old_size"] == 3 and con.to_dict()["new_size"] == 11
+    assert con.to_dict()["oldSize"] == 3 and con.to_dict()["newSize"] == 11
     bad_inclusions = [
         [],
         {**d, "index": -1},
         {**d, "index": 11},
         {**d, "size": "11"},
-        {**d, "leaf_hash": d["leaf_hash"][2:]},
-        {**d, "leaf_hash": "0x" + "zz" * 32},
+        {**d, "leafHash": d["leafHash"][2:]},
+        {**d, "leafHash": "0x" + "zz" * 32},
         {**d, "path": "0x00"},
         {**d, "path": [*d["path"], "0x1234"]},
         {**d, "path": ["0x" + "00" * 32] * 129},
@@ -628,7 +628,7 @@ def test_proof_dicts_round_trip_and_reject_malformed() -> None:
         with pytest.raises(InputError):
             InclusionProof.from_dict(bad)  # type: ignore[arg-type]
     c = con.to_dict()
-    for bad in [{**c, "old_size": 12}, {**c, "new_size": None}, {**c, "path": [None]}, "x"]:
+    for bad in [{**c, "oldSize": 12}, {**c, "newSize": None}, {**c, "path": [None]}, "x"]:
         with pytest.raises(InputError):
             ConsistencyProof.from_dict(bad)  # type: ignore[arg-type]
     assert inc.root() == log.root()

@@ -57,7 +57,7 @@ BAD = [
     (f'[{{"address": "{A}", "amount": 1.5}}]', "not a float"),
     (f'[{{"address": "{A}", "amount": true}}]', "not a boolean"),
     (f'[{{"address": "{A}"}}]', "needs 'address' and 'amount'"),
-    (f'[{{"address": 12, "amount": 1}}]', "hex string, got int"),
+    ('[{"address": 12, "amount": 1}]', "hex string, got int"),
     ('[{"address": ', "not valid JSON"),
     ("[1, 2]", "expected an object"),
 ]

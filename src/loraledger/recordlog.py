@@ -191,11 +191,11 @@ class InclusionProof:
         return verify_inclusion(self.leaf_hash, self.index, self.size, self.path, root)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``{"index", "size", "leaf_hash": "0x..", "path": ["0x..", ...]}``."""
+        """JSON-ready: ``{"index", "size", "leafHash": "0x..", "path": ["0x..", ...]}``."""
         return {
             "index": self.index,
             "size": self.size,
-            "leaf_hash": _to_hex(self.leaf_hash),
+            "leafHash": _to_hex(self.leaf_hash),
             "path": [_to_hex(h) for h in self.path],
         }
 
@@ -212,7 +212,7 @@ class InclusionProof:
         return cls(
             index=index,
             size=size,
-            leaf_hash=_from_hex(data.get("leaf_hash"), f"{what} leaf_hash"),
+            leaf_hash=_from_hex(data.get("leafHash"), f"{what} leafHash"),
             path=_path_field(data, what),
         )
 
@@ -234,10 +234,10 @@ class ConsistencyProof:
         return verify_consistency(self.old_size, self.new_size, old_root, new_root, self.path)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``{"old_size", "new_size", "path": ["0x..", ...]}``."""
+        """JSON-ready: ``{"oldSize", "newSize", "path": ["0x..", ...]}``."""
         return {
-            "old_size": self.old_size,
-            "new_size": self.new_size,
+            "oldSize": self.old_size,
+            "newSize": self.new_size,
             "path": [_to_hex(h) for h in self.path],
         }
 
@@ -247,10 +247,10 @@ class ConsistencyProof:
         what = "consistency proof"
         if not isinstance(data, Mapping):
             raise InputError(f"{what} must be a JSON object")
-        old_size = _int_field(data, "old_size", what)
-        new_size = _int_field(data, "new_size", what)
+        old_size = _int_field(data, "oldSize", what)
+        new_size = _int_field(data, "newSize", what)
         if old_size > new_size:
-            raise InputError(f"{what} old_size {old_size} is larger than new_size {new_size}")
+            raise InputError(f"{what} oldSize {old_size} is larger than newSize {new_size}")
         return cls(old_size=old_size, new_size=new_size, path=_path_field(data, what))
 
 

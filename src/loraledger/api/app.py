@@ -45,6 +45,14 @@ _HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
 MAX_RECORDS_PER_REQUEST = 10_000
 
 
+def _current_node(request: Request) -> NodeContext:
+    return request.app.state.node
+
+
+# Module level, so that FastAPI can resolve the (string) annotation of each route.
+Node = Annotated[NodeContext, Depends(_current_node)]
+
+
 def _status(exc: LoraLedgerError) -> int:
     return next((code for cls, code in STATUS_BY_ERROR if isinstance(exc, cls)), 500)
 
@@ -52,21 +60,16 @@ def _status(exc: LoraLedgerError) -> int:
 def create_app(settings: Settings, *, operator: LocalAccount | None = None, node: NodeContext | None = None) -> FastAPI:
     """Build the API for one node. ``node`` may be given (tests, the daemon); otherwise it is
     opened from ``settings`` at start-up."""
-    state: dict[str, Any] = {"node": node}
     close_lock = threading.Lock()
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI):
-        if state["node"] is None:
-            state["node"] = open_node(settings, operator=operator)
+    async def lifespan(app: FastAPI):
+        if app.state.node is None:
+            app.state.node = open_node(settings, operator=operator)
         yield
 
     app = FastAPI(title="loraledger node", version="1", lifespan=lifespan)
-
-    def current() -> NodeContext:
-        return state["node"]
-
-    Node = Annotated[NodeContext, Depends(current)]
+    app.state.node = node
 
     def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
         expected = settings.admin_token.get_secret_value() if settings.admin_token else None

@@ -1,0 +1,78 @@
+"""`loraledger node run`: the real daemon closes epochs by policy and serves the API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from loraledger.chain.client import ChainClient
+from loraledger.chain.deploy import Deployer
+from loraledger.epochmachine import EpochPolicy
+
+from conftest import BIN, free_port
+
+
+def test_policy_closes_on_records_or_time_whichever_first():
+    policy = EpochPolicy(seconds=60, records=100)
+    assert not policy.due(0, 10_000)  # nothing to seal, however long it has been
+    assert not policy.due(99, 59)
+    assert policy.due(100, 0)
+    assert policy.due(1, 60)
+
+
+def test_daemon_closes_an_epoch_when_enough_records_arrive(anvil, accounts, artifacts, tmp_path):
+    deployments = tmp_path / "deployments"
+    Deployer(ChainClient(anvil.url), accounts[0], artifacts, deployments / "31337.json").run()
+    port = free_port()
+    env = dict(os.environ)
+    env.update({
+        "LORALEDGER_RPC_URL": anvil.url,
+        "LORALEDGER_DATA_DIR": str(tmp_path / "data"),
+        "LORALEDGER_DEPLOYMENTS_DIR": str(deployments),
+        "LORALEDGER_OPERATOR_KEY": "0x" + accounts[0].key.hex(),
+        "LORALEDGER_ADMIN_TOKEN": "t0ken",
+        "LORALEDGER_EPOCH_RECORDS": "3",
+        "LORALEDGER_EPOCH_SECONDS": "3600",
+        "PATH": f"{BIN}:{env.get('PATH', '')}",
+    })
+    daemon = subprocess.Popen([sys.executable, "-m", "loraledger", "node", "run", "--port", str(port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/v1/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert daemon.poll() is None and time.monotonic() < deadline, "daemon did not start"
+            time.sleep(0.2)
+        fee = {"kind": "fee", "timestamp": 1, "payer": accounts[5].address, "fee": "1000",
+               "weights": {accounts[1].address: 1}, "operator": accounts[0].address}
+        headers = {"Authorization": "Bearer t0ken"}
+        httpx.post(f"{url}/v1/records", json=[fee, {**fee, "ref": "2"}], headers=headers).raise_for_status()
+        time.sleep(2.5)
+        assert httpx.get(f"{url}/v1/epochs").json() == []  # 2 records: below the policy's 3
+        httpx.post(f"{url}/v1/records", json={**fee, "ref": "3"}, headers=headers).raise_for_status()
+        deadline = time.monotonic() + 60
+        while True:
+            epochs = httpx.get(f"{url}/v1/epochs").json()
+            if epochs and epochs[0]["status"] == "confirmed":
+                break
+            assert time.monotonic() < deadline, epochs
+            time.sleep(0.3)
+        assert epochs[0]["records"] == 3
+        reward = httpx.get(f"{url}/v1/rewards/{accounts[1].address}").json()
+        assert int(reward["cumulativeAmount"]) == 3 * 700  # the contributors' 70% of each 1000-wei fee
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
