@@ -127,6 +127,17 @@ def test_full_reward_path(node, accounts, tmp_path):
     out = run(env, "verify").stdout
     assert "verified 2 epochs" in out
 
+    # Anyone can verify from a copy of the epoch files and an RPC URL: no database, no deployments file.
+    import shutil
+
+    published = tmp_path / "published"
+    shutil.copytree(node["epochs"], published)
+    outsider = {k: v for k, v in env.items() if not k.startswith("LORALEDGER_")}
+    outsider["LORALEDGER_DATA_DIR"] = str(tmp_path / "empty")
+    out = run(outsider, "verify", "--epochs", str(published), "--rpc-url", env["LORALEDGER_RPC_URL"]).stdout
+    assert "verified 2 epochs" in out
+    assert not (tmp_path / "empty").exists()
+
     # Tamper with epoch 1 on disk: verify names the epoch and the field and fails.
     path = node["epochs"] / "1.json"
     original = path.read_text()
