@@ -181,13 +181,7 @@ class ChainClient:
         ``confirmations`` blocks on top.
         """
         tx_params: dict[str, Any] = {"from": account.address, "value": value, "chainId": self.chain_id}
-        try:
-            gas = call.estimate_gas(tx_params)
-        except (ContractCustomError, ContractPanicError, ContractLogicError) as exc:
-            raise self._reverted(what, exc.data) from None
-        except Web3RPCError as exc:
-            raise ChainError(f"{what}: the node refused the call: {_rpc_message(exc)}") from None
-        tx_params["gas"] = gas + gas // 5 + 10_000  # headroom: state may move between estimate and mining
+        tx_params["gas"] = self._gas(call, tx_params, what=what)
         for attempt in range(2):
             tx_params["nonce"] = self.nonces.take(account.address)
             tx = call.build_transaction(tx_params)
@@ -205,6 +199,16 @@ class ChainClient:
         if receipt["status"] != 1:
             raise self._replay_revert(what, tx, receipt)
         return receipt
+
+    def _gas(self, call: Any, tx_params: dict[str, Any], *, what: str) -> int:
+        """Estimated gas plus headroom; a call that would revert fails here, decoded, with nothing sent."""
+        try:
+            gas = call.estimate_gas(tx_params)
+        except (ContractCustomError, ContractPanicError, ContractLogicError) as exc:
+            raise self._reverted(what, exc.data) from None
+        except Web3RPCError as exc:
+            raise ChainError(f"{what}: the node refused the call: {_rpc_message(exc)}") from None
+        return gas + gas // 5 + 10_000  # headroom: state may move between estimate and mining
 
     def wait(self, tx_hash: bytes, *, what: str) -> dict[str, Any]:
         """Wait for the receipt and ``confirmations`` blocks (the receipt's block counts as one)."""
@@ -228,13 +232,7 @@ class ChainClient:
         raw transaction before it is broadcast. The nonce is the chain's pending count
         unless given."""
         tx_params: dict[str, Any] = {"from": account.address, "chainId": self.chain_id}
-        try:
-            gas = call.estimate_gas(tx_params)
-        except (ContractCustomError, ContractPanicError, ContractLogicError) as exc:
-            raise self._reverted(what, exc.data) from None
-        except Web3RPCError as exc:
-            raise ChainError(f"{what}: the node refused the call: {_rpc_message(exc)}") from None
-        tx_params["gas"] = gas + gas // 5 + 10_000
+        tx_params["gas"] = self._gas(call, tx_params, what=what)
         tx_params["nonce"] = self.w3.eth.get_transaction_count(account.address, "pending") if nonce is None else nonce
         signed = account.sign_transaction(call.build_transaction(tx_params))
         return SignedTx("0x" + bytes(signed.raw_transaction).hex(), "0x" + bytes(signed.hash).hex(), tx_params["nonce"])
