@@ -11,8 +11,8 @@ Three sections, one table each, every number measured in this run with its peer 
    (``getrusage(RUSAGE_SELF).ru_maxrss`` before and after; the process is fresh, so the
    mark before the seal is what generating and appending the records left). A tiny second
    epoch (10 records, 3 accounts) and a third of N more records show that post gas does
-   not depend on records or accounts; the third seal also runs under ``tracemalloc`` (its
-   Python allocation peak; it slows the seal, so its time is shown apart).
+   not depend on records or accounts. With ``--tracemalloc`` the third seal runs under
+   ``tracemalloc`` (its Python allocation peak; about 5x slower, so off by default).
 2. **Record append rate**, SQLite and PostgreSQL (a private server from ``tests/pg.py``;
    skipped with the reason when none can be started): single ``append`` (one transaction,
    one fsync each) and ``append_many`` in batches of 1,000. Peers: pymerkle 7's
@@ -32,7 +32,8 @@ be identical). Building them is never inside a timed region.
     .venv/bin/python scripts/bench_epoch.py              # full run (about 4-6 minutes on 2 cores)
     .venv/bin/python scripts/bench_epoch.py --quick      # smoke run: 5k records / 500 accounts, 100k log
     .venv/bin/python scripts/bench_epoch.py --ledger-1m  # also the 1M-record SQLite ledger
-    .venv/bin/python scripts/bench_epoch.py --profile    # cProfile the first seal (slower; prints the top entries)
+    .venv/bin/python scripts/bench_epoch.py --profile    # cProfile seals 1 and 2 (slower; prints the top entries)
+    .venv/bin/python scripts/bench_epoch.py --tracemalloc --only epoch   # Python allocation peak of a seal
 """
 
 from __future__ import annotations
@@ -237,13 +238,9 @@ def section_epoch(args: argparse.Namespace, work: Path) -> None:
         # Epoch 1: the big one, timed clean (or under cProfile with --profile).
         gc.collect()
         rss_before, peak_before = rss_mib(), peak_rss_mib()
-        profiler = cProfile.Profile() if args.profile else None
+        profiles: dict[str, cProfile.Profile] = {}
         start = time.perf_counter()
-        if profiler:
-            profiler.enable()
-        row1 = manager.seal()
-        if profiler:
-            profiler.disable()
+        row1 = _sealed(manager, profiles, "seal epoch 1") if args.profile else manager.seal()
         seal1_s = time.perf_counter() - start
         peak_after = peak_rss_mib()
         file1_mb = store.path(1).stat().st_size / 1e6
@@ -254,21 +251,24 @@ def section_epoch(args: argparse.Namespace, work: Path) -> None:
         tiny = population.fee_records(10, population.contributors[:2], developer=False)
         ledger.append_many(tiny)
         start = time.perf_counter()
-        row2 = manager.seal()
+        row2 = _sealed(manager, profiles, "seal epoch 2 (10 records)") if args.profile else manager.seal()
         seal2_s = time.perf_counter() - start
         file2_mb = store.path(2).stat().st_size / 1e6
         row2, post2_s = post_and_confirm(manager, row2)
 
-        # Epoch 3: N more records over the same accounts; sealed under tracemalloc.
+        # Epoch 3: N more records over the same accounts (under tracemalloc with --tracemalloc).
         third = population.fee_records(args.records)
         append3_s = append_batches(ledger, third)
         del third
         gc.collect()
-        tracemalloc.start()
+        rss3_before, peak3_before = rss_mib(), peak_rss_mib()
+        if args.tracemalloc:
+            tracemalloc.start()
         start = time.perf_counter()
         row3 = manager.seal()
         seal3_s = time.perf_counter() - start
-        traced_peak_mb = tracemalloc.get_traced_memory()[1] / MiB
+        peak3_after = peak_rss_mib()
+        traced_peak_mb = tracemalloc.get_traced_memory()[1] / MiB if args.tracemalloc else None
         tracemalloc.stop()
         file3_mb = store.path(3).stat().st_size / 1e6
         row3, post3_s = post_and_confirm(manager, row3)
@@ -279,22 +279,37 @@ def section_epoch(args: argparse.Namespace, work: Path) -> None:
         engine.dispose()
 
     n, k = args.records, args.accounts
-    seal_peak = max(peak_after, peak_before)
-    grew = peak_after > peak_before
+    profiled = " [cProfile on]" if args.profile else ""
+
+    def peak_cell(before_rss: float, before_peak: float, after_peak: float) -> tuple[str, str]:
+        raised = (f" -> seal raised it by {after_peak - before_peak:,.0f} MiB" if after_peak > before_peak
+                  else " (the seal stayed below the earlier mark)")
+        return (f"{max(after_peak, before_peak):,.0f} MiB",
+                f"RSS before seal {before_rss:,.0f} MiB, high-water before {before_peak:,.0f} MiB{raised}")
+
+    if traced_peak_mb is None:
+        traced = ("-", "run with --tracemalloc (slows seal 3 about 5x)")
+    else:
+        per_record = traced_peak_mb * MiB / max(row3.record_count, 1)
+        traced = (f"{traced_peak_mb:,.0f} MiB", f"{per_record:,.0f} B/record sealed; tracemalloc slows the seal ~5x")
     rows = [
-        (f"append_many x{BATCH:,} of {n:,} records (SQLite)", f"{append_s:.1f} s", f"{rate(n, append_s)}; epoch 3's {n:,}: {append3_s:.1f} s"),
-        (f"seal epoch 1 ({n:,} records, {row1.accounts:,} accounts)" + (" [cProfile on]" if args.profile else ""),
-         f"{seal1_s:.1f} s", f"epoch 3 ({row3.record_count:,} rec, {row3.accounts:,} acc, under tracemalloc): {seal3_s:.1f} s"),
-        ("seal epoch 2 (10 records, 3 accounts touched)", f"{seal2_s:.2f} s", f"tree still holds all {row2.accounts:,} accounts (cumulative)"),
-        ("epoch file 1 size", f"{file1_mb:.1f} MB", f"records' canonical JSON alone: {body_bytes / 1e6:.1f} MB; file 2: {file2_mb:.1f} MB, file 3: {file3_mb:.1f} MB"),
-        ("peak RSS during seal 1 (ru_maxrss after)", f"{seal_peak:,.0f} MiB",
-         f"RSS before seal {rss_before:,.0f} MiB, high-water before {peak_before:,.0f} MiB"
-         + (f" -> seal raised it by {peak_after - peak_before:,.0f} MiB" if grew else " (seal stayed below the earlier mark)")),
-        ("Python allocation peak during seal 3 (tracemalloc)", f"{traced_peak_mb:,.0f} MiB",
-         f"{traced_peak_mb * MiB / max(row3.record_count, 1):,.0f} B/record sealed"),
-        ("submit + confirm epoch 1 (approve + post tx)", f"{post1_s:.2f} s", f"epoch 2: {post2_s:.2f} s, epoch 3: {post3_s:.2f} s"),
+        (f"append_many x{BATCH:,} of {n:,} records (SQLite)", f"{append_s:.1f} s",
+         f"{rate(n, append_s)}; epoch 3's {n:,}: {append3_s:.1f} s"),
+        (f"seal epoch 1 ({n:,} records, {row1.accounts:,} accounts){profiled}", f"{seal1_s:.1f} s",
+         f"epoch 3 ({row3.record_count:,} records, {row3.accounts:,} accounts"
+         + (", under tracemalloc" if args.tracemalloc else "") + f"): {seal3_s:.1f} s"),
+        (f"seal epoch 2 (10 records, 3 accounts touched){profiled}", f"{seal2_s:.2f} s",
+         f"tree still holds all {row2.accounts:,} accounts (cumulative)"),
+        ("epoch file 1 size", f"{file1_mb:.1f} MB",
+         f"records' canonical JSON alone: {body_bytes / 1e6:.1f} MB; file 2: {file2_mb:.1f} MB, file 3: {file3_mb:.1f} MB"),
+        ("peak RSS during seal 1 (ru_maxrss after)", *peak_cell(rss_before, peak_before, peak_after)),
+        ("peak RSS during seal 3 (ru_maxrss after)", *peak_cell(rss3_before, peak3_before, peak3_after)),
+        ("Python allocation peak during seal 3 (tracemalloc)", *traced),
+        ("submit + confirm epoch 1 (approve + post tx)", f"{post1_s:.2f} s",
+         f"epoch 2: {post2_s:.2f} s, epoch 3: {post3_s:.2f} s"),
         ("post gas, epoch 1 (postEpoch receipt)", f"{row1.gas_used:,}", "first post: fresh storage"),
-        (f"post gas, epoch 2 (10 records)", f"{row2.gas_used:,}", f"epoch 3 ({n:,} records): {row3.gas_used:,} (diff {row3.gas_used - row2.gas_used:+,})"),
+        ("post gas, epoch 2 (10 records)", f"{row2.gas_used:,}",
+         f"epoch 3 ({n:,} records): {row3.gas_used:,} (diff {row3.gas_used - row2.gas_used:+,})"),
     ]
     table(
         f"1. Epoch of {n:,} fee records over {k:,} accounts (SQLite ledger, real anvil)",
@@ -312,14 +327,24 @@ def section_epoch(args: argparse.Namespace, work: Path) -> None:
             "epochs 2 and 3 differ only in calldata bytes (logSize, recordCount, epochTotal, roots: 16 gas per "
             "non-zero byte, 4 per zero byte)",
             "peak memory: ru_maxrss is the RSS high-water mark of the whole process; tracemalloc counts Python "
-            "allocations only (not SQLite's page cache, not freed-but-kept arenas)",
+            "allocations only (not SQLite's page cache, not freed-but-kept arenas), and with --tracemalloc its "
+            "own bookkeeping inflates seal 3's RSS",
         ],
     )
-    if profiler:
+    for title, profiler in profiles.items():
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
-        print("\n## cProfile of seal epoch 1 (top 25, cumulative)")
-        print(out.getvalue())
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
+        print(f"\n## cProfile of {title} (top 40, cumulative)")
+        print(out.getvalue().strip())
+
+
+def _sealed(manager: EpochManager, profiles: dict[str, cProfile.Profile], title: str) -> EpochRow | None:
+    profiler = profiles[title] = cProfile.Profile()
+    profiler.enable()
+    try:
+        return manager.seal()
+    finally:
+        profiler.disable()
 
 
 def _sum_body_bytes(engine: Any) -> int:
@@ -402,8 +427,10 @@ def section_append(args: argparse.Namespace, work: Path) -> None:
 
     lite, pg = cells(results["SQLite"]), cells(results.get("PostgreSQL", "skipped"))
     rows = [
-        (f"single append ({n_single:,}, a transaction each)", lite[0], pg[0], rate(n_single, sq_single_s), rate(len(hashes), mem_s)),
-        (f"append_many, batches of {BATCH:,} ({n_many:,})", lite[1], pg[1], rate(n_many, sq_many_s), rate(len(hashes), mem_s)),
+        (f"single append ({n_single:,}, a transaction each)", lite[0], pg[0],
+         rate(n_single, sq_single_s), rate(len(hashes), mem_s)),
+        (f"append_many, batches of {BATCH:,} ({n_many:,})", lite[1], pg[1],
+         rate(n_many, sq_many_s), rate(len(hashes), mem_s)),
     ]
     notes = [
         "records/s; FeeRecords (3-5 weights); the pymerkle peers append the same leaves (each record's keccak256) "
@@ -439,6 +466,66 @@ def _pairs(rng: random.Random, n: int, count: int) -> list[tuple[int, int]]:
     return out
 
 
+def _proofs_loraledger(entries: list[bytes], indices: list[int], pairs: list[tuple[int, int]]) -> dict[str, Any]:
+    log = MerkleLog()
+    append = log.append
+    start = time.perf_counter()
+    for e in entries:
+        append(e)
+    build_s = time.perf_counter() - start
+    root = log.root()
+    incl_us = mean_us(log.inclusion_proof, indices)
+    cons_us = mean_us(lambda p: log.consistency_proof(*p), pairs)
+    incl = [log.inclusion_proof(i) for i in indices]
+    cons = [log.consistency_proof(*p) for p in pairs]
+    roots = {s: log.root(s) for p in pairs for s in p}
+
+    def v_incl(p: Any) -> bool:
+        return verify_inclusion(p.leaf_hash, p.index, p.size, p.path, root)
+
+    def v_cons(p: Any) -> bool:
+        return verify_consistency(p.old_size, p.new_size, roots[p.old_size], roots[p.new_size], p.path)
+
+    if not all(map(v_incl, incl)) or not all(map(v_cons, cons)):
+        raise AssertionError("a loraledger proof does not verify")
+    return {
+        "build_s": build_s, "incl_us": incl_us, "cons_us": cons_us,
+        "v_incl_us": mean_us(v_incl, incl), "v_cons_us": mean_us(v_cons, cons),
+        "incl_len": sum(len(p.path) for p in incl) / len(incl), "cons_len": sum(len(p.path) for p in cons) / len(cons),
+        "root": root, "roots": roots,
+    }
+
+
+def _proofs_pymerkle(entries: list[bytes], indices: list[int], pairs: list[tuple[int, int]]) -> dict[str, Any]:
+    import pymerkle
+
+    tree = pymerkle.InmemoryTree(algorithm="sha256")  # RFC 9162 prefixes are on by default
+    append = tree.append_entry
+    start = time.perf_counter()
+    for e in entries:
+        append(e)
+    build_s = time.perf_counter() - start
+    root = tree.get_root()
+    incl_us = mean_us(lambda i: tree.prove_inclusion(i + 1), indices)  # 1-based
+    cons_us = mean_us(lambda p: tree.prove_consistency(*p), pairs)
+    incl = [(tree.prove_inclusion(i + 1), tree.get_leaf(i + 1)) for i in indices]
+    cons = [tree.prove_consistency(*p) for p in pairs]
+    roots = {s: tree.get_root(s) for p in pairs for s in p}
+
+    def v_incl(pl: Any) -> None:
+        pymerkle.verify_inclusion(pl[1], root, pl[0])  # raises InvalidProof
+
+    def v_cons(p: Any) -> None:
+        pymerkle.verify_consistency(roots[p.prior_size], roots[p.size], p)
+
+    return {
+        "build_s": build_s, "incl_us": incl_us, "cons_us": cons_us,
+        "v_incl_us": mean_us(v_incl, incl), "v_cons_us": mean_us(v_cons, cons),
+        "incl_len": sum(len(p.path) for p, _ in incl) / len(incl), "cons_len": sum(len(p.path) for p in cons) / len(cons),
+        "root": root, "roots": roots,
+    }
+
+
 def section_proofs(args: argparse.Namespace) -> None:
     n = args.log_size
     progress(f"section 3: log proofs at {n:,} entries")
@@ -446,68 +533,30 @@ def section_proofs(args: argparse.Namespace) -> None:
     entries = [hashlib.sha256(i.to_bytes(8, "big")).digest() for i in range(n)]
     indices = [rng.randrange(n) for _ in range(args.inclusion_samples)]
     pairs = _pairs(rng, n, args.consistency_samples)
-
-    # loraledger MerkleLog
-    log = MerkleLog()
-    append = log.append
-    start = time.perf_counter()
-    for e in entries:
-        append(e)
-    ll_build_s = time.perf_counter() - start
-    root = log.root()
-    ll_incl_us = mean_us(log.inclusion_proof, indices)
-    ll_cons_us = mean_us(lambda p: log.consistency_proof(*p), pairs)
-    incl = [log.inclusion_proof(i) for i in indices]
-    cons = [log.consistency_proof(*p) for p in pairs]
-    roots = {s: log.root(s) for p in pairs for s in p}
-    if not all(verify_inclusion(p.leaf_hash, p.index, p.size, p.path, root) for p in incl):
-        raise AssertionError("loraledger inclusion proof does not verify")
-    if not all(verify_consistency(p.old_size, p.new_size, roots[p.old_size], roots[p.new_size], p.path) for p in cons):
-        raise AssertionError("loraledger consistency proof does not verify")
-    ll_vincl_us = mean_us(lambda p: verify_inclusion(p.leaf_hash, p.index, p.size, p.path, root), incl)
-    ll_vcons_us = mean_us(lambda p: verify_consistency(p.old_size, p.new_size, roots[p.old_size], roots[p.new_size], p.path), cons)
-    ll_incl_len = sum(len(p.path) for p in incl) / len(incl)
-    ll_cons_len = sum(len(p.path) for p in cons) / len(cons)
-    del log, incl, cons
+    ll = _proofs_loraledger(entries, indices, pairs)
     gc.collect()
-
-    # pymerkle InmemoryTree
-    import pymerkle
-
-    tree = pymerkle.InmemoryTree(algorithm="sha256")
-    append = tree.append_entry
-    start = time.perf_counter()
-    for e in entries:
-        append(e)
-    pm_build_s = time.perf_counter() - start
-    pm_root = tree.get_root()
-    pm_incl_us = mean_us(lambda i: tree.prove_inclusion(i + 1), indices)  # 1-based
-    pm_cons_us = mean_us(lambda p: tree.prove_consistency(*p), pairs)
-    pincl = [(tree.prove_inclusion(i + 1), tree.get_leaf(i + 1)) for i in indices]
-    pcons = [tree.prove_consistency(*p) for p in pairs]
-    pm_roots = {s: tree.get_root(s) for p in pairs for s in p}
-    pm_vincl_us = mean_us(lambda pl: pymerkle.verify_inclusion(pl[1], pm_root, pl[0]), pincl)
-    pm_vcons_us = mean_us(lambda p: pymerkle.verify_consistency(pm_roots[p.prior_size], pm_roots[p.size], p), pcons)
-    pm_incl_len = sum(len(p.path) for p, _ in pincl) / len(pincl)
-    pm_cons_len = sum(len(p.path) for p in pcons) / len(pcons)
-    roots_agree = pm_root == root and all(pm_roots[s] == roots[s] for s in roots)
-    del tree, pincl, pcons
+    pm = _proofs_pymerkle(entries, indices, pairs)
     gc.collect()
+    root = ll["root"]
+    roots_agree = pm["root"] == root and pm["roots"] == ll["roots"]
+
+    def us(key: str) -> tuple[str, str]:
+        return f"{ll[key]:,.1f} µs", f"{pm[key]:,.1f} µs"
 
     rows = [
-        (f"build: append {n:,} entries", f"{ll_build_s:.1f} s ({rate(n, ll_build_s)})", f"{pm_build_s:.1f} s ({rate(n, pm_build_s)})"),
-        (f"inclusion proof (mean of {len(indices):,})", f"{ll_incl_us:,.1f} µs", f"{pm_incl_us:,.1f} µs"),
-        (f"consistency proof m->n (mean of {len(pairs):,} pairs)", f"{ll_cons_us:,.1f} µs", f"{pm_cons_us:,.1f} µs"),
-        ("verify inclusion", f"{ll_vincl_us:,.1f} µs", f"{pm_vincl_us:,.1f} µs"),
-        ("verify consistency", f"{ll_vcons_us:,.1f} µs", f"{pm_vcons_us:,.1f} µs"),
-        ("path length: inclusion / consistency (mean)", f"{ll_incl_len:.1f} / {ll_cons_len:.1f}", f"{pm_incl_len:.1f} / {pm_cons_len:.1f}"),
+        (f"build: append {n:,} entries", *(f"{r['build_s']:.1f} s ({rate(n, r['build_s'])})" for r in (ll, pm))),
+        (f"inclusion proof (mean of {len(indices):,})", *us("incl_us")),
+        (f"consistency proof m->n (mean of {len(pairs):,} pairs)", *us("cons_us")),
+        ("verify inclusion", *us("v_incl_us")),
+        ("verify consistency", *us("v_cons_us")),
+        ("path length: inclusion / consistency (mean)", *(f"{r['incl_len']:.1f} / {r['cons_len']:.1f}" for r in (ll, pm))),
     ]
     notes = [
         f"roots at N and at every sampled size: {'agree' if roots_agree else 'DIFFER'} ({root.hex()[:16]}...)",
         "pymerkle paths include the leaf itself (its proof format), loraledger's are RFC 9162 PATH/PROOF",
     ]
     if args.ledger_1m:
-        ledger_rows, ledger_notes = _ledger_proofs(args, indices, pairs, root)
+        ledger_rows, ledger_notes = _ledger_proofs(args, indices, pairs)
         head = ["measure", "loraledger MerkleLog", "pymerkle InmemoryTree", f"RecordLedger (SQLite, {n:,} records)"]
         rows = [(*r, ledger_rows.get(r[0], "")) for r in rows] + [
             (label, "", "", value) for label, value in ledger_rows.items() if label not in {r[0] for r in rows}
@@ -521,7 +570,9 @@ def section_proofs(args: argparse.Namespace) -> None:
         raise AssertionError("MerkleLog and pymerkle roots differ")
 
 
-def _ledger_proofs(args: argparse.Namespace, indices: list[int], pairs: list[tuple[int, int]], log_root: bytes) -> tuple[dict[str, str], list[str]]:
+def _ledger_proofs(
+    args: argparse.Namespace, indices: list[int], pairs: list[tuple[int, int]]
+) -> tuple[dict[str, str], list[str]]:
     n = args.log_size
     progress(f"section 3: RecordLedger with {n:,} records (--ledger-1m)")
     work = Path(tempfile.mkdtemp(prefix="bench-epoch-1m-", dir=args.tmp))
@@ -548,6 +599,13 @@ def _ledger_proofs(args: argparse.Namespace, indices: list[int], pairs: list[tup
         if not all(p.verify(root) for p in proofs):
             raise AssertionError("RecordLedger inclusion proof does not verify")
         vincl_us = mean_us(lambda p: p.verify(root), proofs)
+        cproofs = [ledger.consistency_proof(*p) for p in pairs]
+        sizes = {s: ledger.root(s) for p in pairs for s in p}
+        if not all(c.verify(sizes[c.old_size], sizes[c.new_size]) for c in cproofs):
+            raise AssertionError("RecordLedger consistency proof does not verify")
+        vcons_us = mean_us(lambda c: c.verify(sizes[c.old_size], sizes[c.new_size]), cproofs)
+        incl_len = sum(len(p.path) for p in proofs) / len(proofs)
+        cons_len = sum(len(c.path) for c in cproofs) / len(cproofs)
         get_us = mean_us(ledger.get, indices[:200])
         engine.dispose()
     finally:
@@ -557,18 +615,23 @@ def _ledger_proofs(args: argparse.Namespace, indices: list[int], pairs: list[tup
         "incl": f"inclusion proof (mean of {len(indices):,})",
         "cons": f"consistency proof m->n (mean of {len(pairs):,} pairs)",
         "vincl": "verify inclusion",
+        "vcons": "verify consistency",
+        "len": "path length: inclusion / consistency (mean)",
     }
     rows = {
         labels["build"]: f"{append_s:.0f} s ({rate(n, append_s)}, append_many x{BATCH:,})",
         labels["incl"]: f"{incl_us:,.1f} µs",
         labels["cons"]: f"{cons_us:,.1f} µs",
         labels["vincl"]: f"{vincl_us:,.1f} µs",
-        "open: load and check 1M hashes, rebuild the tree": f"{open_s:.1f} s",
+        labels["vcons"]: f"{vcons_us:,.1f} µs",
+        labels["len"]: f"{incl_len:.1f} / {cons_len:.1f}",
+        f"open: load and check {n:,} hashes, rebuild the tree": f"{open_s:.1f} s",
         "get(seq): read + hash-check + parse one record (mean of 200)": f"{get_us:,.0f} µs",
         "database size": f"{db_mb:,.0f} MB",
     }
     return rows, ["RecordLedger answers proofs from its in-memory MerkleLog (rebuilt from the records at open), "
-                  "so its proof time is MerkleLog's plus a lock"]
+                  "so its proof time is MerkleLog's plus a lock; its leaves are FeeRecord hashes (its own root), "
+                  "its build time is append_many of the records (serialise, hash, insert, commit per batch)"]
 
 
 # ------------------------------------------------------------------------------- main
@@ -585,7 +648,9 @@ def main() -> int:
     parser.add_argument("--inclusion-samples", type=int, default=1_000)
     parser.add_argument("--consistency-samples", type=int, default=200)
     parser.add_argument("--ledger-1m", action="store_true", help="also a RecordLedger (SQLite) of --log-size records (minutes)")
-    parser.add_argument("--profile", action="store_true", help="run the first seal under cProfile and print the top entries")
+    parser.add_argument("--profile", action="store_true", help="run seals 1 and 2 under cProfile and print the top entries")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="run the third seal under tracemalloc (its Python allocation peak; ~5x slower)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 5k records / 500 accounts, 500 + 5k appends, 100k log")
     parser.add_argument("--only", choices=["epoch", "append", "proofs"], action="append", help="sections to run (default all)")
     parser.add_argument("--seed", type=int, default=42)

@@ -179,3 +179,38 @@ def test_epochs_on_postgresql_survive_a_kill(chain_node, accounts, pg_server):
     assert contracts.current_epoch() == 1 and len(contracts.epoch_post_blocks()) == 1
     assert not (tmp_path / "data" / "ledger.sqlite").exists()  # the ledger really lives in PostgreSQL
     assert cli(env, "verify").returncode == 0
+
+
+def test_a_post_that_reverts_on_chain_is_signed_again_once_fixed(anvil, accounts, artifacts, tmp_path):
+    """Signed and stored, then the operator loses its role before broadcast: the mined post
+    reverts, the epoch goes back to sealed, and after the fix a new post goes through."""
+    from conftest import tool
+
+    admin, operator = accounts[0], accounts[6]
+    client = ChainClient(anvil.url, error_abis=all_packaged_abis())
+    deployment = Deployer(client, admin, artifacts, tmp_path / "deployments" / "31337.json", operator=operator.address).run()
+    contracts = LedgerContracts(client, deployment)
+    contracts.client.transact(admin, contracts.token.functions.transfer(operator.address, 10**21), what="fund operator")
+    env = dict(os.environ)
+    env.update({
+        "LORALEDGER_RPC_URL": anvil.url, "LORALEDGER_DATA_DIR": str(tmp_path / "data"),
+        "LORALEDGER_DEPLOYMENTS_DIR": str(tmp_path / "deployments"),
+        "LORALEDGER_OPERATOR_KEY": "0x" + operator.key.hex(), "PATH": f"{BIN}:{env.get('PATH', '')}",
+    })
+    env.pop("LORALEDGER_FAILPOINTS", None)
+    (tmp_path / "f.jsonl").write_text(fee_lines(accounts, 10**18, 2, "rv"))  # operator: the deployment's
+    assert cli(env, "fees", "import", str(tmp_path / "f.jsonl")).returncode == 0
+    assert cli(env, "epoch", "close", failpoint="submit.after_sign").returncode == -signal.SIGKILL
+
+    ledger = deployment.address("AttributionLedger")
+    role = "0x" + contracts.ledger.functions.OPERATOR_ROLE().call().hex()
+    cast = [tool("cast"), "send", ledger, "--rpc-url", anvil.url, "--private-key", "0x" + admin.key.hex()]
+    subprocess.run([*cast, "revokeRole(bytes32,address)", role, operator.address], check=True, capture_output=True)
+    failed = cli(env, "epoch", "close")  # re-broadcasts the stored post, which now reverts
+    assert failed.returncode == 5 and "reverted on chain" in failed.stderr, failed.stderr
+    status = json.loads(cli(env, "epoch", "status", "--json").stdout)
+    assert status["epochs"][0]["status"] == "sealed" and status["chainEpoch"] == 0
+
+    subprocess.run([*cast, "grantRole(bytes32,address)", role, operator.address], check=True, capture_output=True)
+    assert cli(env, "epoch", "close").returncode == 0
+    assert contracts.current_epoch() == 1 and len(contracts.epoch_post_blocks()) == 1

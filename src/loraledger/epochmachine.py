@@ -386,9 +386,13 @@ class EpochManager:
             self._set_status(row.number, EpochStatus.SEALED)
             return True
         if receipt["status"] != 1:
-            self._set_tx_status(tx.id, ChainTxStatus.MINED, block_number=receipt["blockNumber"])
+            # Back to sealed, so that the next run signs a new post once the cause is fixed
+            # (e.g. the operator's allowance or balance was changed between signing and mining).
+            self._set_tx_status(tx.id, ChainTxStatus.REVERTED, block_number=receipt["blockNumber"])
+            self._set_status(row.number, EpochStatus.SEALED)
             raise TransactionReverted(
-                f"post of epoch {row.number} reverted on chain (tx {tx.tx_hash}); see `loraledger epoch status`",
+                f"post of epoch {row.number} reverted on chain (tx {tx.tx_hash}); fix the cause and run "
+                "`loraledger epoch close` again",
                 tx_hash=tx.tx_hash,
             )
         depth = client.confirmations_of(receipt)

@@ -72,6 +72,7 @@ class ChainTxStatus:
     MINED = "mined"
     CONFIRMED = "confirmed"
     REPLACED = "replaced"    # its nonce was used by another transaction; a new one was signed
+    REVERTED = "reverted"    # mined but failed; the epoch went back to sealed
 
 
 class ChainTxRow(SQLModel, table=True):
