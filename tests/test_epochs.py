@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from loraledger.epochs import build_epoch_file, cumulative_after, data_hash, verify_epoch_files
+from loraledger.epochs import EpochLink, build_epoch_file, cumulative_after, data_hash, verify_epoch_files
 from loraledger.errors import InputError
 from loraledger.merkle import StandardMerkleTree
 from loraledger.recordlog import MerkleLog
@@ -39,7 +39,7 @@ def seal(epoch: int, log: MerkleLog, records, previous, balances_before):
     epoch_file = build_epoch_file(
         epoch=epoch, chain_id=31337, ledger=LEDGER, distributor=DIST, records=records,
         log_size=log.size, log_root=log.root(), consistency_proof=log.consistency_proof(start).path,
-        previous=previous, fee_split=SPLIT, balances=balances,
+        previous=EpochLink.of(previous) if previous else None, fee_split=SPLIT, balances=balances,
     )
     return epoch_file, balances
 

@@ -34,7 +34,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from .chain.contracts import LedgerContracts
-from .epochs import build_epoch_file, cumulative_after, data_hash
+from .epochs import EpochLink, build_epoch_file, cumulative_after, data_hash
 from .errors import ChainError, ConfigError, LedgerError, TransactionReverted
 from .failpoints import failpoint
 from .ledger.epoch_tables import BalanceRow, ChainTxRow, ChainTxStatus, EpochRow, EpochStatus, NodeBindingRow
@@ -218,7 +218,7 @@ class EpochManager:
                 return None
             failpoint("seal.before_file")
             records = self.records.range(start, end)
-            previous_file = self.store.read(number - 1) if latest else None
+            previous = EpochLink(latest.number, latest.data_hash, int(latest.cumulative_total)) if latest else None
             previous_balances = {r.account: int(r.cumulative) for r in session.exec(select(BalanceRow))}
             balances = cumulative_after(previous_balances, records, split)
             epoch_file = build_epoch_file(
@@ -230,12 +230,12 @@ class EpochManager:
                 log_size=end,
                 log_root=self.records.root(end),
                 consistency_proof=self.records.consistency_proof(start, end).path,
-                previous=previous_file,
+                previous=previous,
                 fee_split=split,
                 balances=balances,
             )
             # No database row exists for this epoch: a file left by a crashed seal is not authoritative.
-            self.store.write(number, epoch_file, replace=True)
+            self.store.write(number, epoch_file, replace=True, compact=True)
             failpoint("seal.after_file")
             row = EpochRow(
                 number=number,

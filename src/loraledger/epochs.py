@@ -41,6 +41,19 @@ def data_hash(epoch_file: dict[str, Any]) -> str:
     return "0x" + keccak(rfc8785.dumps(epoch_file)).hex()
 
 
+@dataclass(frozen=True)
+class EpochLink:
+    """What an epoch takes from the one before it: its number, data hash and cumulative total."""
+
+    epoch: int
+    data_hash: str
+    cumulative_total: int
+
+    @classmethod
+    def of(cls, epoch_file: dict[str, Any]) -> EpochLink:
+        return cls(epoch_file["epoch"], data_hash(epoch_file), int(epoch_file["rewards"]["cumulativeTotal"]))
+
+
 def build_epoch_file(
     *,
     epoch: int,
@@ -51,7 +64,7 @@ def build_epoch_file(
     log_size: int,
     log_root: bytes,
     consistency_proof: Sequence[bytes],
-    previous: dict[str, Any] | None,
+    previous: EpochLink | None,
     fee_split: FeeSplit,
     balances: Mapping[str, int],
 ) -> dict[str, Any]:
@@ -59,10 +72,10 @@ def build_epoch_file(
 
     ``balances`` are the cumulative balances after this epoch (see
     :func:`cumulative_after`); ``consistency_proof`` proves the log at the previous
-    epoch's size is a prefix of this one; ``previous`` is the previous epoch file (None
+    epoch's size is a prefix of this one; ``previous`` links to the previous epoch (None
     for epoch 1).
     """
-    expected = 1 if previous is None else previous["epoch"] + 1
+    expected = 1 if previous is None else previous.epoch + 1
     if epoch != expected:
         raise InputError(f"epoch {epoch} cannot follow epoch {expected - 1}")
     if not records:
@@ -73,7 +86,7 @@ def build_epoch_file(
             raise InputError(f"record {record_hash(record).hex()} has seq {record.seq}, expected {previous_size + offset}")
     tree = reward_tree(balances)
     cumulative_total = sum(balances.values())
-    previous_total = int(previous["rewards"]["cumulativeTotal"]) if previous else 0
+    previous_total = previous.cumulative_total if previous else 0
     if cumulative_total < previous_total:
         raise InputError(f"cumulative rewards cannot shrink ({previous_total} → {cumulative_total})")
     return {
@@ -96,7 +109,7 @@ def build_epoch_file(
             "tree": tree.dump(),
         },
         "feeSplit": fee_split.to_json(),
-        "previous": {"epoch": epoch - 1, "dataHash": data_hash(previous) if previous else ZERO_HASH},
+        "previous": {"epoch": epoch - 1, "dataHash": previous.data_hash if previous else ZERO_HASH},
     }
 
 

@@ -43,6 +43,7 @@ invalid EIP-55 checksum``, and ``details["errors"]`` listing ``{"field", "messag
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -139,11 +140,18 @@ def _validate_address(value: object) -> str:
         raise ValueError(f"address must be a 0x-prefixed hex string, got {type(value).__name__}")
     if not _ADDRESS_RE.fullmatch(value):
         raise ValueError(f"address must be 0x followed by 40 hex digits, got {_short(value)}")
-    checksummed = to_checksum_address(value)
+    checksummed = _checksum(value)
     body = value[2:]
     if body != body.lower() and body != body.upper() and value != checksummed:
         raise ValueError(f"address {value} has an invalid EIP-55 checksum (expected {checksummed})")
     return checksummed
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _checksum(value: str) -> str:
+    """EIP-55 form (a keccak per call): cached, because an epoch reads the same few thousand
+    addresses back hundreds of thousands of times."""
+    return to_checksum_address(value)
 
 
 def _validate_bytes32(value: object) -> str:

@@ -51,7 +51,7 @@ class EpochFileStore:
     def read_all(self) -> list[dict[str, Any]]:
         return [self.read(n) for n in self.numbers()]
 
-    def write(self, epoch: int, content: dict[str, Any], *, replace: bool = False) -> Path:
+    def write(self, epoch: int, content: dict[str, Any], *, replace: bool = False, compact: bool = False) -> Path:
         """Write epoch ``epoch`` atomically. An existing file must hold the same content,
         unless ``replace`` (the caller knows the file is not authoritative: no database row)."""
         path = self.path(epoch)
@@ -62,5 +62,5 @@ class EpochFileStore:
                 raise LedgerError(f"epoch {epoch} is already sealed in {path} with other content")
         elif epoch != self.latest() + 1:
             raise LedgerError(f"cannot write epoch {epoch}: the newest epoch file is {self.latest()}")
-        atomic_write_json(path, content)
+        atomic_write_json(path, content, compact=compact)
         return path
