@@ -449,15 +449,14 @@ def fees_import(
 
 
 def _default_operator(settings: Settings) -> str | None:
-    """The deployment's operator address, if a deployment is known (fees without an operator go to it)."""
+    """The deployment's operator (fees without an operator go to it): the deployment of
+    ``chain_id`` when set, else the only deployment there is; None when that is ambiguous."""
     from .chain.deploy import load_deployment
 
-    for path in sorted(settings.deployments_dir.glob("*.json")) if settings.deployments_dir.is_dir() else []:
-        try:
-            return load_deployment(path).operator
-        except LoraLedgerError:
-            continue
-    return None
+    if settings.chain_id is not None:
+        return load_deployment(settings.deployment_file(settings.chain_id)).operator
+    files = sorted(settings.deployments_dir.glob("*.json")) if settings.deployments_dir.is_dir() else []
+    return load_deployment(files[0]).operator if len(files) == 1 else None
 
 
 @node_app.command("run")

@@ -31,7 +31,10 @@ def parse_fee_lines(text: str, *, default_operator: str | None, timestamp: int) 
         raw = {"kind": "fee", "timestamp": timestamp, "weights": {}, **raw}
         if raw.get("operator") is None:
             if default_operator is None:
-                raise InputError(f"line {number}: no operator given and no deployment to take it from")
+                raise InputError(
+                    f"line {number}: no operator given, and no single deployment to take it from "
+                    "(set LORALEDGER_CHAIN_ID, or give \"operator\" on each line)"
+                )
             raw["operator"] = default_operator
         try:
             record = record_from_dict(raw)
