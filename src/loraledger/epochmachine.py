@@ -205,8 +205,7 @@ class EpochManager:
     # ---- seal ------------------------------------------------------------------------
     def seal(self) -> EpochRow | None:
         """Seal every record appended since the previous epoch into the next epoch."""
-        split = FeeSplit.from_tuple(self.contracts.fee_split())  # read before taking the write lock
-        self.records.sync()
+        split = FeeSplit.from_tuple(self.contracts.fee_split())  # chain I/O before taking the write lock
         with Session(self.engine) as session:
             _lock_for_update(session)
             latest = session.exec(select(EpochRow).order_by(EpochRow.number.desc())).first()  # type: ignore[union-attr]
