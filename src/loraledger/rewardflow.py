@@ -53,27 +53,39 @@ def read_reward_list(path: Path) -> tuple[str, str]:
         raise InputError(f"reward list {path} is not UTF-8 text") from None
 
 
-def _already_appended(records: RecordLedger, source: str) -> bool:
-    needle = f'%"source":"{source}"%'
-    with Session(records.engine) as session:
-        row = session.exec(
-            select(RecordRow.seq).where(RecordRow.kind == "reward_grant", RecordRow.body.like(needle))  # type: ignore[attr-defined]
-        ).first()
-    return row is not None
+class _AlreadyAppended(Exception):
+    """Raised inside the append transaction to roll it back: the list is in the ledger."""
 
 
 def post_reward_list(manager: EpochManager, records: RecordLedger, path: Path, *, now: int | None = None) -> PostResult:
-    """Append the reward list at ``path`` (unless already appended) and close an epoch."""
+    """Append the reward list at ``path`` (unless already appended) and close an epoch.
+
+    The "already appended?" check runs inside the append's own transaction, under the
+    ledger's write lock, so two runs with the same file cannot both append it.
+    """
     text, source = read_reward_list(path)
     rows = parse_reward_list(text, fmt={".json": "json", ".csv": "csv"}.get(path.suffix.lower()))
-    appended = 0
-    if not _already_appended(records, source):
-        timestamp = int(time.time()) if now is None else now
-        grants = [
-            RewardGrantRecord(timestamp=timestamp, account=row.account, amount=row.amount, source=source, memo=path.name)
-            for row in rows
-        ]
-        appended = len(records.append_many(grants))
+    timestamp = int(time.time()) if now is None else now
+    grants = [
+        RewardGrantRecord(timestamp=timestamp, account=row.account, amount=row.amount, source=source, memo=path.name)
+        for row in rows
+    ]
+
+    def refuse_if_already_appended(session: Session, stamped: list) -> None:
+        earlier = session.exec(
+            select(RecordRow.seq).where(
+                RecordRow.kind == "reward_grant",
+                RecordRow.body.like(f'%"source":"{source}"%'),  # type: ignore[attr-defined]
+                RecordRow.seq < stamped[0].seq,
+            )
+        ).first()
+        if earlier is not None:
+            raise _AlreadyAppended
+
+    try:
+        appended = len(records.append_many(grants, in_transaction=refuse_if_already_appended))
+    except _AlreadyAppended:
+        appended = 0
     return PostResult(appended, manager.close())
 
 
