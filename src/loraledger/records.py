@@ -441,6 +441,75 @@ class RewardGrantRecord(Record):
         return value
 
 
+# ------------------------------------------------------------------------- datanets
+
+RowSchema = Literal["text", "instruction", "chat"]
+
+
+class DatanetCreatedRecord(Record):
+    """A datanet was created: its owner and its rules."""
+
+    kind: Literal["datanet_created"] = "datanet_created"
+    #: The id in DatanetRegistry.
+    datanet_id: SafeUint
+    owner: Address
+    name: Annotated[Text, Field(min_length=1)]
+    #: The row shape: plain text, prompt/completion pairs, or OpenAI chat messages.
+    row_schema: RowSchema
+    #: SPDX licence ids contributions may carry.
+    licenses: tuple[Text, ...]
+    #: "auto": rows are accepted when they pass validation; "review": the owner decides.
+    policy: Literal["auto", "review"]
+    #: Near-duplicate threshold, Jaccard similarity in percent (100: exact duplicates only).
+    near_duplicate_pct: Annotated[int, Strict(), Field(ge=1, le=100)]
+
+
+class ContributionRecord(Record):
+    """A signed batch of rows (EIP-712 ``Contribution``) that passed validation."""
+
+    kind: Literal["contribution"] = "contribution"
+    datanet_id: SafeUint
+    contributor: Address
+    #: keccak256 of the batch as signed.
+    content_hash: Bytes32
+    license: Text
+    nonce: SafeUint
+    deadline: SafeUint
+    #: The contributor's EIP-712 signature (0x, 65 bytes).
+    signature: Text
+    #: Normalised row hashes of the batch, in order.
+    row_hashes: tuple[Bytes32, ...]
+
+
+class RowDecisionRecord(Record):
+    """A row accepted or rejected (automatically, or by the datanet's owner)."""
+
+    kind: Literal["row_decision"] = "row_decision"
+    datanet_id: SafeUint
+    row_hash: Bytes32
+    contributor: Address
+    decision: Literal["accepted", "rejected"]
+    reason: Text | None = None
+    #: The row it duplicates, for duplicate refusals.
+    duplicate_of: Bytes32 | None = None
+    #: Who decided: the owner, or None for the automatic policy.
+    decided_by: Address | None = None
+
+
+class SnapshotRecord(Record):
+    """Version ``version`` of a datanet: its accepted rows frozen under a Merkle root."""
+
+    kind: Literal["snapshot"] = "snapshot"
+    datanet_id: SafeUint
+    version: SafeUint
+    #: OZ StandardMerkleTree root over (bytes32 rowHash, address contributor).
+    root: Bytes32
+    row_count: SafeUint
+    parent_version: SafeUint | None = None
+    #: keccak256 of the manifest's RFC 8785 JSON.
+    manifest_hash: Bytes32
+
+
 # ------------------------------------------------------------------------- functions
 
 

@@ -178,3 +178,43 @@ class LedgerContracts:
             self.distributor.functions.claim(account, cumulative_amount, proof_bytes),
             what=f"claim for {account}",
         )
+
+
+class DatanetRegistryContract:
+    """DatanetRegistry: datanet ids and owners, snapshot roots, on-chain row proofs."""
+
+    def __init__(self, client: ChainClient, address: str):
+        if not client.has_code(address):
+            raise ChainError(f"no DatanetRegistry at {address} on chain {client.chain_id}; run `loraledger contracts deploy`")
+        self.client = client
+        self.contract = client.contract(address, packaged_abi("DatanetRegistry"))
+        self.address = self.contract.address
+
+    def create_datanet(self, sender: LocalAccount, owner: str, metadata_uri: str) -> int:
+        """Create a datanet for ``owner`` (the sender is the owner or holds OPERATOR_ROLE); returns its id."""
+        receipt = self.client.transact(
+            sender, self.contract.functions.createDatanet(to_checksum_address(owner), metadata_uri), what="create datanet"
+        )
+        events = self.contract.events.DatanetCreated().process_receipt(receipt)
+        return int(events[0]["args"]["datanetId"])
+
+    def publish_snapshot(self, sender: LocalAccount, datanet_id: int, version: int, root: str, row_count: int) -> dict[str, Any]:
+        return self.client.transact(
+            sender,
+            self.contract.functions.publishSnapshot(datanet_id, version, _bytes32(root), row_count),
+            what=f"publish snapshot {version} of datanet {datanet_id}",
+        )
+
+    def snapshot_root(self, datanet_id: int, version: int) -> str:
+        return _hex(self.client.call_view(self.contract.functions.snapshotRoot(datanet_id, version), what="read snapshot root"))
+
+    def latest_version(self, datanet_id: int) -> int:
+        owner, latest, root, uri = self.client.call_view(self.contract.functions.getDatanet(datanet_id), what="read datanet")
+        return int(latest)
+
+    def verify_row(self, datanet_id: int, version: int, row_hash: str, contributor: str, proof: list[str]) -> bool:
+        return bool(self.client.call_view(
+            self.contract.functions.verifyRow(datanet_id, version, _bytes32(row_hash), to_checksum_address(contributor),
+                                              [_bytes32(p) for p in proof]),
+            what="verify row on chain",
+        ))

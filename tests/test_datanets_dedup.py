@@ -1,0 +1,145 @@
+"""Exact and near-duplicate detection of datanet rows (MinHash LSH)."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from loraledger.datanets.content import parse_rows, row_hash, row_text
+from loraledger.datanets.dedup import Deduplicator, Duplicate
+from loraledger.errors import InputError
+
+SENTENCE = (
+    "The quick brown fox jumps over the lazy dog while the farmer watches from the porch "
+    "of the old wooden house at the edge of the green valley near the river"
+)
+ONE_WORD_CHANGED = SENTENCE.replace("farmer", "teacher")
+
+
+def _row(text: str) -> tuple[bytes, str]:
+    data = {"text": text}
+    return row_hash(data), row_text(data)
+
+
+def test_exact_duplicate_across_contributors():
+    dedup = Deduplicator()
+    # contributor A's row, accepted
+    a = parse_rows(b'{"text": "Water boils at 100 degrees Celsius at sea level."}', "text")[0]
+    dedup.add("alice:1", row_hash(a), row_text(a))
+    # contributor B sends the same row, differently spaced and cased
+    b = parse_rows(b'{"text": "  water boils at 100 degrees CELSIUS  at sea level. "}', "text")[0]
+    assert dedup.check(row_hash(b), row_text(b)) == Duplicate(kind="exact", of="alice:1", similarity=1.0)
+    # hex row hashes work too
+    assert dedup.check("0x" + row_hash(b).hex(), row_text(b)).kind == "exact"
+
+
+def test_exact_only_for_short_texts():
+    dedup = Deduplicator(shingle=5)
+    h, t = _row("ok")
+    dedup.add(1, h, t)
+    assert len(dedup) == 1 and 1 in dedup
+    assert dedup.check(h, t) == Duplicate("exact", 1)
+    h2, t2 = _row("ok!")
+    assert dedup.check(h2, t2) is None  # short: no near check
+    dedup.remove(1)
+    assert dedup.check(h, t) is None
+
+
+def test_near_duplicate_found_at_080_not_at_099():
+    h, t = _row(SENTENCE)
+    h2, t2 = _row(ONE_WORD_CHANGED)
+    assert h != h2
+    loose = Deduplicator(threshold=0.8)
+    loose.add("r1", h, t)
+    found = loose.check(h2, t2)
+    assert found is not None and found.kind == "near" and found.of == "r1"
+    assert 0.8 <= found.similarity < 1.0
+    strict = Deduplicator(threshold=0.99)
+    strict.add("r1", h, t)
+    assert strict.check(h2, t2) is None
+
+
+def test_near_reports_most_similar():
+    dedup = Deduplicator(threshold=0.7)
+    dedup.add("far", *_row(SENTENCE.replace("lazy dog", "sleepy cat").replace("porch", "barn")))
+    dedup.add("close", *_row(SENTENCE))
+    found = dedup.check(*_row(ONE_WORD_CHANGED))
+    assert found is not None and found.of == "close"
+
+
+def test_unrelated_texts_not_flagged():
+    dedup = Deduplicator(threshold=0.8)
+    texts = [
+        "Photosynthesis converts light energy into chemical energy stored in glucose molecules.",
+        "The Treaty of Westphalia in 1648 ended the Thirty Years' War in the Holy Roman Empire.",
+        "To reverse a linked list iteratively, keep three pointers: previous, current and next.",
+        "Mount Kilimanjaro is the highest mountain in Africa, rising about 5,895 metres.",
+    ]
+    for i, text in enumerate(texts):
+        assert dedup.check(*_row(text)) is None
+        dedup.add(i, *_row(text))
+    assert dedup.check(*_row("A sourdough starter needs regular feeding with flour and water.")) is None
+
+
+def test_remove():
+    dedup = Deduplicator(threshold=0.8)
+    h, t = _row(SENTENCE)
+    dedup.add("r1", h, t)
+    dedup.remove("r1")
+    assert len(dedup) == 0
+    assert dedup.check(h, t) is None
+    assert dedup.check(*_row(ONE_WORD_CHANGED)) is None
+    dedup.add("r1", h, t)  # the id may be reused after removal
+    assert dedup.check(h, t) == Duplicate("exact", "r1")
+    with pytest.raises(InputError, match="not in the dedup index"):
+        dedup.remove("nope")
+
+
+def test_remove_keeps_other_exact_copy():
+    dedup = Deduplicator()
+    h, t = _row(SENTENCE)
+    dedup.add(1, h, t)
+    dedup.add(2, h, t)  # e.g. rebuilt from rows accepted before dedup existed
+    assert dedup.check(h, t).of == 1
+    dedup.remove(1)
+    assert dedup.check(h, t).of == 2
+
+
+def test_add_twice_and_bad_arguments():
+    dedup = Deduplicator()
+    h, t = _row(SENTENCE)
+    dedup.add(1, h, t)
+    with pytest.raises(InputError, match="already in the dedup index"):
+        dedup.add(1, h, t)
+    with pytest.raises(InputError, match="row_hash"):
+        dedup.check(b"short", t)
+    for kwargs in ({"threshold": 0}, {"threshold": 1.5}, {"num_perm": 1}, {"shingle": 0}, {"threshold": True}):
+        with pytest.raises(InputError):
+            Deduplicator(**kwargs)
+
+
+def test_deterministic_across_instances():
+    results = []
+    for _ in range(2):
+        dedup = Deduplicator(threshold=0.8)
+        dedup.add("r1", *_row(SENTENCE))
+        results.append(dedup.check(*_row(ONE_WORD_CHANGED)))
+    assert results[0] == results[1]
+
+
+def test_5000_rows_reasonable_time():
+    rng = random.Random(1)
+    words = [f"w{i}" for i in range(3000)]
+    dedup = Deduplicator()
+    start = time.perf_counter()
+    for i in range(5000):
+        text = " ".join(rng.choice(words) for _ in range(30))
+        h, t = _row(text)
+        assert dedup.check(h, t) is None
+        dedup.add(i, h, t)
+    elapsed = time.perf_counter() - start
+    print(f"5,000 rows checked and added in {elapsed:.2f}s")
+    assert len(dedup) == 5000
+    assert elapsed < 30
