@@ -501,7 +501,8 @@ class SnapshotRecord(Record):
 
     kind: Literal["snapshot"] = "snapshot"
     datanet_id: SafeUint
-    version: SafeUint
+    #: The snapshot's version (``version`` is the record format's).
+    snapshot_version: SafeUint
     #: OZ StandardMerkleTree root over (bytes32 rowHash, address contributor).
     root: Bytes32
     row_count: SafeUint

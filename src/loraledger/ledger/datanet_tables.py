@@ -7,7 +7,7 @@ written in the same transaction as the records that justify them.
 
 from __future__ import annotations
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 
@@ -38,7 +38,9 @@ class DatanetEntryRow(SQLModel, table=True):
     """A contributed row: its content, who owns it and whether it is in."""
 
     __tablename__ = "datanet_rows"
-    __table_args__ = (UniqueConstraint("datanet_id", "row_hash", name="uq_datanet_row_hash"),)
+    # Not unique: a rejected row's content may be contributed again. At most one *live*
+    # (pending or accepted) row per hash is enforced inside the contribution transaction.
+    __table_args__ = (Index("ix_datanet_rows_hash", "datanet_id", "row_hash"),)
 
     id: int | None = Field(default=None, primary_key=True)
     datanet_id: int = Field(foreign_key="datanets.id", index=True)

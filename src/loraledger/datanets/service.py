@@ -1,0 +1,380 @@
+"""Datanets on the node: create, contribute (signed, validated, deduplicated), review,
+snapshot (posted to DatanetRegistry), prove and export.
+
+Every step appends its record to the ledger and updates the datanet tables *in the same
+transaction* (``RecordLedger.append_many(..., in_transaction=...)``), so the public trail
+and the working state never disagree. A contribution batch is all or nothing: one bad or
+duplicate row refuses the whole batch, with a per-row report, and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rfc8785
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from sqlmodel import Session, func, select
+
+from ..chain.contracts import DatanetRegistryContract
+from ..errors import InputError, LedgerError, NotFoundError
+from ..fsutil import atomic_write_bytes, atomic_write_json
+from ..ledger.datanet_tables import DatanetEntryRow, DatanetRow, RowStatus, SnapshotRow, UsedNonceRow
+from ..ledger.records import RecordLedger
+from ..merkle import StandardMerkleTree
+from ..records import (
+    ContributionRecord,
+    DatanetCreatedRecord,
+    Record,
+    RowDecisionRecord,
+    SnapshotRecord,
+    parse_address,
+)
+from .content import ROW_LEAF_ENCODING, SCHEMAS, content_hash, parse_rows, row_hash, row_text
+from .contribution import Contribution, ContributionDomain, check_license, parse_license, verify_contribution
+from .dedup import Deduplicator
+
+MANIFEST_FORMAT = "loraledger-datanet-snapshot-v1"
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+@dataclass(frozen=True)
+class ContributionResult:
+    """An accepted batch: where its record sits in the log and what became of its rows."""
+
+    seq: int
+    row_hashes: list[str]
+    status: str  # "accepted" (auto policy) or "pending" (owner review)
+
+
+class DatanetService:
+    """Datanets of one node, bound to one DatanetRegistry."""
+
+    def __init__(
+        self,
+        engine: Any,
+        records: RecordLedger,
+        registry: DatanetRegistryContract,
+        *,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.engine = engine
+        self.records = records
+        self.registry = registry
+        self.domain = ContributionDomain(registry.client.chain_id, registry.address)
+        self.clock = clock
+        self._dedup: dict[int, Deduplicator] = {}
+
+    # ---- datanets --------------------------------------------------------------------
+    def create(
+        self,
+        operator: LocalAccount,
+        *,
+        owner: str,
+        name: str,
+        row_schema: str,
+        licenses: Sequence[str],
+        policy: str = "auto",
+        near_duplicate_pct: int = 85,
+        metadata_uri: str = "",
+    ) -> DatanetRow:
+        """Register a datanet on chain (for ``owner``) and record its rules."""
+        owner = parse_address(owner)
+        if not name.strip():
+            raise InputError("a datanet needs a name")
+        if row_schema not in SCHEMAS:
+            raise InputError(f"unknown row schema {row_schema!r}; use one of {', '.join(SCHEMAS)}")
+        if policy not in ("auto", "review"):
+            raise InputError(f"policy must be 'auto' or 'review', not {policy!r}")
+        if not 1 <= near_duplicate_pct <= 100:
+            raise InputError(f"near-duplicate threshold must be 1..100 percent, not {near_duplicate_pct}")
+        allowed = tuple(parse_license(item) for item in licenses)
+        if not allowed:
+            raise InputError("a datanet needs at least one allowed licence (SPDX id, e.g. CC-BY-4.0)")
+        datanet_id = self.registry.create_datanet(operator, owner, metadata_uri)
+        now = int(self.clock())
+        record = DatanetCreatedRecord(
+            timestamp=now, datanet_id=datanet_id, owner=owner, name=name.strip(), row_schema=row_schema,
+            licenses=allowed, policy=policy, near_duplicate_pct=near_duplicate_pct,
+        )
+        row = DatanetRow(id=datanet_id, owner=owner, name=name.strip(), row_schema=row_schema,
+                         licenses=json.dumps(list(allowed)), policy=policy, near_duplicate_pct=near_duplicate_pct,
+                         metadata_uri=metadata_uri, created_at=now)
+        self.records.append(record, in_transaction=lambda session, _: session.add(row))
+        return self.get(datanet_id)
+
+    def get(self, datanet_id: int) -> DatanetRow:
+        with Session(self.engine) as session:
+            row = session.get(DatanetRow, datanet_id)
+        if row is None:
+            raise NotFoundError(f"no datanet {datanet_id} on this node")
+        return row
+
+    def all(self) -> list[DatanetRow]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(DatanetRow).order_by(DatanetRow.id)))
+
+    def counts(self, datanet_id: int) -> dict[str, int]:
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(DatanetEntryRow.status, func.count()).where(DatanetEntryRow.datanet_id == datanet_id)
+                .group_by(DatanetEntryRow.status)
+            )
+            return {status: count for status, count in rows}
+
+    # ---- contributions ---------------------------------------------------------------
+    def _deduplicator(self, datanet: DatanetRow) -> Deduplicator:
+        """The datanet's duplicate index, rebuilt from its pending and accepted rows."""
+        dedup = self._dedup.get(datanet.id)
+        if dedup is None:
+            dedup = Deduplicator(threshold=datanet.near_duplicate_pct / 100)
+            with Session(self.engine) as session:
+                live = session.exec(
+                    select(DatanetEntryRow).where(DatanetEntryRow.datanet_id == datanet.id,
+                                                  DatanetEntryRow.status != RowStatus.REJECTED)
+                    .order_by(DatanetEntryRow.id)
+                )
+                for entry in live:
+                    dedup.add(entry.row_hash, entry.row_hash, row_text(json.loads(entry.content)))
+            self._dedup[datanet.id] = dedup
+        return dedup
+
+    def next_nonce(self, contributor: str) -> int:
+        """The smallest nonce above every nonce ``contributor`` has used here."""
+        with Session(self.engine) as session:
+            used = session.exec(select(func.max(UsedNonceRow.nonce)).where(UsedNonceRow.contributor == contributor)).one()
+        return 0 if used is None else used + 1
+
+    def _nonce_used(self, contributor: str, nonce: int) -> bool:
+        with Session(self.engine) as session:
+            return session.get(UsedNonceRow, (contributor, nonce)) is not None
+
+    def contribute(self, datanet_id: int, rows_data: bytes | str, contribution: Contribution, signature: str,
+                   *, now: int | None = None) -> ContributionResult:
+        """Validate and record a signed batch; all or nothing."""
+        datanet = self.get(datanet_id)
+        if contribution.datanet_id != datanet_id:
+            raise InputError(f"the signature is for datanet {contribution.datanet_id}, not {datanet_id}")
+        rows = parse_rows(rows_data, datanet.row_schema)
+        signed_hash = _hex(content_hash(rows))
+        if signed_hash != contribution.content_hash:
+            raise InputError(f"the rows hash to {signed_hash}, but the signature covers {contribution.content_hash}: "
+                             "sign the batch exactly as uploaded")
+        license_id = check_license(contribution.license, json.loads(datanet.licenses))
+        verify_contribution(self.domain, contribution, signature, now=int(self.clock()) if now is None else now,
+                            used_nonce=self._nonce_used)
+
+        dedup = self._deduplicator(datanet)
+        batch = Deduplicator(threshold=datanet.near_duplicate_pct / 100)
+        hashes: list[str] = []
+        problems: list[dict[str, Any]] = []
+        for row in rows:
+            digest = _hex(row_hash(row))
+            text = row_text(row)
+            found = dedup.check(digest, text)
+            where = "an accepted or pending row"
+            if found is None:
+                found = batch.check(digest, text)
+                where = "another row of this batch"
+            if found is not None:
+                problems.append({"row": row.line, "reason": f"{found.kind} duplicate of {where}",
+                                 "duplicateOf": found.of, "similarity": round(found.similarity, 3)})
+            else:
+                batch.add(digest, digest, text)
+            hashes.append(digest)
+        if problems:
+            first = problems[0]
+            raise InputError(
+                f"batch refused, nothing recorded: {len(problems)} of {len(rows)} rows are duplicates "
+                f"(first: row {first['row']}, {first['reason']} {first['duplicateOf']})",
+                rows=problems,
+            )
+
+        timestamp = int(self.clock())
+        auto = datanet.policy == "auto"
+        new: list[Record] = [ContributionRecord(
+            timestamp=timestamp, datanet_id=datanet_id, contributor=contribution.contributor,
+            content_hash=contribution.content_hash, license=license_id, nonce=contribution.nonce,
+            deadline=contribution.deadline, signature=signature, row_hashes=tuple(hashes),
+        )]
+        if auto:
+            new.extend(RowDecisionRecord(timestamp=timestamp, datanet_id=datanet_id, row_hash=h,
+                                         contributor=contribution.contributor, decision="accepted") for h in hashes)
+        status = RowStatus.ACCEPTED if auto else RowStatus.PENDING
+
+        def store(session: Session, stamped: list[Record]) -> None:
+            # Under the ledger's write lock: a concurrent batch may have taken a row since the check.
+            taken = session.exec(select(DatanetEntryRow.row_hash).where(
+                DatanetEntryRow.datanet_id == datanet_id, DatanetEntryRow.status != RowStatus.REJECTED,
+                DatanetEntryRow.row_hash.in_(hashes),  # type: ignore[attr-defined]
+            )).first()
+            if taken is not None:
+                raise InputError(f"batch refused, nothing recorded: row {taken} was contributed meanwhile")
+            if session.get(UsedNonceRow, (contribution.contributor, contribution.nonce)) is not None:
+                raise InputError(f"nonce {contribution.nonce} of {contribution.contributor} was used meanwhile")
+            session.add(UsedNonceRow(contributor=contribution.contributor, nonce=contribution.nonce, datanet_id=datanet_id))
+            for row, digest in zip(rows, hashes):
+                session.add(DatanetEntryRow(
+                    datanet_id=datanet_id, row_hash=digest, contributor=contribution.contributor,
+                    content=json.dumps(row.data, ensure_ascii=False), status=status,
+                    contribution_seq=stamped[0].seq, created_at=timestamp, decided_at=timestamp if auto else None,
+                ))
+
+        stamped = self.records.append_many(new, in_transaction=store)
+        for digest, row in zip(hashes, rows):
+            dedup.add(digest, digest, row_text(row))
+        return ContributionResult(stamped[0].seq, hashes, status)
+
+    # ---- review ----------------------------------------------------------------------
+    def pending(self, datanet_id: int) -> list[DatanetEntryRow]:
+        with Session(self.engine) as session:
+            return list(session.exec(
+                select(DatanetEntryRow).where(DatanetEntryRow.datanet_id == datanet_id,
+                                              DatanetEntryRow.status == RowStatus.PENDING).order_by(DatanetEntryRow.id)
+            ))
+
+    def review(self, datanet_id: int, row_hashes: Sequence[str], *, accept: bool, decided_by: str,
+               reason: str | None = None) -> int:
+        """Accept or reject pending rows (the owner's decision, recorded in the log)."""
+        datanet = self.get(datanet_id)
+        decided_by = parse_address(decided_by)
+        wanted = [h.lower() for h in row_hashes]
+        if not wanted:
+            raise InputError("name at least one row hash to review")
+        pending = {entry.row_hash: entry for entry in self.pending(datanet_id)}
+        missing = [h for h in wanted if h not in pending]
+        if missing:
+            raise InputError(f"not pending in datanet {datanet_id}: {', '.join(missing[:5])}", rows=missing)
+        timestamp = int(self.clock())
+        decision = "accepted" if accept else "rejected"
+        new = [RowDecisionRecord(timestamp=timestamp, datanet_id=datanet_id, row_hash=h, contributor=pending[h].contributor,
+                                 decision=decision, reason=reason, decided_by=decided_by) for h in wanted]
+
+        def store(session: Session, _: list[Record]) -> None:
+            for h in wanted:
+                entry = session.get(DatanetEntryRow, pending[h].id)
+                entry.status = RowStatus.ACCEPTED if accept else RowStatus.REJECTED
+                entry.reason = reason
+                entry.decided_at = timestamp
+                session.add(entry)
+
+        self.records.append_many(new, in_transaction=store)
+        if not accept:
+            dedup = self._deduplicator(datanet)
+            for h in wanted:
+                dedup.remove(h)
+        return len(wanted)
+
+    # ---- snapshots -------------------------------------------------------------------
+    def snapshot(self, datanet_id: int, operator: LocalAccount) -> SnapshotRow:
+        """Freeze the accepted rows as the next version and publish its root on chain."""
+        datanet = self.get(datanet_id)
+        with Session(self.engine) as session:
+            accepted = list(session.exec(
+                select(DatanetEntryRow).where(DatanetEntryRow.datanet_id == datanet_id,
+                                              DatanetEntryRow.status == RowStatus.ACCEPTED).order_by(DatanetEntryRow.id)
+            ))
+        if not accepted:
+            raise InputError(f"datanet {datanet_id} has no accepted rows to snapshot")
+        previous = self.snapshot_row(datanet_id, datanet.latest_version) if datanet.latest_version else None
+        if previous is not None and previous.row_count == len(accepted):
+            raise InputError(f"nothing changed since version {previous.version}: no new accepted rows")
+        tree = StandardMerkleTree.of([[entry.row_hash, entry.contributor] for entry in accepted], list(ROW_LEAF_ENCODING))
+        version = datanet.latest_version + 1
+        contributors: dict[str, int] = {}
+        for entry in accepted:
+            contributors[entry.contributor] = contributors.get(entry.contributor, 0) + 1
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "chainId": self.domain.chain_id,
+            "registry": self.registry.address,
+            "datanet": datanet_id,
+            "name": datanet.name,
+            "schema": datanet.row_schema,
+            "licenses": json.loads(datanet.licenses),
+            "version": version,
+            "parentVersion": datanet.latest_version or None,
+            "root": tree.root,
+            "rowCount": len(accepted),
+            "contributors": dict(sorted(contributors.items())),
+        }
+        # Idempotent on chain: a crash after publishing leaves the same root there.
+        if self.registry.latest_version(datanet_id) < version:
+            receipt = self.registry.publish_snapshot(operator, datanet_id, version, tree.root, len(accepted))
+            tx_hash = _hex(bytes(receipt["transactionHash"]))
+        elif self.registry.snapshot_root(datanet_id, version) == tree.root:
+            tx_hash = None
+        else:
+            raise LedgerError(f"version {version} of datanet {datanet_id} is on chain with another root")
+        timestamp = int(self.clock())
+        record = SnapshotRecord(timestamp=timestamp, datanet_id=datanet_id, snapshot_version=version, root=tree.root,
+                                row_count=len(accepted), parent_version=manifest["parentVersion"],
+                                manifest_hash=_hex(keccak(rfc8785.dumps(manifest))))
+        snap = SnapshotRow(datanet_id=datanet_id, version=version, root=tree.root, row_count=len(accepted),
+                           parent_version=manifest["parentVersion"], manifest=json.dumps(manifest),
+                           tree=json.dumps(tree.dump()), created_at=timestamp, tx_hash=tx_hash)
+
+        def store(session: Session, _: list[Record]) -> None:
+            session.add(snap)
+            row = session.get(DatanetRow, datanet_id)
+            row.latest_version = version
+            session.add(row)
+
+        self.records.append(record, in_transaction=store)
+        return self.snapshot_row(datanet_id, version)
+
+    def snapshot_row(self, datanet_id: int, version: int) -> SnapshotRow:
+        with Session(self.engine) as session:
+            snap = session.get(SnapshotRow, (datanet_id, version))
+        if snap is None:
+            raise NotFoundError(f"datanet {datanet_id} has no snapshot version {version}")
+        return snap
+
+    def row_proof(self, datanet_id: int, version: int, row_hash_hex: str) -> dict[str, Any]:
+        """A proof that a row is in snapshot ``version``, checked against the registry on chain."""
+        snap = self.snapshot_row(datanet_id, version)
+        tree = StandardMerkleTree.load(json.loads(snap.tree))
+        wanted = row_hash_hex.lower()
+        for index, (digest, contributor) in tree.entries():
+            if _hex(digest) == wanted:
+                proof = tree.get_proof(index)
+                return {
+                    "datanetId": datanet_id, "version": version, "root": snap.root, "rowHash": wanted,
+                    "contributor": contributor, "proof": proof,
+                    "verifiedOnChain": self.registry.verify_row(datanet_id, version, wanted, contributor, proof),
+                }
+        raise NotFoundError(f"row {wanted} is not in version {version} of datanet {datanet_id}")
+
+    def export(self, datanet_id: int, version: int, directory: Path,
+               progress: Callable[[int], None] | None = None) -> tuple[Path, Path]:
+        """Write version ``version`` as ``rows.jsonl`` (the rows as contributed, plus ``row_hash``
+        and ``contributor``) and ``manifest.json``: ``datasets.load_dataset("json", ...)`` reads it."""
+        snap = self.snapshot_row(datanet_id, version)
+        tree = StandardMerkleTree.load(json.loads(snap.tree))
+        members = {_hex(digest) for _, (digest, _) in tree.entries()}
+        lines: list[str] = []
+        with Session(self.engine) as session:
+            entries = session.exec(
+                select(DatanetEntryRow).where(DatanetEntryRow.datanet_id == datanet_id).order_by(DatanetEntryRow.id)
+            )
+            for entry in entries:
+                if entry.row_hash in members:
+                    row = json.loads(entry.content)
+                    lines.append(json.dumps({**row, "row_hash": entry.row_hash, "contributor": entry.contributor},
+                                            ensure_ascii=False))
+                    if progress:
+                        progress(1)
+        if len(lines) != snap.row_count:
+            raise LedgerError(f"version {version} lists {snap.row_count} rows but {len(lines)} were found")
+        rows_path, manifest_path = directory / "rows.jsonl", directory / "manifest.json"
+        atomic_write_bytes(rows_path, ("\n".join(lines) + "\n").encode("utf-8"))
+        atomic_write_json(manifest_path, json.loads(snap.manifest))
+        return rows_path, manifest_path

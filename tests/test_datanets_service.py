@@ -1,0 +1,161 @@
+"""Datanets end to end on a real anvil and SQLite: create, signed contributions, dedup,
+review, snapshot published on chain, on-chain row proof, export."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlmodel import Session, select
+
+from loraledger.chain.client import ChainClient
+from loraledger.chain.contracts import DatanetRegistryContract, all_packaged_abis
+from loraledger.chain.deploy import Deployer
+from loraledger.datanets.content import content_hash, parse_rows
+from loraledger.datanets.contribution import Contribution, sign_contribution
+from loraledger.datanets.service import DatanetService
+from loraledger.errors import InputError, NotFoundError
+from loraledger.ledger.datanet_tables import UsedNonceRow
+from loraledger.ledger.db import create_all, make_engine
+from loraledger.ledger.records import RecordLedger
+
+
+@pytest.fixture
+def service(anvil, artifacts, accounts, tmp_path):
+    client = ChainClient(anvil.url, error_abis=all_packaged_abis())
+    deployment = Deployer(client, accounts[0], artifacts, tmp_path / "31337.json", redeploy=True).run()
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    create_all(engine)
+    registry = DatanetRegistryContract(client, deployment.address("DatanetRegistry"))
+    return DatanetService(engine, RecordLedger(engine), registry)
+
+
+def jsonl(*pairs: tuple[str, str]) -> bytes:
+    return "".join(json.dumps({"prompt": p, "completion": c}) + "\n" for p, c in pairs).encode()
+
+
+def contribute(service, datanet_id, account, data: bytes, *, nonce=None, license="CC-BY-4.0", deadline=2**40):
+    schema = service.get(datanet_id).row_schema
+    contribution = Contribution(datanet_id, account.address, content_hash(parse_rows(data, schema)), license,
+                                service.next_nonce(account.address) if nonce is None else nonce, deadline)
+    return service.contribute(datanet_id, data, contribution, sign_contribution(account, service.domain, contribution))
+
+
+def test_three_contributors_snapshot_and_prove_on_chain(service, accounts, tmp_path):
+    dn = service.create(accounts[0], owner=accounts[1].address, name="med-qa", row_schema="instruction",
+                        licenses=["CC-BY-4.0", "cc0-1.0"], policy="auto", near_duplicate_pct=80)
+    size = service.records.size()
+    results = [
+        contribute(service, dn.id, accounts[2], jsonl(("What is aspirin?", "An NSAID used against pain and fever."),
+                                                       ("Define tachycardia.", "A resting heart rate above 100 bpm."))),
+        contribute(service, dn.id, accounts[3], jsonl(("What is insulin?", "A hormone that lowers blood glucose.")),
+                   license="CC0-1.0"),
+        contribute(service, dn.id, accounts[4], jsonl(("What does the liver do?", "It filters blood and makes bile."))),
+    ]
+    assert all(r.status == "accepted" for r in results)
+    assert service.records.size() == size + 3 + 4  # one contribution record + one decision per row
+    snap = service.snapshot(dn.id, accounts[0])
+    assert snap.version == 1 and snap.row_count == 4
+    assert service.registry.snapshot_root(dn.id, 1) == snap.root
+    manifest = json.loads(snap.manifest)
+    assert manifest["contributors"] == {accounts[2].address: 2, accounts[3].address: 1, accounts[4].address: 1}
+
+    proof = service.row_proof(dn.id, 1, results[0].row_hashes[1])
+    assert proof["verifiedOnChain"] is True and proof["contributor"] == accounts[2].address
+    # the same proof does not prove the row for somebody else
+    assert not service.registry.verify_row(dn.id, 1, proof["rowHash"], accounts[3].address, proof["proof"])
+    with pytest.raises(NotFoundError):
+        service.row_proof(dn.id, 1, "0x" + "00" * 32)
+
+    rows_path, manifest_path = service.export(dn.id, 1, tmp_path / "export")
+    lines = [json.loads(line) for line in rows_path.read_text().splitlines()]
+    assert len(lines) == 4 and {"prompt", "completion", "row_hash", "contributor"} <= set(lines[0])
+    assert json.loads(manifest_path.read_text())["root"] == snap.root
+
+    with pytest.raises(InputError, match="nothing changed"):
+        service.snapshot(dn.id, accounts[0])
+    contribute(service, dn.id, accounts[2], jsonl(("What is a vaccine?", "A preparation that trains immunity.")))
+    assert service.snapshot(dn.id, accounts[0]).version == 2
+
+
+def test_a_batch_with_a_duplicate_is_refused_whole(service, accounts):
+    dn = service.create(accounts[0], owner=accounts[1].address, name="d", row_schema="instruction",
+                        licenses=["MIT"], near_duplicate_pct=80)
+    question = "What is the capital of France, and what is it famous for?"
+    answer = "Paris is the capital of France; it is famous for the Eiffel Tower, the Louvre and its cafes."
+    first = contribute(service, dn.id, accounts[2], jsonl((question, answer)), license="MIT")
+    size = service.records.size()
+    nonce = service.next_nonce(accounts[3].address)
+    batch = jsonl(("A brand new question here?", "A brand new answer."),
+                  (question.upper(), "  " + answer.replace(" ", "   ")))  # the same row after normalisation
+    with pytest.raises(InputError) as info:
+        contribute(service, dn.id, accounts[3], batch, nonce=nonce, license="MIT")
+    assert "row 2" in str(info.value) and "exact duplicate" in str(info.value)
+    assert info.value.details["rows"][0]["duplicateOf"] == first.row_hashes[0]
+    assert service.records.size() == size  # nothing recorded
+    with Session(service.engine) as session:  # and the nonce is still free
+        assert session.exec(select(UsedNonceRow).where(UsedNonceRow.contributor == accounts[3].address)).first() is None
+
+    near = jsonl((question, answer.replace("cafes", "bistros")))
+    with pytest.raises(InputError, match="near duplicate"):
+        contribute(service, dn.id, accounts[3], near, license="MIT")
+    rivers = "The longest rivers of Spain are the Tagus, the Ebro, the Douro, the Guadiana and the Guadalquivir."
+    within = jsonl(("Which are the longest rivers in Spain?", rivers),
+                   ("Which are the longest rivers in Spain?", rivers.replace("longest", "largest")))
+    with pytest.raises(InputError, match="another row of this batch"):
+        contribute(service, dn.id, accounts[3], within, license="MIT")
+
+
+def test_signature_refusals(service, accounts):
+    dn = service.create(accounts[0], owner=accounts[1].address, name="s", row_schema="text", licenses=["MIT"])
+    data = b'{"text": "The mitochondria is the powerhouse of the cell."}\n'
+    rows = parse_rows(data, "text")
+    c = Contribution(dn.id, accounts[2].address, content_hash(rows), "MIT", 7, 2**40)
+    signature = sign_contribution(accounts[2], service.domain, c)
+    with pytest.raises(InputError, match="not the contributor"):
+        service.contribute(dn.id, data, c, sign_contribution(accounts[3], service.domain, c))
+    with pytest.raises(InputError, match="signature covers"):
+        service.contribute(dn.id, b'{"text": "Something else entirely."}\n', c, signature)
+    with pytest.raises(InputError, match="licen"):
+        bad = Contribution(dn.id, accounts[2].address, content_hash(rows), "GPL-3.0", 8, 2**40)
+        service.contribute(dn.id, data, bad, sign_contribution(accounts[2], service.domain, bad))
+    expired = Contribution(dn.id, accounts[2].address, content_hash(rows), "MIT", 9, 5)
+    with pytest.raises(InputError, match="deadline"):
+        service.contribute(dn.id, data, expired, sign_contribution(accounts[2], service.domain, expired))
+    assert service.contribute(dn.id, data, c, signature).status == "accepted"
+    with pytest.raises(InputError, match="nonce"):  # a replay of the same signed batch
+        service.contribute(dn.id, data, c, signature)
+
+
+def test_owner_review(service, accounts):
+    dn = service.create(accounts[0], owner=accounts[1].address, name="r", row_schema="text", licenses=["MIT"],
+                        policy="review")
+    a = contribute(service, dn.id, accounts[2], b'{"text": "Row one is about apples and pears."}\n', license="MIT")
+    b = contribute(service, dn.id, accounts[3], b'{"text": "Row two is about cars and trains."}\n', license="MIT")
+    assert a.status == b.status == "pending"
+    with pytest.raises(InputError, match="no accepted rows"):
+        service.snapshot(dn.id, accounts[0])
+    service.review(dn.id, a.row_hashes, accept=True, decided_by=accounts[1].address)
+    service.review(dn.id, b.row_hashes, accept=False, decided_by=accounts[1].address, reason="off topic")
+    with pytest.raises(InputError, match="not pending"):
+        service.review(dn.id, b.row_hashes, accept=True, decided_by=accounts[1].address)
+    assert service.counts(dn.id) == {"accepted": 1, "rejected": 1}
+    assert service.snapshot(dn.id, accounts[0]).row_count == 1
+    # a rejected row's content may be contributed again
+    again = contribute(service, dn.id, accounts[4], b'{"text": "Row two is about cars and trains."}\n', license="MIT")
+    assert again.status == "pending"
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"row_schema": "csv"}, "unknown row schema"),
+    ({"policy": "sometimes"}, "policy"),
+    ({"licenses": []}, "at least one allowed licence"),
+    ({"near_duplicate_pct": 0}, "1..100"),
+    ({"name": "  "}, "needs a name"),
+    ({"owner": "0x1234"}, "40 hex digits"),
+])
+def test_bad_datanet_definitions(service, accounts, kwargs, needle):
+    args = dict(owner=accounts[1].address, name="x", row_schema="text", licenses=["MIT"])
+    args.update(kwargs)
+    with pytest.raises(InputError, match=needle):
+        service.create(accounts[0], **args)
