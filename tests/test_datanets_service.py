@@ -159,3 +159,21 @@ def test_bad_datanet_definitions(service, accounts, kwargs, needle):
     args.update(kwargs)
     with pytest.raises(InputError, match=needle):
         service.create(accounts[0], **args)
+
+
+def test_export_reads_with_hugging_face_datasets(service, accounts, tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets", reason="the `datasets` package (test extra) is not installed")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    dn = service.create(accounts[0], owner=accounts[1].address, name="chat", row_schema="chat", licenses=["MIT"])
+    rows = [{"messages": [{"role": "user", "content": f"Question number {i} about topic {i * 7}?"},
+                          {"role": "assistant", "content": f"Answer {i}: it depends on {i * 13} things."}]}
+            for i in range(5)]
+    contribute(service, dn.id, accounts[2], "".join(json.dumps(r) + "\n" for r in rows).encode(), license="MIT")
+    service.snapshot(dn.id, accounts[0])
+    rows_path, manifest_path = service.export(dn.id, 1, tmp_path / "out")
+    loaded = datasets.load_dataset("json", data_files=str(rows_path), split="train", cache_dir=str(tmp_path / "hf"))
+    assert loaded.num_rows == 5
+    assert set(loaded.column_names) == {"messages", "row_hash", "contributor"}
+    assert loaded[0]["messages"][0]["role"] == "user"
+    assert json.loads(manifest_path.read_text())["rowCount"] == 5

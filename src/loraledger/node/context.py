@@ -1,4 +1,5 @@
-"""Open a node's parts from settings: ledger database, epoch files, chain, epoch manager."""
+"""Open a node's parts from settings: ledger database, epoch files, chain, epoch manager,
+datanets."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy.engine import Engine
 
 from ..chain.client import ChainClient
-from ..chain.contracts import LedgerContracts, all_packaged_abis
+from ..chain.contracts import DatanetRegistryContract, LedgerContracts, all_packaged_abis
 from ..chain.deploy import load_deployment
 from ..config import Settings
+from ..datanets.service import DatanetService
 from ..epochmachine import EpochManager, EpochPolicy
 from ..ledger.db import create_all, make_engine
 from ..ledger.epochfiles import EpochFileStore
@@ -50,6 +52,9 @@ class NodeContext:
     store: EpochFileStore
     contracts: LedgerContracts
     manager: EpochManager
+    datanets: DatanetService
+    #: The key that sends the node's transactions; ``None`` on a read-only node.
+    operator: LocalAccount | None = None
 
     @property
     def policy(self) -> EpochPolicy:
@@ -68,4 +73,6 @@ def open_node(settings: Settings, *, operator: LocalAccount | None = None) -> No
         timeout=settings.tx_timeout,
         public_url=settings.public_url,
     )
-    return NodeContext(settings, engine, records, store, contracts, manager)
+    registry = DatanetRegistryContract(contracts.client, contracts.deployment.address("DatanetRegistry"))
+    datanets = DatanetService(engine, records, registry)
+    return NodeContext(settings, engine, records, store, contracts, manager, datanets=datanets, operator=operator)
