@@ -30,6 +30,23 @@ export LORALEDGER_OPERATOR_KEY="${keys[0]}"
 step "contracts deploy"
 loraledger contracts deploy
 
+step "a datanet with three contributors (each batch EIP-712-signed by its contributor)"
+loraledger datanet create --name clinical-qa --schema instruction --license CC-BY-4.0 --license CC0-1.0 --owner "${addrs[4]}"
+qa() { printf '{"prompt": "%s", "completion": "%s"}\n' "$1" "$2"; }
+{ qa "What is aspirin used for?" "Aspirin relieves pain, fever and inflammation, and thins the blood."
+  qa "What is tachycardia?" "A resting heart rate above 100 beats per minute."; } > "$demo/rows-1.jsonl"
+{ qa "What does insulin do?" "Insulin lets cells take up glucose, lowering blood sugar."
+  qa "What is hypertension?" "Persistently high arterial blood pressure, above 130/80 mmHg."; } > "$demo/rows-2.jsonl"
+{ qa "What does the liver do?" "It filters blood, stores glycogen and produces bile."; } > "$demo/rows-3.jsonl"
+for i in 1 2 3; do
+  LORALEDGER_KEY="${keys[$i]}" loraledger datanet contribute 1 "$demo/rows-$i.jsonl" --license CC-BY-4.0
+done
+echo "a copy of contributor 1's rows from contributor 3 is refused (the first contributor owns a row):"
+LORALEDGER_KEY="${keys[3]}" loraledger datanet contribute 1 "$demo/rows-1.jsonl" --license CC-BY-4.0 2>&1 | tail -1 || true
+loraledger datanet snapshot 1 --export "$demo/datanet-v1"
+row="$(head -1 "$demo/datanet-v1/rows.jsonl" | json_field row_hash)"
+loraledger datanet proof 1 "$row"
+
 # Inference fees, as serving will record them: each fee is split between the data
 # contributors (by attribution weight), the adapter developer (account 4) and the operator.
 fees() {  # payer fee weight1 weight2 weight3 ref

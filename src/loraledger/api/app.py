@@ -33,6 +33,7 @@ from ..errors import (
 from ..node.context import NodeContext, open_node
 from ..records import record_from_dict
 from ..rewardflow import reward_proof
+from .datanets import install_datanets
 
 STATUS_BY_ERROR: list[tuple[type[LoraLedgerError], int]] = [
     (InputError, 400),
@@ -70,6 +71,7 @@ def create_app(settings: Settings, *, operator: LocalAccount | None = None, node
 
     app = FastAPI(title="loraledger node", version="1", lifespan=lifespan)
     app.state.node = node
+    install_datanets(app, settings)  # /v1/datanets; the service is app.state.node.datanets
 
     def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
         expected = settings.admin_token.get_secret_value() if settings.admin_token else None
