@@ -30,6 +30,8 @@ the index consistent with the stored rows across datasketch upgrades.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Literal
@@ -70,6 +72,15 @@ def _row_hash_key(row_hash: bytes | str) -> bytes:
     raise InputError("row_hash must be 32 bytes (or 0x followed by 64 hex digits)", field="row_hash")
 
 
+@functools.lru_cache(maxsize=64)
+def _lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
+    """LSH bands and rows for ``threshold`` (what MinHashLSH would pick with ``_LSH_WEIGHTS``),
+    computed once: datasketch's search integrates numerically (~9 ms), once per index."""
+    from datasketch.lsh import _optimal_param
+
+    return _optimal_param(threshold, num_perm, *_LSH_WEIGHTS)
+
+
 class Deduplicator:
     """Exact and near-duplicate index of a datanet's accepted rows (see module doc).
 
@@ -88,7 +99,8 @@ class Deduplicator:
         self.threshold = float(threshold)
         self.num_perm = num_perm
         self.shingle = shingle
-        self._lsh = MinHashLSH(threshold=self.threshold, num_perm=num_perm, weights=_LSH_WEIGHTS)
+        self._lsh = MinHashLSH(threshold=self.threshold, num_perm=num_perm,
+                               params=_lsh_params(self.threshold, num_perm))
         # An empty sketch; copies of it skip regenerating the permutations for each row.
         self._template = MinHash(num_perm=num_perm, seed=MINHASH_SEED)
         self._by_hash: dict[bytes, list[Hashable]] = {}

@@ -277,10 +277,11 @@ class DatanetService:
     def snapshot(self, datanet_id: int, operator: LocalAccount) -> SnapshotRow:
         """Freeze the accepted rows as the next version and publish its root on chain."""
         datanet = self.get(datanet_id)
-        with Session(self.engine) as session:
+        with Session(self.engine) as session:  # hashes and owners only: contents can be large
             accepted = list(session.exec(
-                select(DatanetEntryRow).where(DatanetEntryRow.datanet_id == datanet_id,
-                                              DatanetEntryRow.status == RowStatus.ACCEPTED).order_by(DatanetEntryRow.id)
+                select(DatanetEntryRow.row_hash, DatanetEntryRow.contributor)
+                .where(DatanetEntryRow.datanet_id == datanet_id, DatanetEntryRow.status == RowStatus.ACCEPTED)
+                .order_by(DatanetEntryRow.id)
             ))
         if not accepted:
             raise InputError(f"datanet {datanet_id} has no accepted rows to snapshot")
