@@ -74,6 +74,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from benchutil import progress, rate, table  # noqa: E402  (scripts/ is on sys.path)
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -164,32 +166,6 @@ def start_peak() -> tuple[float, float, bool]:
     gc.collect()
     was_reset = reset_peak()
     return rss_mib(), peak_rss_mib(), was_reset
-
-
-def rate(n: float, seconds: float) -> str:
-    return f"{n / seconds:,.0f}/s" if seconds > 0 else "-"
-
-
-def table(title: str, head: Sequence[str], rows: Sequence[Sequence[str]], notes: Sequence[str] = ()) -> None:
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(
-            str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        ) + " |"
-
-    print(f"\n## {title}")
-    print(line(head))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
-        print(line(row))
-    for note in notes:
-        print(f"  note: {note}")
-    sys.stdout.flush()
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 @contextmanager

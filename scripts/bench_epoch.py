@@ -56,6 +56,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchutil import progress, rate, table  # noqa: E402  (scripts/ is on sys.path)
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -106,32 +108,6 @@ def mean_us(fn: Callable[[Any], Any], args: Sequence[Any]) -> float:
     for a in args:
         fn(a)
     return (time.perf_counter() - start) / max(len(args), 1) * 1e6
-
-
-def rate(n: int, seconds: float) -> str:
-    return f"{n / seconds:,.0f}/s" if seconds > 0 else "-"
-
-
-def table(title: str, head: Sequence[str], rows: Sequence[Sequence[str]], notes: Sequence[str] = ()) -> None:
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(
-            str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        ) + " |"
-
-    print(f"\n## {title}")
-    print(line(head))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
-        print(line(row))
-    for note in notes:
-        print(f"  note: {note}")
-    sys.stdout.flush()
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def _addresses(rng: random.Random, n: int) -> list[str]:

@@ -1,0 +1,34 @@
+"""Shared output helpers of the benchmark scripts (tables in Markdown, progress lines)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+
+
+def rate(n: float, seconds: float) -> str:
+    return f"{n / seconds:,.0f}/s" if seconds > 0 else "-"
+
+
+def table(title: str, head: Sequence[str], rows: Sequence[Sequence[str]], notes: Sequence[str] = ()) -> None:
+    """Print a Markdown table: first column left-aligned, the others right-aligned."""
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(
+            str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ) + " |"
+
+    print(f"\n## {title}")
+    print(line(head))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print(line(row))
+    for note in notes:
+        print(f"  note: {note}")
+    sys.stdout.flush()
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
