@@ -74,7 +74,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchutil import progress, rate, table  # noqa: E402  (scripts/ is on sys.path)
+from benchutil import progress, rate, rss_mib, table  # noqa: E402  (scripts/ is on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -122,15 +122,6 @@ BACKENDS = {
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def rss_mib() -> float:
-    """Current resident set size (Linux /proc; 0 elsewhere)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MiB
-    except (OSError, ValueError):
-        return 0.0
 
 
 def peak_rss_mib() -> float:
