@@ -109,19 +109,22 @@ def deployment(anvil, artifacts, accounts, tmp_path_factory):
     return deployed, path, client
 
 
-@pytest.fixture
-def cli_env(tmp_path, anvil) -> dict[str, str]:
-    """Environment for running the CLI as a subprocess against the module's anvil."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "LORALEDGER_RPC_URL": anvil.url,
-            "LORALEDGER_DATA_DIR": str(tmp_path / "data"),
-            "LORALEDGER_DEPLOYMENTS_DIR": str(tmp_path / "deployments"),
-            "PATH": f"{BIN}:{env.get('PATH', '')}",
-        }
-    )
-    env.pop("LORALEDGER_DEBUG", None)
+def cli_environment(rpc_url: str, base: Path, *, operator=None, deployments: Path | None = None,
+                    **extra: str) -> dict[str, str]:
+    """Environment for running the CLI as a subprocess: this test's RPC, data directory
+    (``base/data``) and deployments directory, the native Foundry tools on PATH, and none of
+    the caller's debug flags, failpoints or keys."""
+    inherited = ("LORALEDGER_DEBUG", "LORALEDGER_FAILPOINTS", "LORALEDGER_KEY", "LORALEDGER_OPERATOR_KEY")
+    env = {key: value for key, value in os.environ.items() if key not in inherited}
+    env.update({
+        "LORALEDGER_RPC_URL": rpc_url,
+        "LORALEDGER_DATA_DIR": str(base / "data"),
+        "LORALEDGER_DEPLOYMENTS_DIR": str(deployments or base / "deployments"),
+        "PATH": f"{BIN}:{env.get('PATH', '')}",
+        **extra,
+    })
+    if operator is not None:
+        env["LORALEDGER_OPERATOR_KEY"] = "0x" + operator.key.hex()
     return env
 
 

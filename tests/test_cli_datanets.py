@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import pytest
 from loraledger.chain.client import ChainClient
 from loraledger.chain.deploy import Deployer
 
-from conftest import BIN
+from conftest import cli_environment
 
 
 def run(env, *args, key=None):
@@ -26,14 +25,7 @@ def run(env, *args, key=None):
 @pytest.fixture
 def env(anvil, accounts, artifacts, tmp_path):
     Deployer(ChainClient(anvil.url), accounts[0], artifacts, tmp_path / "deployments" / "31337.json", redeploy=True).run()
-    base = dict(os.environ)
-    base.update({
-        "LORALEDGER_RPC_URL": anvil.url, "LORALEDGER_DATA_DIR": str(tmp_path / "data"),
-        "LORALEDGER_DEPLOYMENTS_DIR": str(tmp_path / "deployments"),
-        "LORALEDGER_OPERATOR_KEY": "0x" + accounts[0].key.hex(), "PATH": f"{BIN}:{base.get('PATH', '')}",
-    })
-    base.pop("LORALEDGER_KEY", None)
-    return base
+    return cli_environment(anvil.url, tmp_path, operator=accounts[0])
 
 
 def test_datanet_cli_flow(env, accounts, tmp_path):

@@ -7,13 +7,12 @@ proof JSON (no Python in the claim path) → second epoch → repeat claim → v
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from conftest import BIN, free_port, tool
+from conftest import cli_environment, free_port, tool
 
 
 def run(env: dict[str, str], *args: str, key: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -41,18 +40,7 @@ def assert_clean_failure(result: subprocess.CompletedProcess, needle: str) -> No
 def node(anvil, accounts, tmp_path_factory):
     """CLI environment with deployed contracts on the module's anvil."""
     base = tmp_path_factory.mktemp("node")
-    env = dict(os.environ)
-    env.update(
-        {
-            "LORALEDGER_RPC_URL": anvil.url,
-            "LORALEDGER_DATA_DIR": str(base / "data"),
-            "LORALEDGER_DEPLOYMENTS_DIR": str(base / "deployments"),
-            "LORALEDGER_OPERATOR_KEY": "0x" + accounts[0].key.hex(),
-            "PATH": f"{BIN}:{env.get('PATH', '')}",
-        }
-    )
-    env.pop("LORALEDGER_DEBUG", None)
-    env.pop("LORALEDGER_KEY", None)
+    env = cli_environment(anvil.url, base, operator=accounts[0])
     out = run(env, "contracts", "deploy").stdout
     assert "RewardDistributor" in out
     deployment = json.loads((base / "deployments" / "31337.json").read_text())

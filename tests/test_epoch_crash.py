@@ -8,7 +8,6 @@ removed by a reorg (anvil evm_snapshot/evm_revert) is detected and sent again.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from loraledger.ledger.epochfiles import EpochFileStore
 from loraledger.ledger.records import RecordLedger
 from loraledger.records import FeeRecord
 
-from conftest import BIN, start_anvil
+from conftest import cli_environment, start_anvil
 
 
 def fee_lines(accounts, fee: int, n: int, ref: str) -> str:
@@ -52,16 +51,7 @@ def chain_node(artifacts, accounts, tmp_path):
     client = ChainClient(node.url, error_abis=all_packaged_abis())
     deployments = tmp_path / "deployments"
     deployment = Deployer(client, accounts[0], artifacts, deployments / "31337.json").run()
-    env = dict(os.environ)
-    env.update({
-        "LORALEDGER_RPC_URL": node.url,
-        "LORALEDGER_DATA_DIR": str(tmp_path / "data"),
-        "LORALEDGER_DEPLOYMENTS_DIR": str(deployments),
-        "LORALEDGER_OPERATOR_KEY": "0x" + accounts[0].key.hex(),
-        "PATH": f"{BIN}:{env.get('PATH', '')}",
-    })
-    for var in ("LORALEDGER_DEBUG", "LORALEDGER_FAILPOINTS"):
-        env.pop(var, None)
+    env = cli_environment(node.url, tmp_path, operator=accounts[0], deployments=deployments)
     yield env, LedgerContracts(client, deployment), tmp_path
     node.process.kill()
 
@@ -191,13 +181,7 @@ def test_a_post_that_reverts_on_chain_is_signed_again_once_fixed(anvil, accounts
     deployment = Deployer(client, admin, artifacts, tmp_path / "deployments" / "31337.json", operator=operator.address).run()
     contracts = LedgerContracts(client, deployment)
     contracts.client.transact(admin, contracts.token.functions.transfer(operator.address, 10**21), what="fund operator")
-    env = dict(os.environ)
-    env.update({
-        "LORALEDGER_RPC_URL": anvil.url, "LORALEDGER_DATA_DIR": str(tmp_path / "data"),
-        "LORALEDGER_DEPLOYMENTS_DIR": str(tmp_path / "deployments"),
-        "LORALEDGER_OPERATOR_KEY": "0x" + operator.key.hex(), "PATH": f"{BIN}:{env.get('PATH', '')}",
-    })
-    env.pop("LORALEDGER_FAILPOINTS", None)
+    env = cli_environment(anvil.url, tmp_path, operator=operator)
     (tmp_path / "f.jsonl").write_text(fee_lines(accounts, 10**18, 2, "rv"))  # operator: the deployment's
     assert cli(env, "fees", "import", str(tmp_path / "f.jsonl")).returncode == 0
     assert cli(env, "epoch", "close", failpoint="submit.after_sign").returncode == -signal.SIGKILL

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from loraledger.chain.client import ChainClient
 from loraledger.chain.deploy import Deployer
 from loraledger.epochmachine import EpochPolicy
 
-from conftest import BIN, free_port
+from conftest import cli_environment, free_port
 
 
 def test_policy_closes_on_records_or_time_whichever_first():
@@ -29,17 +28,8 @@ def test_daemon_closes_an_epoch_when_enough_records_arrive(anvil, accounts, arti
     deployments = tmp_path / "deployments"
     Deployer(ChainClient(anvil.url), accounts[0], artifacts, deployments / "31337.json").run()
     port = free_port()
-    env = dict(os.environ)
-    env.update({
-        "LORALEDGER_RPC_URL": anvil.url,
-        "LORALEDGER_DATA_DIR": str(tmp_path / "data"),
-        "LORALEDGER_DEPLOYMENTS_DIR": str(deployments),
-        "LORALEDGER_OPERATOR_KEY": "0x" + accounts[0].key.hex(),
-        "LORALEDGER_ADMIN_TOKEN": "t0ken",
-        "LORALEDGER_EPOCH_RECORDS": "3",
-        "LORALEDGER_EPOCH_SECONDS": "3600",
-        "PATH": f"{BIN}:{env.get('PATH', '')}",
-    })
+    env = cli_environment(anvil.url, tmp_path, operator=accounts[0], deployments=deployments,
+                          LORALEDGER_ADMIN_TOKEN="t0ken", LORALEDGER_EPOCH_RECORDS="3", LORALEDGER_EPOCH_SECONDS="3600")
     daemon = subprocess.Popen([sys.executable, "-m", "loraledger", "node", "run", "--port", str(port)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"

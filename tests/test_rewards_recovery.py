@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
-from conftest import BIN, tool
+from conftest import cli_environment, tool
 from test_cli_rewards import run
 
 
 def test_failed_post_is_finished_by_the_next_run(anvil, accounts, tmp_path):
     operator, deployer = accounts[5], accounts[0]
-    env = dict(os.environ)
-    env.update({
-        "LORALEDGER_RPC_URL": anvil.url,
-        "LORALEDGER_DATA_DIR": str(tmp_path / "data"),
-        "LORALEDGER_DEPLOYMENTS_DIR": str(tmp_path / "deployments"),
-        "LORALEDGER_OPERATOR_KEY": "0x" + deployer.key.hex(),
-        "PATH": f"{BIN}:{env.get('PATH', '')}",
-    })
-    env.pop("LORALEDGER_DEBUG", None)
+    env = cli_environment(anvil.url, tmp_path, operator=deployer)
     run(env, "contracts", "deploy", "--operator", operator.address)
     env["LORALEDGER_OPERATOR_KEY"] = "0x" + operator.key.hex()  # holds no OPEN yet
     rewards = tmp_path / "r.csv"
