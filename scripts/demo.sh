@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The demo: a local devnet and the contracts; fee records from several payers sealed into
+# The demo: a local devnet and the contracts; a datanet with three contributors; a LoRA
+# adapter trained on its snapshot, registered on chain and benchmarked against the base
+# model; fee records from several payers sealed into
 # two epochs, each posted and confirmed on chain; claims from the CLI and from a plain
 # wallet (cast); verification from the epoch files and the chain alone; balances.
 # Uses only the public CLI.
@@ -38,6 +40,7 @@ qa() { printf '{"prompt": "%s", "completion": "%s"}\n' "$1" "$2"; }
 { qa "What does insulin do?" "Insulin lets cells take up glucose, lowering blood sugar."
   qa "What is hypertension?" "Persistently high arterial blood pressure, above 130/80 mmHg."; } > "$demo/rows-2.jsonl"
 { qa "What does the liver do?" "It filters blood, stores glycogen and produces bile."; } > "$demo/rows-3.jsonl"
+for i in 1 2 3; do cat "scripts/demo-data/more-$i.jsonl" >> "$demo/rows-$i.jsonl"; done
 for i in 1 2 3; do
   LORALEDGER_KEY="${keys[$i]}" loraledger datanet contribute 1 "$demo/rows-$i.jsonl" --license CC-BY-4.0
 done
@@ -46,6 +49,21 @@ LORALEDGER_KEY="${keys[3]}" loraledger datanet contribute 1 "$demo/rows-1.jsonl"
 loraledger datanet snapshot 1 --export "$demo/datanet-v1"
 row="$(head -1 "$demo/datanet-v1/rows.jsonl" | json_field row_hash)"
 loraledger datanet proof 1 "$row"
+
+step "ModelFactory: a LoRA adapter trained on snapshot 1 (base: a TOY model built offline)"
+# Real use points --base at a real Hugging Face model directory (Llama, Qwen2, GPT-2, ...).
+loraledger model init-tiny "$demo/models/tiny-llama" --family llama --hidden-size 128 --heads 4
+loraledger train --datanet 1 --base "$demo/models/tiny-llama" --name clinical-qa-lora --developer "${addrs[4]}" \
+  --rank 8 --alpha 16 --lr 2e-2 --epochs 12 --batch-size 4 --max-length 96 --val-fraction 0.2 --seed 7
+loraledger adapters verify clinical-qa-lora
+echo "AdapterRegistry.adapterOf(adapterHash), read with cast:"
+cast call --rpc-url "$LORALEDGER_RPC_URL" \
+  "$(node -p 'require(process.argv[1]).contracts.AdapterRegistry.address' "$LORALEDGER_DEPLOYMENTS_DIR/31337.json")" \
+  "adapterOf(bytes32)(bytes32,uint64)" "$(loraledger adapters show clinical-qa-lora | json_field adapterHash)"
+
+step "benchmark: base model vs adapter on the held-out rows (recorded as BenchmarkRecords)"
+loraledger bench --base "$demo/models/tiny-llama" --adapters clinical-qa-lora --datanet 1 --val-fraction 0.2 \
+  --max-new-tokens 24 --out "$demo/bench"
 
 # Inference fees, as serving will record them: each fee is split between the data
 # contributors (by attribution weight), the adapter developer (account 4) and the operator.

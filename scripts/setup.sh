@@ -15,11 +15,16 @@ if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; th
 fi
 want="$(stamp pyproject.toml)"
 if [[ ! -x .venv/bin/python ]] || [[ "$(cat .venv/.loraledger-stamp 2>/dev/null)" != "$want" ]]; then
-  echo "setup: creating .venv and installing loraledger[test]" >&2
+  echo "setup: creating .venv and installing loraledger[test,ml]" >&2
   [[ -x .venv/bin/python ]] || "$py" -m venv .venv
   .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
-  .venv/bin/python -m pip install --quiet -e '.[test]' 2>&1 | grep -v -E '^WARNING: Location' >&2 || true
-  .venv/bin/python -c 'import loraledger, web3, solcx' || { echo "setup: pip install failed" >&2; exit 1; }
+  # torch first, pinned: a bare `torch>=` range lets pip pick the multi-GB CUDA build; 2.13.0
+  # resolves to the CPU wheel here. Set LORALEDGER_TORCH to another spec (e.g. a CUDA build).
+  if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
+    .venv/bin/python -m pip install --quiet "${LORALEDGER_TORCH:-torch==2.13.0}" 2>&1 | grep -v -E '^WARNING: Location' >&2 || true
+  fi
+  .venv/bin/python -m pip install --quiet -e '.[test,ml]' 2>&1 | grep -v -E '^WARNING: Location' >&2 || true
+  .venv/bin/python -c 'import loraledger, web3, solcx, torch, peft, transformers' || { echo "setup: pip install failed" >&2; exit 1; }
   echo "$want" > .venv/.loraledger-stamp
 fi
 

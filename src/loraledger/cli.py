@@ -662,6 +662,11 @@ def datanet_proof(
     _echo_json(node.datanets.row_proof(datanet_id, _snapshot_version(node, datanet_id, version), row_hash))
 
 
+# The ModelFactory commands (model, train, adapters, bench, pipeline) live in their own
+# module; importing it registers them on `app`.
+from . import cli_models  # noqa: E402,F401
+
+
 # ---- entrypoint ----------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; map errors to one line and an exit code."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -35,3 +36,24 @@ def atomic_write_json(path: Path, value: Any, *, compact: bool = False) -> None:
     ``compact`` (large files: a third smaller and faster to write)."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":")) if compact else json.dumps(value, indent=2, sort_keys=True)
     atomic_write_bytes(path, (text + "\n").encode("utf-8"))
+
+
+def sha256_file(path: Path, *, chunk_size: int = 8 << 20) -> bytes:
+    """The 32-byte SHA-256 digest of the file at ``path``, streamed.
+
+    Reads ``chunk_size`` bytes at a time into one reused buffer (``readinto``), so memory
+    stays O(chunk_size) however large the file is (multi-GB model weights).
+    """
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    digest = hashlib.sha256()
+    buffer = bytearray(chunk_size)
+    view = memoryview(buffer)
+    # Unbuffered: the reads go straight into our buffer instead of through a second one.
+    with open(path, "rb", buffering=0) as handle:
+        while True:
+            read = handle.readinto(view)
+            if not read:
+                break
+            digest.update(view[:read])
+    return digest.digest()

@@ -68,6 +68,8 @@ from pydantic import (
 from .errors import InputError
 
 __all__ = [
+    "AdapterRecord",
+    "BenchmarkRecord",
     "MAX_SAFE_INT",
     "MAX_UINT256",
     "RECORD_KINDS",
@@ -509,6 +511,57 @@ class SnapshotRecord(Record):
     parent_version: SafeUint | None = None
     #: keccak256 of the manifest's RFC 8785 JSON.
     manifest_hash: Bytes32
+
+
+# ------------------------------------------------------------------------- adapters
+
+#: A finite metric value (JSON has no NaN or infinity).
+Metric = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class AdapterRecord(Record):
+    """A LoRA adapter entered the node: trained here from a datanet snapshot, or imported.
+
+    ``provenance_hash`` is keccak256 of the RFC 8785 form of the adapter's
+    ``provenance.json``; the hashes here are the ones registered in ``AdapterRegistry``.
+    An ``external`` adapter has no datanet fields and is never credited to contributors.
+    """
+
+    kind: Literal["adapter"] = "adapter"
+    #: The adapter's name; its on-chain id is ``keccak256(name)``.
+    name: Annotated[Text, Field(min_length=1, max_length=64)]
+    adapter_id: Bytes32
+    adapter_hash: Bytes32
+    base_model_hash: Bytes32
+    provenance_hash: Bytes32
+    #: Who developed it (the adapter developer's share of fees goes here).
+    developer: Address
+    source: Literal["trained", "external"]
+    datanet_id: SafeUint | None = None
+    snapshot_version: SafeUint | None = None
+    snapshot_root: Bytes32 | None = None
+    #: OZ StandardMerkleTree root over (bytes32 rowHash, address contributor) of the rows
+    #: the adapter was trained on (the training split of the snapshot).
+    training_rows_root: Bytes32 | None = None
+    training_row_count: SafeUint | None = None
+
+
+class BenchmarkRecord(Record):
+    """One model's scores on one evaluation set (the base model when ``adapter_hash`` is null)."""
+
+    kind: Literal["benchmark"] = "benchmark"
+    #: keccak256 of the RFC 8785 JSON list of the eval rows' hashes, in order.
+    eval_set_hash: Bytes32
+    eval_examples: SafeUint
+    base_model_hash: Bytes32
+    adapter_hash: Bytes32 | None = None
+    adapter_name: Text | None = None
+    #: Mean loss per completion token.
+    loss: Metric
+    #: exp(loss); null when it overflows.
+    perplexity: Metric | None = None
+    exact_match: Metric | None = None
+    rouge_l: Metric | None = None
 
 
 # ------------------------------------------------------------------------- functions

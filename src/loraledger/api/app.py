@@ -10,13 +10,12 @@ when the chain or the node itself fails), never a traceback.
 from __future__ import annotations
 
 import re
-import secrets
 import threading
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from eth_account.signers.local import LocalAccount
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -33,7 +32,9 @@ from ..errors import (
 from ..node.context import NodeContext, open_node
 from ..records import record_from_dict
 from ..rewardflow import reward_proof
+from .auth import AdminUnauthorized, admin_dependency
 from .datanets import install_datanets
+from .jobs import install_jobs
 
 STATUS_BY_ERROR: list[tuple[type[LoraLedgerError], int]] = [
     (InputError, 400),
@@ -60,7 +61,12 @@ def _status(exc: LoraLedgerError) -> int:
 
 def create_app(settings: Settings, *, operator: LocalAccount | None = None, node: NodeContext | None = None) -> FastAPI:
     """Build the API for one node. ``node`` may be given (tests, the daemon); otherwise it is
-    opened from ``settings`` at start-up."""
+    opened from ``settings`` at start-up.
+
+    The app only queues jobs (``/v1/jobs``): running them (``JobWorker``) and failing jobs
+    a dead process left running (``JobQueue.recover``) is the daemon's part
+    (:func:`loraledger.node.daemon.run_node`), so an app served without the daemon (tests,
+    a read-only replica) never runs a job by itself."""
     close_lock = threading.Lock()
 
     @asynccontextmanager
@@ -72,21 +78,15 @@ def create_app(settings: Settings, *, operator: LocalAccount | None = None, node
     app = FastAPI(title="loraledger node", version="1", lifespan=lifespan)
     app.state.node = node
     install_datanets(app, settings)  # /v1/datanets; the service is app.state.node.datanets
-
-    def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
-        expected = settings.admin_token.get_secret_value() if settings.admin_token else None
-        if not expected:
-            raise _Forbidden("admin endpoints are disabled: set LORALEDGER_ADMIN_TOKEN on the node")
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if not given or not secrets.compare_digest(given.encode(), expected.encode()):
-            raise _Forbidden("missing or wrong admin token (Authorization: Bearer <token>)")
+    install_jobs(app, settings)  # /v1/jobs; the queue is app.state.node.jobs
+    require_admin = admin_dependency(settings)
 
     @app.exception_handler(LoraLedgerError)
     async def _ledger_error(_: Request, exc: LoraLedgerError) -> JSONResponse:
         return JSONResponse(status_code=_status(exc), content=_jsonable(exc.to_dict()))
 
-    @app.exception_handler(_Forbidden)
-    async def _forbidden(_: Request, exc: _Forbidden) -> JSONResponse:
+    @app.exception_handler(AdminUnauthorized)
+    async def _forbidden(_: Request, exc: AdminUnauthorized) -> JSONResponse:
         return JSONResponse(status_code=401, content={"error": "unauthorized", "message": str(exc)})
 
     @app.exception_handler(RequestValidationError)
@@ -192,10 +192,6 @@ def create_app(settings: Settings, *, operator: LocalAccount | None = None, node
         return {"sealed": describe(row) if row else None}
 
     return app
-
-
-class _Forbidden(Exception):
-    """An admin endpoint was called without the right token."""
 
 
 def _jsonable(value: Any) -> Any:

@@ -218,3 +218,53 @@ class DatanetRegistryContract:
                                               [_bytes32(p) for p in proof]),
             what="verify row on chain",
         ))
+
+
+@dataclass(frozen=True)
+class OnChainAdapter:
+    """The latest registered version of an adapter (``AdapterRegistry.getAdapter``)."""
+
+    adapter_id: str
+    developer: str
+    version: int
+    adapter_hash: str
+    base_model_hash: str
+    provenance_hash: str
+    metadata_uri: str
+
+
+class AdapterRegistryContract:
+    """AdapterRegistry: adapter ids, developers and the hashes of each registered version."""
+
+    def __init__(self, client: ChainClient, address: str):
+        if not client.has_code(address):
+            raise ChainError(f"no AdapterRegistry at {address} on chain {client.chain_id}; run `loraledger contracts deploy`")
+        self.client = client
+        self.contract = client.contract(address, packaged_abi("AdapterRegistry"))
+        self.address = self.contract.address
+
+    def register(self, sender: LocalAccount, adapter_id: str, developer: str, adapter_hash: str, base_model_hash: str,
+                 provenance_hash: str, metadata_uri: str) -> tuple[int, dict[str, Any]]:
+        """Register the next version of ``adapter_id``; returns (version, receipt)."""
+        receipt = self.client.transact(
+            sender,
+            self.contract.functions.registerAdapter(
+                _bytes32(adapter_id), to_checksum_address(developer), _bytes32(adapter_hash),
+                _bytes32(base_model_hash), _bytes32(provenance_hash), metadata_uri,
+            ),
+            what=f"register adapter {adapter_hash}",
+        )
+        events = self.contract.events.AdapterRegistered().process_receipt(receipt)
+        return int(events[0]["args"]["version"]), receipt
+
+    def adapter_of(self, adapter_hash: str) -> tuple[str, int]:
+        """(adapter id, version) registered with ``adapter_hash``, or (0x00…, 0) if none."""
+        adapter_id, version = self.client.call_view(
+            self.contract.functions.adapterOf(_bytes32(adapter_hash)), what="read adapter by hash")
+        return _hex(adapter_id), int(version)
+
+    def get_adapter(self, adapter_id: str) -> OnChainAdapter:
+        info = self.client.call_view(self.contract.functions.getAdapter(_bytes32(adapter_id)), what="read adapter")
+        developer, version, adapter_hash, base_hash, provenance_hash, uri = info
+        return OnChainAdapter(adapter_id.lower(), to_checksum_address(developer), int(version), _hex(adapter_hash),
+                              _hex(base_hash), _hex(provenance_hash), uri)

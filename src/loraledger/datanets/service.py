@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -354,27 +354,34 @@ class DatanetService:
                 }
         raise NotFoundError(f"row {wanted} is not in version {version} of datanet {datanet_id}")
 
-    def export(self, datanet_id: int, version: int, directory: Path,
-               progress: Callable[[int], None] | None = None) -> tuple[Path, Path]:
-        """Write version ``version`` as ``rows.jsonl`` (the rows as contributed, plus ``row_hash``
-        and ``contributor``) and ``manifest.json``: ``datasets.load_dataset("json", ...)`` reads it."""
+    def snapshot_rows(self, datanet_id: int, version: int) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """The rows of version ``version`` as ``(row_hash, contributor, row)``, in contribution
+        order; ``LedgerError`` if the stored rows do not match the snapshot's tree."""
         snap = self.snapshot_row(datanet_id, version)
         tree = StandardMerkleTree.load(json.loads(snap.tree))
         members = {_hex(digest) for _, (digest, _) in tree.entries()}
-        lines: list[str] = []
+        found = 0
         with Session(self.engine) as session:
             entries = session.exec(
                 select(DatanetEntryRow).where(DatanetEntryRow.datanet_id == datanet_id).order_by(DatanetEntryRow.id)
             )
             for entry in entries:
                 if entry.row_hash in members:
-                    row = json.loads(entry.content)
-                    lines.append(json.dumps({**row, "row_hash": entry.row_hash, "contributor": entry.contributor},
-                                            ensure_ascii=False))
-                    if progress:
-                        progress(1)
-        if len(lines) != snap.row_count:
-            raise LedgerError(f"version {version} lists {snap.row_count} rows but {len(lines)} were found")
+                    found += 1
+                    yield entry.row_hash, entry.contributor, json.loads(entry.content)
+        if found != snap.row_count:
+            raise LedgerError(f"version {version} lists {snap.row_count} rows but {found} were found")
+
+    def export(self, datanet_id: int, version: int, directory: Path,
+               progress: Callable[[int], None] | None = None) -> tuple[Path, Path]:
+        """Write version ``version`` as ``rows.jsonl`` (the rows as contributed, plus ``row_hash``
+        and ``contributor``) and ``manifest.json``: ``datasets.load_dataset("json", ...)`` reads it."""
+        snap = self.snapshot_row(datanet_id, version)
+        lines: list[str] = []
+        for digest, contributor, row in self.snapshot_rows(datanet_id, version):
+            lines.append(json.dumps({**row, "row_hash": digest, "contributor": contributor}, ensure_ascii=False))
+            if progress:
+                progress(1)
         rows_path, manifest_path = directory / "rows.jsonl", directory / "manifest.json"
         atomic_write_bytes(rows_path, ("\n".join(lines) + "\n").encode("utf-8"))
         atomic_write_json(manifest_path, json.loads(snap.manifest))

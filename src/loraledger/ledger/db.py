@@ -185,7 +185,7 @@ def make_engine(url: str | URL, *, check: bool = True, **kwargs: Any) -> Engine:
 
 def create_all(engine: Engine) -> None:
     """Create every table of the ``SQLModel`` metadata that does not exist yet."""
-    from . import datanet_tables, epoch_tables, models  # noqa: F401  (register every table on the metadata)
+    from . import adapter_tables, datanet_tables, epoch_tables, job_tables, models  # noqa: F401  (register every table on the metadata)
 
     try:
         SQLModel.metadata.create_all(engine)

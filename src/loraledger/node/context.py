@@ -1,5 +1,5 @@
 """Open a node's parts from settings: ledger database, epoch files, chain, epoch manager,
-datanets."""
+datanets, the model factory, background jobs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy.engine import Engine
 
 from ..chain.client import ChainClient
-from ..chain.contracts import DatanetRegistryContract, LedgerContracts, all_packaged_abis
+from ..chain.contracts import AdapterRegistryContract, DatanetRegistryContract, LedgerContracts, all_packaged_abis
 from ..chain.deploy import load_deployment
 from ..config import Settings
 from ..datanets.service import DatanetService
@@ -17,6 +17,9 @@ from ..epochmachine import EpochManager, EpochPolicy
 from ..ledger.db import create_all, make_engine
 from ..ledger.epochfiles import EpochFileStore
 from ..ledger.records import RecordLedger
+from ..training.factory import ModelFactory
+from ..training.jobs import factory_job_kinds
+from .jobs import JobQueue
 
 
 def chain_client(settings: Settings) -> ChainClient:
@@ -55,6 +58,16 @@ class NodeContext:
     datanets: DatanetService
     #: The key that sends the node's transactions; ``None`` on a read-only node.
     operator: LocalAccount | None = None
+    #: Background jobs on the same ledger database; kinds are registered by the code that
+    #: provides them (``node.jobs.register(...)``), and run by the daemon's ``JobWorker``.
+    jobs: JobQueue = None  # type: ignore[assignment]  # made on ``engine`` by __post_init__ when not given
+
+    #: Trains, imports, registers and benchmarks adapters (made by ``open_node``).
+    factory: ModelFactory | None = None
+
+    def __post_init__(self) -> None:
+        if self.jobs is None:
+            self.jobs = JobQueue(self.engine)
 
     @property
     def policy(self) -> EpochPolicy:
@@ -75,4 +88,11 @@ def open_node(settings: Settings, *, operator: LocalAccount | None = None) -> No
     )
     registry = DatanetRegistryContract(contracts.client, contracts.deployment.address("DatanetRegistry"))
     datanets = DatanetService(engine, records, registry)
-    return NodeContext(settings, engine, records, store, contracts, manager, datanets=datanets, operator=operator)
+    adapters = AdapterRegistryContract(contracts.client, contracts.deployment.address("AdapterRegistry"))
+    factory = ModelFactory(engine, records, datanets, data_dir=settings.data_dir, registry=adapters, operator=operator,
+                           public_url=settings.public_url)
+    node = NodeContext(settings, engine, records, store, contracts, manager, datanets=datanets, operator=operator,
+                       factory=factory)
+    for kind in factory_job_kinds(node):
+        node.jobs.register(kind)
+    return node

@@ -1,4 +1,5 @@
-"""`loraledger node run`: the API plus a background loop that closes epochs by policy."""
+"""`loraledger node run`: the API plus a background loop that closes epochs by policy and a
+worker that runs background jobs."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from eth_account.signers.local import LocalAccount
 from ..config import Settings
 from ..errors import LoraLedgerError
 from .context import NodeContext, open_node
+from .jobs import JobWorker
 
 log = logging.getLogger("loraledger.node")
 
@@ -49,10 +51,16 @@ def run_node(settings: Settings, *, operator: LocalAccount | None, host: str | N
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     node = open_node(settings, operator=operator)
     node.manager.advance()  # finish whatever a previous run left half done
+    interrupted = node.jobs.recover()  # jobs a previous run died under: failed, not left running
+    if interrupted:
+        log.warning("jobs %s were running when the node last stopped; marked failed", interrupted)
     loop = EpochLoop(node)
     loop.start()
+    worker = JobWorker(node.jobs)
+    worker.start()
     try:
         uvicorn.run(create_app(settings, operator=operator, node=node), host=host or settings.api_host,
                     port=port or settings.api_port, log_level="info")
     finally:
         loop.stop.set()
+        worker.stop()  # interrupts the running job at its next check (it ends failed)

@@ -1,0 +1,469 @@
+"""ModelFactory: snapshot → LoRA adapter → ledger record → AdapterRegistry (wiring).
+
+Order of a training run, chosen so a crash at any point loses nothing and duplicates
+nothing:
+
+1. check everything cheap first (name, datanet, snapshot, base model, settings);
+2. train in ``<out>.partial/`` (checkpoints there; ``resume=True`` continues);
+3. write the PEFT directory + ``provenance.json`` + ``training_rows.json`` into
+   ``<out>.partial/adapter`` and move it to ``<out>`` in one rename;
+4. append the ``AdapterRecord`` and the ``adapters`` row in one transaction (a rerun that
+   finds the same adapter hash under the same name returns the existing row);
+5. register on chain unless already there (``adapterOf(adapterHash)`` is checked first, so
+   retrying after a crash never registers twice); :meth:`ModelFactory.register` retries.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from ..chain.contracts import AdapterRegistryContract
+from ..datanets.service import DatanetService
+from ..errors import ChainError, InputError, LedgerError, NotFoundError
+from ..fsutil import atomic_write_json
+from ..ledger.adapter_tables import AdapterRow
+from ..ledger.records import RecordLedger
+from ..records import AdapterRecord, BenchmarkRecord, Record, canonicalize, parse_address
+from .adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_hash, inspect_adapter, normalise_adapter_config
+from .basemodel import BaseModelHash, default_target_modules, hash_base_model, inspect_base_model, load_base_model
+from .config import TrainConfig, validate_adapter_name
+from .data import TrainingRow, build_examples, split_rows
+from .provenance import (
+    PROVENANCE_FILE,
+    PROVENANCE_FORMAT,
+    TRAINING_ROWS_FILE,
+    contributor_counts,
+    library_versions,
+    provenance_hash,
+    rows_tree,
+)
+from .report import BenchmarkReport, report_to_json
+
+if TYPE_CHECKING:  # the trainer imports torch; the CLI should not pay for that to list adapters
+    from .trainer import TrainOutcome, TrainProgress
+
+__all__ = ["ModelFactory", "TrainRequest", "TrainResult", "adapter_id"]
+
+
+def adapter_id(name: str) -> str:
+    """The AdapterRegistry id of an adapter name: keccak256 of its UTF-8 bytes."""
+    return "0x" + keccak(name.encode("utf-8")).hex()
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """One training run: which data, which base model, which settings, who gets credit."""
+
+    datanet_id: int
+    base_dir: Path
+    config: TrainConfig
+    #: ``None``: the datanet's latest snapshot.
+    snapshot_version: int | None = None
+    #: ``None``: ``d<datanet>-v<version>-r<rank>-s<seed>``.
+    name: str | None = None
+    #: The adapter developer (credited with the developer share); ``None``: the operator.
+    developer: str | None = None
+    output_dir: Path | None = None
+    resume: bool = False
+    device: str = "auto"
+    register: bool = True
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    adapter: AdapterRow
+    provenance: dict[str, Any]
+    outcome: TrainOutcome | None
+    registered: bool
+    notes: list[str] = field(default_factory=list)
+
+
+class ModelFactory:
+    """Trains, imports, registers and benchmarks adapters for one node."""
+
+    def __init__(self, engine: Engine, records: RecordLedger, datanets: DatanetService, *, data_dir: Path,
+                 registry: AdapterRegistryContract | None = None, operator: LocalAccount | None = None,
+                 public_url: str | None = None, clock: Callable[[], float] = time.time):
+        self.engine = engine
+        self.records = records
+        self.datanets = datanets
+        self.data_dir = data_dir
+        self.registry = registry
+        self.operator = operator
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.clock = clock
+
+    # ---- lookups -------------------------------------------------------------------------
+    @property
+    def adapters_dir(self) -> Path:
+        return self.data_dir / "adapters"
+
+    @property
+    def benchmarks_dir(self) -> Path:
+        return self.data_dir / "benchmarks"
+
+    def get(self, name: str) -> AdapterRow:
+        validate_adapter_name(name)
+        with Session(self.engine) as session:
+            row = session.get(AdapterRow, name)
+        if row is None:
+            raise NotFoundError(f"no adapter named {name!r}; `loraledger adapters list` shows them")
+        return row
+
+    def all(self) -> list[AdapterRow]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(AdapterRow).order_by(AdapterRow.created_at, AdapterRow.name)))
+
+    def _by_hash(self, digest: str) -> AdapterRow | None:
+        with Session(self.engine) as session:
+            return session.exec(select(AdapterRow).where(AdapterRow.adapter_hash == digest)).first()
+
+    def provenance(self, name: str) -> dict[str, Any]:
+        row = self.get(name)
+        try:
+            return json.loads((Path(row.path) / PROVENANCE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise LedgerError(f"provenance of adapter {name} at {row.path} cannot be read: {exc}") from None
+
+    def hash_base(self, base_dir: Path) -> BaseModelHash:
+        """The base model hash, with per-file hashes cached in ``<data_dir>/cache``."""
+        return hash_base_model(base_dir, cache_path=self.data_dir / "cache" / "base-model-hashes.json")
+
+    def _developer(self, developer: str | None) -> str:
+        if developer is not None:
+            return parse_address(developer)
+        if self.operator is None:
+            raise InputError("no developer address: pass --developer or configure the operator key")
+        return self.operator.address
+
+    def _metadata_uri(self, name: str) -> str:
+        return f"{self.public_url}/v1/adapters/{name}" if self.public_url else ""
+
+    # ---- training ------------------------------------------------------------------------
+    def snapshot_training_rows(self, datanet_id: int, version: int | None) -> tuple[int, dict[str, Any], list[TrainingRow]]:
+        """(version, manifest, rows) of a snapshot; ``NotFoundError``/``InputError`` when there is none."""
+        datanet = self.datanets.get(datanet_id)
+        if version is None:
+            if not datanet.latest_version:
+                raise InputError(f"datanet {datanet_id} has no snapshot yet; run `loraledger datanet snapshot {datanet_id}`")
+            version = datanet.latest_version
+        snap = self.datanets.snapshot_row(datanet_id, version)
+        rows = [TrainingRow(h, c, data) for h, c, data in self.datanets.snapshot_rows(datanet_id, version)]
+        if not rows:
+            raise InputError(f"snapshot {version} of datanet {datanet_id} is empty: nothing to train on")
+        return version, json.loads(snap.manifest), rows
+
+    def prepare(self, request: TrainRequest) -> tuple[TrainRequest, Path]:
+        """Check a request without training: fills in version, name and output directory."""
+        version, manifest, _ = self.snapshot_training_rows(request.datanet_id, request.snapshot_version)
+        inspect_base_model(request.base_dir)
+        name = validate_adapter_name(request.name or
+                                     f"d{request.datanet_id}-v{version}-r{request.config.rank}-s{request.config.seed}")
+        out = (request.output_dir or self.adapters_dir / name).expanduser().resolve()
+        with Session(self.engine) as session:
+            if session.get(AdapterRow, name) is not None:
+                raise InputError(f"an adapter named {name!r} exists already; choose another --name")
+        if out.exists():
+            raise InputError(f"output directory {out} exists already; remove it or choose another --out")
+        partial = out.with_name(out.name + ".partial")
+        if partial.exists() and not request.resume:
+            raise InputError(f"{partial} holds an unfinished run; pass --resume to continue it or delete it")
+        self._developer(request.developer)
+        return TrainRequest(**{**request.__dict__, "snapshot_version": version, "name": name, "output_dir": out}), partial
+
+    def train(self, request: TrainRequest, *, on_progress: Callable[[TrainProgress], None] | None = None,
+              on_stage: Callable[[str], None] | None = None) -> TrainResult:
+        """Run ``request`` end to end (see the module docstring for the order)."""
+        from .trainer import train_lora
+
+        stage = on_stage or (lambda _: None)
+        request, partial = self.prepare(request)
+        assert request.name and request.output_dir and request.snapshot_version
+        developer = self._developer(request.developer)
+        version, manifest, rows = self.snapshot_training_rows(request.datanet_id, request.snapshot_version)
+        stage("hashing the base model")
+        base_hash = self.hash_base(request.base_dir)
+        stage("loading the base model")
+        loaded = load_base_model(request.base_dir, device=request.device, quantize=request.config.quantize)
+        config = request.config
+        if config.target_modules is None:
+            config = config.with_targets(default_target_modules(loaded.info.model_type))
+        train_rows, val_rows = split_rows(rows, config.val_fraction)
+        if not train_rows:
+            raise InputError(f"all {len(rows)} rows of the snapshot fall in the validation split; "
+                             "lower --val-fraction or add rows")
+        train_examples, dropped = build_examples(loaded.tokenizer, train_rows, config.max_length)
+        val_examples, _ = build_examples(loaded.tokenizer, val_rows, config.max_length)
+        stage(f"training on {len(train_examples)} rows ({len(val_examples)} held out) on {loaded.device}")
+        partial.mkdir(parents=True, exist_ok=True)
+        pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else loaded.tokenizer.eos_token_id
+        outcome = train_lora(loaded.model, train_examples, val_examples, config, pad_id=pad_id, device=loaded.device,
+                             work_dir=partial, resume=request.resume, on_progress=on_progress,
+                             fingerprint_extra={"baseModel": base_hash.hash})
+        stage("saving the adapter")
+        staged = partial / "adapter"
+        shutil.rmtree(staged, ignore_errors=True)
+        outcome.model.save_pretrained(str(staged))
+        normalise_adapter_config(staged, base_model=str(loaded.info.path))
+        digest = adapter_hash(staged)
+        tree, val_tree = rows_tree(train_rows), rows_tree(val_rows)
+        assert tree is not None
+        provenance = {
+            "format": PROVENANCE_FORMAT,
+            "name": request.name,
+            "source": "trained",
+            "adapterHash": digest.hash,
+            "developer": developer,
+            "baseModel": {"hash": base_hash.hash, "modelType": loaded.info.model_type,
+                          "architectures": list(loaded.info.architectures), "tiny": loaded.info.tiny},
+            "datanet": {"id": request.datanet_id, "name": manifest.get("name"), "schema": manifest.get("schema"),
+                        "snapshotVersion": version, "snapshotRoot": manifest["root"],
+                        "manifestHash": "0x" + keccak(canonicalize(manifest)).hex(),
+                        "chainId": manifest.get("chainId"), "registry": manifest.get("registry")},
+            "trainingRows": {"count": len(train_rows), "root": tree.root, "contributors": contributor_counts(train_rows),
+                             "droppedTooLong": dropped},
+            "validationRows": {"count": len(val_rows), "root": val_tree.root if val_tree else None},
+            "hyperparameters": config.to_json(),
+            "seed": config.seed,
+            "libraries": library_versions(),
+            "device": loaded.device,
+            "metrics": {
+                "steps": outcome.steps, "tokens": outcome.tokens, "seconds": round(outcome.seconds, 3),
+                "tokensPerSecond": round(outcome.tokens_per_second, 1),
+                "firstLoss": round(outcome.losses[0], 6) if outcome.losses else None,
+                "finalLoss": round(outcome.losses[-1], 6) if outcome.losses else None,
+                "valLoss": round(outcome.val_loss, 6) if outcome.val_loss is not None else None,
+                "resumedFrom": outcome.resumed_from,
+            },
+            "createdAt": int(self.clock()),
+        }
+        atomic_write_json(staged / PROVENANCE_FILE, provenance)
+        atomic_write_json(staged / TRAINING_ROWS_FILE, tree.dump())
+        request.output_dir.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, request.output_dir)
+        shutil.rmtree(partial, ignore_errors=True)
+        record = AdapterRecord(
+            timestamp=provenance["createdAt"], name=request.name, adapter_id=adapter_id(request.name),
+            adapter_hash=digest.hash, base_model_hash=base_hash.hash, provenance_hash=provenance_hash(provenance),
+            developer=developer, source="trained", datanet_id=request.datanet_id, snapshot_version=version,
+            snapshot_root=manifest["root"], training_rows_root=tree.root, training_row_count=len(train_rows),
+        )
+        row = self._store(record, request.output_dir)
+        registered = False
+        if request.register:
+            stage("registering on chain")
+            row, registered = self.register(row.name)
+        return TrainResult(row, provenance, outcome, registered)
+
+    # ---- import ----------------------------------------------------------------------------
+    def import_adapter(self, source: Path, *, name: str, base_dir: Path | None = None,
+                       base_model_hash: str | None = None, developer: str | None = None,
+                       expect_hash: str | None = None, register: bool = True) -> TrainResult:
+        """Import a PEFT LoRA adapter trained elsewhere, with provenance ``external``.
+
+        Its hash is computed here (and must equal ``expect_hash`` when given); it carries no
+        datanet, so it is never credited to datanet contributors. The base model is named by
+        its directory (hashed here) or by its hash."""
+        name = validate_adapter_name(name)
+        checked = inspect_adapter(source)
+        digest = adapter_hash(checked)
+        if expect_hash is not None and digest.hash != expect_hash.lower():
+            raise InputError(f"adapter hash mismatch: {source} hashes to {digest.hash}, not {expect_hash}")
+        if base_dir is not None:
+            base_hash = self.hash_base(base_dir).hash
+        elif base_model_hash is not None:
+            base_hash = base_model_hash.lower()
+            if len(base_hash) != 66 or not base_hash.startswith("0x"):
+                raise InputError(f"--base-model-hash must be 0x + 64 hex digits, got {base_model_hash!r}")
+        else:
+            raise InputError("say which base model the adapter is for: --base DIR or --base-model-hash 0x...")
+        developer = self._developer(developer)
+        existing = self._by_hash(digest.hash)
+        if existing is not None:
+            if existing.name == name:
+                return TrainResult(existing, self.provenance(name), None, existing.chain_version is not None,
+                                   ["already imported"])
+            raise InputError(f"this adapter (hash {digest.hash}) is already in the node as {existing.name!r}")
+        with Session(self.engine) as session:
+            if session.get(AdapterRow, name) is not None:
+                raise InputError(f"an adapter named {name!r} exists already; choose another --name")
+        out = self.adapters_dir / name
+        if out.exists():
+            raise InputError(f"{out} exists already; remove it or choose another name")
+        staged = out.with_name(out.name + ".partial")
+        shutil.rmtree(staged, ignore_errors=True)
+        staged.mkdir(parents=True)
+        for file_name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
+            shutil.copyfile(checked.path / file_name, staged / file_name)
+        if adapter_hash(staged).hash != digest.hash:
+            raise LedgerError(f"{source} changed while it was being imported; try again")
+        provenance = {
+            "format": PROVENANCE_FORMAT, "name": name, "source": "external", "adapterHash": digest.hash,
+            "developer": developer, "baseModel": {"hash": base_hash}, "importedFrom": str(checked.path),
+            "libraries": library_versions(), "createdAt": int(self.clock()),
+        }
+        atomic_write_json(staged / PROVENANCE_FILE, provenance)
+        os.replace(staged, out)
+        record = AdapterRecord(timestamp=provenance["createdAt"], name=name, adapter_id=adapter_id(name),
+                               adapter_hash=digest.hash, base_model_hash=base_hash,
+                               provenance_hash=provenance_hash(provenance), developer=developer, source="external")
+        row = self._store(record, out)
+        registered = False
+        if register:
+            row, registered = self.register(name)
+        return TrainResult(row, provenance, None, registered)
+
+    def _store(self, record: AdapterRecord, path: Path) -> AdapterRow:
+        """Append the record and the adapters row in one transaction (idempotent by hash)."""
+        existing = self._by_hash(record.adapter_hash)
+        if existing is not None:
+            if existing.name != record.name:
+                raise InputError(f"an identical adapter (hash {record.adapter_hash}) exists already as {existing.name!r}")
+            return existing
+
+        def store(session: Session, stamped: list[Record]) -> None:
+            appended = stamped[0]
+            assert isinstance(appended, AdapterRecord) and appended.seq is not None
+            session.add(AdapterRow(
+                name=appended.name, adapter_id=appended.adapter_id, adapter_hash=appended.adapter_hash,
+                base_model_hash=appended.base_model_hash, provenance_hash=appended.provenance_hash,
+                developer=appended.developer, source=appended.source, path=str(path),
+                datanet_id=appended.datanet_id, snapshot_version=appended.snapshot_version,
+                record_seq=appended.seq, created_at=appended.timestamp,
+            ))
+
+        self.records.append(record, in_transaction=store)
+        return self.get(record.name)
+
+    # ---- chain -------------------------------------------------------------------------------
+    def register(self, name: str) -> tuple[AdapterRow, bool]:
+        """Register adapter ``name`` in AdapterRegistry unless it is there; (row, newly registered)."""
+        row = self.get(name)
+        if self.registry is None or self.operator is None:
+            raise ChainError("registering an adapter needs the chain and the operator key (LORALEDGER_OPERATOR_KEY)")
+        registered_id, version = self.registry.adapter_of(row.adapter_hash)
+        fresh = False
+        if version == 0:
+            version, receipt = self.registry.register(
+                self.operator, row.adapter_id, row.developer, row.adapter_hash, row.base_model_hash,
+                row.provenance_hash, self._metadata_uri(name))
+            tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+            fresh = True
+        elif registered_id != row.adapter_id:
+            raise ChainError(f"adapter hash {row.adapter_hash} is registered on chain under another id ({registered_id})")
+        else:
+            tx_hash = row.tx_hash
+        with Session(self.engine) as session:
+            stored = session.get(AdapterRow, name)
+            assert stored is not None
+            stored.chain_version, stored.tx_hash = version, tx_hash
+            session.add(stored)
+            session.commit()
+        return self.get(name), fresh
+
+    def verify(self, name: str) -> list[str]:
+        """Recompute the adapter's hashes from its files and compare them with its ledger
+        record and (when connected) AdapterRegistry; the list of mismatches, empty if none."""
+        row = self.get(name)
+        problems: list[str] = []
+        digest = adapter_hash(row.path).hash
+        if digest != row.adapter_hash:
+            problems.append(f"adapter hash: files {digest}, ledger {row.adapter_hash}")
+        provenance = self.provenance(name)
+        if provenance_hash(provenance) != row.provenance_hash:
+            problems.append(f"provenance hash: provenance.json {provenance_hash(provenance)}, ledger {row.provenance_hash}")
+        if provenance.get("adapterHash") != row.adapter_hash:
+            problems.append(f"provenance.json names adapter hash {provenance.get('adapterHash')}")
+        record = self.records.get(row.record_seq)
+        if not isinstance(record, AdapterRecord) or record.adapter_hash != row.adapter_hash \
+                or record.provenance_hash != row.provenance_hash:
+            problems.append(f"ledger record {row.record_seq} does not match the adapters table")
+        if self.registry is not None and row.chain_version is not None:
+            on_chain = self.registry.get_adapter(row.adapter_id)
+            registered_id, version = self.registry.adapter_of(row.adapter_hash)
+            if registered_id != row.adapter_id or version != row.chain_version:
+                problems.append(f"AdapterRegistry: hash registered as {registered_id} v{version}")
+            elif on_chain.version == version and (on_chain.provenance_hash != row.provenance_hash
+                                                  or on_chain.base_model_hash != row.base_model_hash
+                                                  or on_chain.developer != row.developer):
+                problems.append("AdapterRegistry holds other base model / provenance hashes or developer")
+        return problems
+
+    # ---- benchmarks --------------------------------------------------------------------------
+    def eval_set(self, *, eval_file: Path | None = None, datanet: int | None = None, snapshot: int | None = None,
+                 split: str = "validation", val_fraction: float = 0.1) -> Any:
+        """The eval set named by a JSONL file, or by a datanet snapshot and split
+        (``validation``: the rows training held out with ``val_fraction``; ``all``)."""
+        from .evaluate import EvalSet, eval_set_from_file
+
+        if (eval_file is None) == (datanet is None):
+            raise InputError("name the eval set: --eval FILE or --datanet ID [--snapshot N]")
+        if eval_file is not None:
+            return eval_set_from_file(eval_file)
+        assert datanet is not None
+        if split not in ("validation", "all"):
+            raise InputError(f"split must be validation or all, not {split!r}")
+        version, _, rows = self.snapshot_training_rows(datanet, snapshot)
+        chosen = split_rows(rows, val_fraction)[1] if split == "validation" else rows
+        if not chosen:
+            raise InputError(f"snapshot {version} of datanet {datanet} has no rows in its validation split "
+                             f"(val fraction {val_fraction}); use split all or an eval file")
+        return EvalSet(tuple(chosen), f"datanet {datanet} snapshot {version} ({split} split)")
+
+    def benchmark(self, base_dir: Path, adapter_names: Sequence[str], eval_set: Any, *, device: str = "auto",
+                  max_length: int = 512, batch_size: int = 8, max_new_tokens: int = 64,
+                  on_model: Callable[[str], None] | None = None) -> tuple[BenchmarkReport, list[BenchmarkRecord]]:
+        """Benchmark the base model and the named adapters on ``eval_set``; appends one
+        ``BenchmarkRecord`` per model and saves the report JSON under ``<data_dir>/benchmarks``."""
+        from .evaluate import BenchAdapter, run_benchmark
+
+        base_hash = self.hash_base(base_dir).hash
+        adapters = []
+        for name in adapter_names:
+            row = self.get(name)
+            if row.base_model_hash != base_hash:
+                raise InputError(f"adapter {name} was made for base model {row.base_model_hash}, "
+                                 f"but --base hashes to {base_hash}")
+            if adapter_hash(row.path).hash != row.adapter_hash:
+                raise LedgerError(f"the files of adapter {name} at {row.path} no longer match its recorded hash")
+            adapters.append(BenchAdapter(name, Path(row.path), row.adapter_hash))
+        loaded = load_base_model(base_dir, device=device)
+        report = run_benchmark(loaded.model, loaded.tokenizer, base_hash, adapters, eval_set, device=loaded.device,
+                               max_length=max_length, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                               on_model=on_model)
+        timestamp = int(self.clock())
+        records = [
+            BenchmarkRecord(timestamp=timestamp, eval_set_hash=report.eval_set_hash, eval_examples=row.examples,
+                            base_model_hash=base_hash, adapter_hash=row.adapter_hash,
+                            adapter_name=None if row.adapter_hash is None else row.name,
+                            loss=round(row.loss, 6), perplexity=_finite(row.perplexity),
+                            exact_match=None if row.exact_match is None else round(row.exact_match, 6),
+                            rouge_l=None if row.rouge_l is None else round(row.rouge_l, 6))
+            for row in report.rows
+        ]
+        appended = self.records.append_many(records)
+        self.benchmarks_dir.mkdir(parents=True, exist_ok=True)
+        first = appended[0].seq
+        atomic_write_json(self.benchmarks_dir / f"{first:08d}.json",
+                          {**report_to_json(report), "recordSeqs": [r.seq for r in appended]})
+        return report, appended
+
+
+def _finite(value: float) -> float | None:
+    return round(value, 6) if math.isfinite(value) else None
+
