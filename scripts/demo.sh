@@ -65,6 +65,9 @@ step "benchmark: base model vs adapter on the held-out rows (recorded as Benchma
 loraledger bench --base "$demo/models/tiny-llama" --adapters clinical-qa-lora --datanet 1 --val-fraction 0.2 \
   --max-new-tokens 24 --out "$demo/bench"
 
+step "pipeline: snapshot → train (rank 16) → bench against the first adapter → register, from one TOML file"
+loraledger pipeline run docs/pipeline.example.toml
+
 # Inference fees, as serving will record them: each fee is split between the data
 # contributors (by attribution weight), the adapter developer (account 4) and the operator.
 fees() {  # payer fee weight1 weight2 weight3 ref

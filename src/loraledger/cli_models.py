@@ -15,6 +15,7 @@ import typer
 
 from .cli import JsonOption, KeyEnvOption, KeystoreOption, _echo_json, _operator, _settings, app
 from .errors import InputError
+from .training.factory import adapter_to_dict
 
 model_app = typer.Typer(help="Base models: build a tiny offline one, hash a local one.", no_args_is_help=True)
 adapters_app = typer.Typer(help="LoRA adapters: list, show, import, register, verify.", no_args_is_help=True)
@@ -125,16 +126,6 @@ class _ProgressBar:
             self.bar = None
 
 
-def _adapter_json(row) -> dict[str, Any]:
-    return {
-        "name": row.name, "adapterId": row.adapter_id, "adapterHash": row.adapter_hash,
-        "baseModelHash": row.base_model_hash, "provenanceHash": row.provenance_hash, "developer": row.developer,
-        "source": row.source, "path": row.path, "datanetId": row.datanet_id, "snapshotVersion": row.snapshot_version,
-        "recordSeq": row.record_seq, "createdAt": row.created_at, "chainVersion": row.chain_version,
-        "txHash": row.tx_hash,
-    }
-
-
 @app.command("train")
 def train(
     ctx: typer.Context,
@@ -192,7 +183,7 @@ def train(
         bar.close()
     row, metrics = result.adapter, result.provenance["metrics"]
     if as_json:
-        _echo_json({"adapter": _adapter_json(row), "metrics": metrics, "registered": result.registered})
+        _echo_json({"adapter": adapter_to_dict(row), "metrics": metrics, "registered": result.registered})
         return
     typer.echo(f"adapter {row.name} → {row.path}")
     typer.echo(f"  adapter hash {row.adapter_hash}\n  provenance   {row.provenance_hash}")
@@ -208,7 +199,7 @@ def adapters_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Adapters in this node, oldest first."""
     rows = _factory_node(ctx).factory.all()
     if as_json:
-        _echo_json([_adapter_json(r) for r in rows])
+        _echo_json([adapter_to_dict(r) for r in rows])
         return
     if not rows:
         typer.echo("no adapters yet: `loraledger train` or `loraledger adapters import`")
@@ -222,7 +213,7 @@ def adapters_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
 def adapters_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Adapter name.")]) -> None:
     """An adapter's row and its provenance.json."""
     node = _factory_node(ctx)
-    _echo_json({**_adapter_json(node.factory.get(name)), "provenance": node.factory.provenance(name)})
+    _echo_json({**adapter_to_dict(node.factory.get(name)), "provenance": node.factory.provenance(name)})
 
 
 @adapters_app.command("hash")
@@ -270,6 +261,16 @@ def adapters_register(
     node = _factory_node(ctx, operator=_operator(settings, key_env, keystore))
     row, fresh = node.factory.register(name)
     typer.echo(f"{row.name}: AdapterRegistry version {row.chain_version}" + ("" if fresh else " (already registered)"))
+
+
+@adapters_app.command("proof")
+def adapters_proof(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Adapter name.")],
+    row_hash: Annotated[str, typer.Argument(help="The datanet row's hash.")],
+) -> None:
+    """Prove that a datanet row trained an adapter (Merkle proof against its AdapterRecord)."""
+    _echo_json(_factory_node(ctx).factory.training_row_proof(name, row_hash))
 
 
 @adapters_app.command("verify")
@@ -339,7 +340,7 @@ def bench(
 @pipeline_app.command("run")
 def pipeline_run(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="Pipeline TOML (see docs/pipeline.md).")],
+    file: Annotated[Path, typer.Argument(help="Pipeline TOML (example: docs/pipeline.example.toml).")],
     key_env: KeyEnvOption = None,
     keystore: KeystoreOption = None,
 ) -> None:

@@ -33,6 +33,7 @@ from ..node.context import NodeContext, open_node
 from ..records import record_from_dict
 from ..rewardflow import reward_proof
 from .auth import AdminUnauthorized, admin_dependency
+from .adapters import install_adapters
 from .datanets import install_datanets
 from .jobs import install_jobs
 
@@ -79,6 +80,7 @@ def create_app(settings: Settings, *, operator: LocalAccount | None = None, node
     app.state.node = node
     install_datanets(app, settings)  # /v1/datanets; the service is app.state.node.datanets
     install_jobs(app, settings)  # /v1/jobs; the queue is app.state.node.jobs
+    install_adapters(app, settings)  # /v1/adapters; the factory is app.state.node.factory
     require_admin = admin_dependency(settings)
 
     @app.exception_handler(LoraLedgerError)

@@ -55,12 +55,23 @@ from .report import BenchmarkReport, report_to_json
 if TYPE_CHECKING:  # the trainer imports torch; the CLI should not pay for that to list adapters
     from .trainer import TrainOutcome, TrainProgress
 
-__all__ = ["ModelFactory", "TrainRequest", "TrainResult", "adapter_id"]
+__all__ = ["ModelFactory", "TrainRequest", "TrainResult", "adapter_id", "adapter_to_dict"]
 
 
 def adapter_id(name: str) -> str:
     """The AdapterRegistry id of an adapter name: keccak256 of its UTF-8 bytes."""
     return "0x" + keccak(name.encode("utf-8")).hex()
+
+
+def adapter_to_dict(row: AdapterRow) -> dict[str, Any]:
+    """An adapter row as camelCase JSON (API and CLI)."""
+    return {
+        "name": row.name, "adapterId": row.adapter_id, "adapterHash": row.adapter_hash,
+        "baseModelHash": row.base_model_hash, "provenanceHash": row.provenance_hash, "developer": row.developer,
+        "source": row.source, "path": row.path, "datanetId": row.datanet_id, "snapshotVersion": row.snapshot_version,
+        "recordSeq": row.record_seq, "createdAt": row.created_at, "chainVersion": row.chain_version,
+        "txHash": row.tx_hash,
+    }
 
 
 @dataclass(frozen=True)
@@ -349,6 +360,30 @@ class ModelFactory:
 
         self.records.append(record, in_transaction=store)
         return self.get(record.name)
+
+    def training_row_proof(self, name: str, row_hash_hex: str) -> dict[str, Any]:
+        """A proof that row ``row_hash_hex`` was in adapter ``name``'s training set: an OZ
+        multiproof-free single proof against ``training_rows_root`` of its AdapterRecord."""
+        from ..merkle import StandardMerkleTree
+
+        row = self.get(name)
+        if row.source != "trained":
+            raise NotFoundError(f"adapter {name} is external: it has no training rows here")
+        try:
+            tree = StandardMerkleTree.load(json.loads((Path(row.path) / TRAINING_ROWS_FILE).read_text()))
+        except (OSError, ValueError) as exc:
+            raise LedgerError(f"training rows of adapter {name} cannot be read: {exc}") from None
+        wanted = row_hash_hex.lower()
+        record = self.records.get(row.record_seq)
+        assert isinstance(record, AdapterRecord)
+        for index, (digest, contributor) in tree.entries():
+            if "0x" + bytes(digest).hex() == wanted:
+                proof = tree.get_proof(index)
+                return {"adapter": name, "adapterHash": row.adapter_hash, "root": record.training_rows_root,
+                        "rowHash": wanted, "contributor": contributor, "proof": proof,
+                        "recordSeq": row.record_seq, "verified": tree.root == record.training_rows_root
+                        and StandardMerkleTree.verify(tree.root, ["bytes32", "address"], [wanted, contributor], proof)}
+        raise NotFoundError(f"row {wanted} did not train adapter {name}")
 
     # ---- chain -------------------------------------------------------------------------------
     def register(self, name: str) -> tuple[AdapterRow, bool]:
