@@ -7,7 +7,8 @@ Three tables, every number measured in this run with its peer beside it:
    nothing). A tiny random causal LM, made bigger than the default by flags (``--family llama
    --hidden 256 --layers 4 --heads 8``, about 2.6M parameters) so per-step compute dominates,
    is written with ``init_tiny_model`` and trained on ``--rows`` synthetic instruction rows
-   (arithmetic with its working, and templated sentences; 60-130 tokens each) by two paths:
+   (default 1,024: arithmetic with its working, and templated sentences; about 134 tokens
+   each; batch 8, one epoch, so 128 steps a run) by two paths:
 
    * **framework**: exactly what ``loraledger train`` runs: ``load_base_model``,
      ``TrainConfig.parse`` (targets: the family default), ``split_rows`` (``val_fraction``
@@ -29,10 +30,16 @@ Three tables, every number measured in this run with its peer beside it:
    (model loading, tokenising, the adapter and optimiser set-up are outside it, as in
    ``train_lora``). Each path runs in its own worker process (``multiprocessing`` spawn);
    after one warm-up run each, the paths alternate (A B A B ..., ``--repeats`` times) and
-   the median tokens/s of each is compared. Both workers use the same torch thread count
-   (``--threads``, default: torch's own default), shown in the header. The loss of every
-   step is compared between the paths: the same seed, data and settings must give the
-   same numbers, which shows the two loops do the same work.
+   the median tokens/s of each is compared (``--order abba`` reverses every other pair, to
+   rule out an order effect). Both workers use the same torch thread count (``--threads``,
+   default: torch's own default), shown in the header. The loss of every step is compared
+   between the paths: the same seed, data and settings must give the same numbers, which
+   shows the two loops do the same work. Each run's CPU time is taken too: a run that got
+   under 75 % of its threads' worth of CPU was starved by other processes (marked ``*``; on
+   a shared machine such a run can be several times slower), and the ratio over the pairs
+   with neither starved is shown beside the headline. ``--baseline-deterministic`` makes
+   the baseline call ``torch.use_deterministic_algorithms(True, warn_only=True)`` as
+   ``train_lora`` does, to isolate what that one global setting costs.
 2. **Peak memory**: the framework's ``TrainOutcome.peak_memory_bytes`` (on CPU the process's
    ``ru_maxrss``; on CUDA ``max_memory_allocated``) and the same measure for the baseline,
    taken in each worker after its first (warm-up) run, plus the RSS at worker start, after
@@ -52,7 +59,7 @@ Three tables, every number measured in this run with its peer beside it:
 
     .venv/bin/python scripts/bench_training.py                # full run (about 2-3 minutes on 2 cores)
     .venv/bin/python scripts/bench_training.py --quick        # smoke run (under 30 s): tiny model, 8 steps
-    .venv/bin/python scripts/bench_training.py --threads 1 --repeats 5
+    .venv/bin/python scripts/bench_training.py --threads 1 --repeats 5 --order abba   # steadier on a busy machine
     .venv/bin/python scripts/bench_training.py --only hash --adapter-mb 1000
     .venv/bin/python scripts/bench_training.py --profile      # also cProfile one run of each path
 
@@ -65,6 +72,7 @@ import argparse
 import cProfile
 import gc
 import hashlib
+import importlib
 import io
 import json
 import multiprocessing
@@ -78,17 +86,22 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from benchutil import MiB, progress, rate, rss_mib, table  # noqa: E402  (scripts/ is on sys.path)
 
 # Nothing heavy is imported at module level: the parent process stays small (no torch), so
 # the spawned workers' high-water marks are their own. Each child imports what it needs.
 
+T = TypeVar("T")
+Spec = dict[str, Any]
+
 GOAL = 0.95
+#: A run whose CPU time is under this share of (threads x wall time) was starved by other processes.
+STARVED = 0.75
 FRAMEWORK, BASELINE = "framework", "baseline"
 LABELS = {FRAMEWORK: "loraledger train_lora", BASELINE: "plain transformers + peft loop"}
 # The adapter for the hashing section: Llama-7B-shaped projections (in, out), rank 16.
@@ -190,8 +203,8 @@ def init_worker(threads: int) -> None:
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     if threads > 0:
         torch.set_num_threads(threads)
-    import peft  # noqa: F401  (imported before the first run, like transformers, so no run pays for it)
-    import transformers  # noqa: F401
+    for module in ("transformers", "peft"):  # imported now, so no run pays for the imports
+        importlib.import_module(module)
 
     _WORKER["rss_start"] = rss_mib()
     _WORKER["runs"] = 0
@@ -223,7 +236,8 @@ def child_setup(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _profiled(spec: dict[str, Any], fn: Any) -> tuple[Any, str | None]:
+def _profiled(spec: Spec, fn: Callable[[], T]) -> tuple[T, str | None]:
+    """``fn()``, under cProfile when the spec asks (then also the top entries by own time)."""
     if not spec.get("profile"):
         return fn(), None
     profiler = cProfile.Profile()
@@ -254,9 +268,10 @@ def run_framework(spec: dict[str, Any]) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-training-run-"))
     try:
         gc.collect()
-        rss_before = rss_mib()
+        rss_before, load, cpu, wall = rss_mib(), os.getloadavg()[0], time.process_time(), time.perf_counter()
         outcome, profile = _profiled(spec, lambda: train_lora(loaded.model, examples, [], config, pad_id=pad_id,
                                                               device=loaded.device, work_dir=work))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         rss_after = rss_mib()
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -266,6 +281,7 @@ def run_framework(spec: dict[str, Any]) -> dict[str, Any]:
         "examples": len(examples), "dropped": dropped, "digest": examples_digest(examples),
         "targets": list(config.target_modules or ()), "dtype": str(next(loaded.model.parameters()).dtype),
         "rss_load": rss_load, "rss_before": rss_before, "rss_after": rss_after, "profile": profile,
+        "load": load, "call_cpu": cpu, "call_s": wall,
     })
 
 
@@ -288,6 +304,11 @@ def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
     examples, dropped = build_examples(tokenizer, rows, cfg["max_length"])
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
+    if spec.get("baseline_deterministic"):  # diagnostic: the one global setting train_lora makes
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    # From here to the end of the loop is what train_lora's call covers (the CPU-time scope).
+    gc.collect()
+    rss_before, load, cpu, wall = rss_mib(), os.getloadavg()[0], time.process_time(), time.perf_counter()
     torch.manual_seed(cfg["seed"])
     lora = LoraConfig(r=cfg["rank"], lora_alpha=cfg["alpha"], lora_dropout=cfg["dropout"],
                       target_modules=sorted(spec["targets"]), bias="none", task_type="CAUSAL_LM")
@@ -323,10 +344,9 @@ def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
                 break
         return step, tokens, losses, time.perf_counter() - started
 
-    gc.collect()
-    rss_before = rss_mib()
     reset_peak_memory(device)
     (steps, tokens, losses, seconds), profile = _profiled(spec, loop)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     rss_after = rss_mib()
     return _result(spec, {
         "tokens": tokens, "seconds": seconds, "tokens_per_second": tokens / seconds if seconds > 0 else 0.0,
@@ -334,6 +354,7 @@ def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
         "examples": len(examples), "dropped": dropped, "digest": examples_digest(examples),
         "targets": sorted(spec["targets"]), "dtype": str(next(model.parameters()).dtype),
         "rss_load": rss_load, "rss_before": rss_before, "rss_after": rss_after, "profile": profile,
+        "load": load, "call_cpu": cpu, "call_s": wall,
     })
 
 
@@ -390,8 +411,8 @@ def child_hash(spec: dict[str, Any]) -> dict[str, Any]:
     size = weights.stat().st_size
     checked = inspect_adapter(directory)
 
-    def best(fn: Any) -> tuple[float, Any]:
-        times, out = [], None
+    def best(fn: Callable[[], T]) -> tuple[float, T]:
+        times: list[float] = []
         for _ in range(repeats):
             t = time.perf_counter()
             out = fn()
@@ -408,9 +429,9 @@ def child_hash(spec: dict[str, Any]) -> dict[str, Any]:
             return hashlib.file_digest(f, "sha256").hexdigest()
 
     raw_s, raw_hex = best(file_digest)
-    data = weights.read_bytes()
-    mem_s, _ = best(lambda: hashlib.sha256(data).digest())
-    del data
+    payload = weights.read_bytes()
+    mem_s, _ = best(lambda: hashlib.sha256(payload).digest())
+    payload = b""
     sha256sum_s: float | None = None
     sha256sum = shutil.which("sha256sum")
     if sha256sum:
@@ -437,7 +458,7 @@ def child_hash(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_child(ctx: Any, fn: Any, spec: dict[str, Any]) -> dict[str, Any]:
+def run_child(ctx: Any, fn: Callable[[Spec], dict[str, Any]], spec: Spec) -> dict[str, Any]:
     """``fn(spec)`` in a fresh spawned process."""
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
         result: dict[str, Any] = pool.submit(fn, spec).result()
@@ -458,8 +479,9 @@ def start_workers(args: argparse.Namespace, ctx: Any) -> dict[str, ProcessPoolEx
 
 def section_training(args: argparse.Namespace, pools: dict[str, ProcessPoolExecutor], spec: dict[str, Any],
                      setup: dict[str, Any]) -> None:
-    order = [FRAMEWORK, BASELINE] * args.repeats
-    progress(f"section 1: {len(order)} timed runs (A B x {args.repeats}) after a warm-up of each, "
+    pair = [FRAMEWORK, BASELINE]
+    order = [p for i in range(args.repeats) for p in (pair if args.order == "abab" or i % 2 == 0 else pair[::-1])]
+    progress(f"section 1: {len(order)} timed runs ({args.order}, {args.repeats} of each) after a warm-up of each, "
              f"{setup['threads']} torch thread(s), device {spec['device']}")
     runs: dict[str, list[dict[str, Any]]] = {FRAMEWORK: [], BASELINE: []}
     warm: dict[str, dict[str, Any]] = {}
@@ -492,28 +514,52 @@ def section_training(args: argparse.Namespace, pools: dict[str, ProcessPoolExecu
     verdict = "PASS" if ratio >= GOAL else "MISS"
     ref = fw[0]
 
+    def starved(r: dict[str, Any]) -> bool:
+        """The run got under STARVED of its threads' worth of CPU time: other processes had the cores."""
+        return r["call_cpu"] < STARVED * r["threads"] * r["call_s"]
+
     def per_run(results: list[dict[str, Any]]) -> str:
-        return ", ".join(f"{r['tokens_per_second']:,.0f}" for r in results)
+        return ", ".join(f"{r['tokens_per_second']:,.0f}" + ("*" if starved(r) else "") for r in results)
 
     def ms_step(results: list[dict[str, Any]]) -> str:
         return f"{median([r['seconds'] / max(r['steps'], 1) for r in results]) * 1e3:,.1f} ms"
 
+    def cpu_share(results: list[dict[str, Any]]) -> float:
+        return median([r["call_cpu"] / r["call_s"] for r in results if r["call_s"] > 0])
+
+    def per_cpu_second(results: list[dict[str, Any]]) -> float:
+        return median([r["tokens"] / r["call_cpu"] for r in results if r["call_cpu"] > 0])
+
+    pairs = [a["tokens_per_second"] / b["tokens_per_second"] for a, b in zip(fw, bl) if b["tokens_per_second"] > 0]
+    tps = {p: [r["tokens_per_second"] for r in rs] for p, rs in ((FRAMEWORK, fw), (BASELINE, bl))}
+    fw_cpu, bl_cpu = per_cpu_second(fw), per_cpu_second(bl)
+    clean = [a["tokens_per_second"] / b["tokens_per_second"] for a, b in zip(fw, bl)
+             if not starved(a) and not starved(b) and b["tokens_per_second"] > 0]
+    n_starved = sum(starved(r) for r in fw + bl)
     rows = [
         (f"tokens/s, median of {len(fw)}", rate(fw_tps, 1.0), rate(bl_tps, 1.0), f"{ratio:.3f} (goal >= {GOAL}: {verdict})"),
-        ("tokens/s of each run, in order", per_run(fw), per_run(bl), ""),
-        ("tokens/s min / max", *(f"{min(r['tokens_per_second'] for r in rs):,.0f} / "
-                                 f"{max(r['tokens_per_second'] for r in rs):,.0f}" for rs in (fw, bl)),
-         f"{min(r['tokens_per_second'] for r in fw) / max(r['tokens_per_second'] for r in bl):.3f} - "
-         f"{max(r['tokens_per_second'] for r in fw) / min(r['tokens_per_second'] for r in bl):.3f}"),
+        ("tokens/s of each run, in order (ratio: each A/B pair)", per_run(fw), per_run(bl),
+         ", ".join(f"{x:.3f}" for x in pairs)),
+        ("tokens/s min / max (ratio: median of the pairs)",
+         *(f"{min(tps[p]):,.0f} / {max(tps[p]):,.0f}" for p in (FRAMEWORK, BASELINE)), f"{median(pairs):.3f}"),
         ("warm-up run (not counted)", *(rate(warm[p]["tokens"], warm[p]["seconds"]) for p in (FRAMEWORK, BASELINE)),
          ""),
         ("timed seconds per run (median)", *(f"{median([r['seconds'] for r in rs]):.2f} s" for rs in (fw, bl)), ""),
         ("time per optimiser step (median)", ms_step(fw), ms_step(bl), ""),
         ("steps / tokens per run", *(f"{rs[0]['steps']} / {rs[0]['tokens']:,}" for rs in (fw, bl)), ""),
+        ("CPU seconds / wall seconds of the call (median)", *(f"{cpu_share(rs):.2f}" for rs in (fw, bl)),
+         f"{ref['threads']} thread(s): below that, other processes had the CPUs"),
+        (f"runs starved of CPU (*: CPU < {STARVED:.0%} of threads x wall)",
+         *(str(sum(starved(r) for r in rs)) for rs in (fw, bl)),
+         f"pairs with neither starved: {len(clean)}" + (f", median ratio {median(clean):.3f}" if clean else "")),
+        ("tokens per CPU-second of the call (median)", rate(fw_cpu, 1.0), rate(bl_cpu, 1.0),
+         f"{fw_cpu / bl_cpu:.3f}" if bl_cpu > 0 else "-"),
         ("loss: first -> last step", *(f"{rs[0]['losses'][0]:.4f} -> {rs[0]['losses'][-1]:.4f}" for rs in (fw, bl)),
          checks["loss"]),
         ("deterministic algorithms on (torch)", *(str(rs[0]["deterministic"]) for rs in (fw, bl)), ""),
     ]
+    loads = [r["load"] for r in fw + bl]
+    busy = n_starved > 0
     cfg = spec["config"]
     lengths = checks["lengths"]
     notes = [
@@ -529,9 +575,19 @@ def section_training(args: argparse.Namespace, pools: dict[str, ProcessPoolExecu
         "timed: batch list + collate + forward/backward/clip/step/schedule/zero_grad per step (train_lora's own "
         "region; loading, tokenising and adapter / optimiser set-up are outside it in both)",
         f"order: warm-up A, warm-up B, then {' '.join('A' if p == FRAMEWORK else 'B' for p in order)} "
-        "(A = framework, B = baseline), each path in its own spawned worker process; ratio column of min/max row: "
-        "worst and best case framework/baseline over the runs",
+        "(A = framework, B = baseline), each path in its own spawned worker process",
+        "the call: train_lora(...) for the framework; for the baseline the same scope (get_peft_model, optimiser, "
+        "schedule, loop); CPU seconds are the worker's (all threads), so tokens per CPU-second is steadier than "
+        "tokens/s when other processes compete, as long as the threads do not spin idle",
+        f"1-min load average at the start of the timed runs: {min(loads):.1f} - {max(loads):.1f} "
+        f"({os.cpu_count()} CPUs; this benchmark's own threads count in it)" + (": other processes competed for the CPUs. With several torch threads a "
+                                      "starved run can be several times slower (each parallel region waits for "
+                                      "a thread that is not running), so runs are noisy; compare the pairs with neither "
+                                      "starved, or use --threads 1 on a shared machine" if busy else ""),
     ]
+    if args.quick:
+        notes.append("--quick: runs of well under a second (set-up in the call weighs more, so the CPU share and "
+                     "'starved' marks are rough too): the ratio is a smoke check, not a measurement")
     notes += checks["problems"]
     table(f"1. Training throughput: {LABELS[FRAMEWORK]} vs {LABELS[BASELINE]}",
           ["measure", f"framework ({LABELS[FRAMEWORK]})", f"baseline ({LABELS[BASELINE]})", "framework / baseline"],
@@ -555,9 +611,9 @@ def section_training(args: argparse.Namespace, pools: dict[str, ProcessPoolExecu
         ("RSS at worker start (torch, transformers, peft imported)", *(mem(warm[p]["rss_start"]) for p in (FRAMEWORK, BASELINE)),
          ""),
         ("RSS before loading the model (first run)", *(mem(warm[p]["rss_load"]) for p in (FRAMEWORK, BASELINE)), ""),
-        ("RSS before the loop (model, examples loaded)", *(mem(warm[p]["rss_before"]) for p in (FRAMEWORK, BASELINE)), ""),
+        ("RSS before the call (model, examples loaded)", *(mem(warm[p]["rss_before"]) for p in (FRAMEWORK, BASELINE)), ""),
         ("RSS after the loop", *(mem(warm[p]["rss_after"]) for p in (FRAMEWORK, BASELINE)), ""),
-        ("peak minus RSS before the loop (what training raised it by)", *raised, ""),
+        ("peak minus RSS before the call (what training raised it by)", *raised, ""),
     ]
     mem_notes = [
         "on CPU, peak_memory_bytes is getrusage(RUSAGE_SELF).ru_maxrss: the high-water mark of the whole process, "
@@ -649,7 +705,7 @@ def main() -> int:
     model.add_argument("--layers", type=int, default=4, help="layers (default 4)")
     model.add_argument("--heads", type=int, default=8, help="attention heads (default 8)")
     model.add_argument("--vocab", type=int, default=512, help="tokenizer vocabulary (default 512)")
-    model.add_argument("--rows", type=int, default=256, help="synthetic instruction rows (default 256)")
+    model.add_argument("--rows", type=int, default=1024, help="synthetic instruction rows (default 1,024)")
     train = parser.add_argument_group("training settings (both paths)")
     train.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8)")
     train.add_argument("--alpha", type=float, default=16.0, help="LoRA alpha (default 16)")
@@ -664,6 +720,11 @@ def main() -> int:
     train.add_argument("--threads", type=int, default=0, help="torch threads in every child (default 0: torch's default)")
     runs = parser.add_argument_group("runs")
     runs.add_argument("--repeats", type=int, default=3, help="timed runs of each path, alternating (default 3)")
+    runs.add_argument("--order", choices=["abab", "abba"], default="abab",
+                      help="abab (default): framework first in every pair; abba: every other pair reversed")
+    runs.add_argument("--baseline-deterministic", action="store_true",
+                      help="diagnostic: the baseline also calls torch.use_deterministic_algorithms(True, warn_only=True) "
+                           "as train_lora does, to isolate that setting's cost")
     runs.add_argument("--profile", action="store_true", help="after the timed runs, cProfile one run of each path")
     runs.add_argument("--profile-top", type=int, default=15, help="profile entries to print (default 15)")
     runs.add_argument("--adapter-mb", type=float, default=100.0, help="size of the hashed adapter in MB (default 100)")
@@ -680,8 +741,8 @@ def main() -> int:
         args.max_steps = min(args.max_steps or 8, 8)
         args.repeats, args.hash_repeats = min(args.repeats, 1), min(args.hash_repeats, 2)
         args.adapter_mb = min(args.adapter_mb, 20.0)
-    if args.repeats < 1 or args.rows < 1 or args.hidden % args.heads:
-        parser.error("--repeats and --rows must be >= 1 and --heads must divide --hidden")
+    if min(args.repeats, args.rows, args.hash_repeats, args.batch_size) < 1 or args.hidden % args.heads:
+        parser.error("--repeats, --rows, --hash-repeats and --batch-size must be >= 1; --heads must divide --hidden")
 
     sections = args.only or ["training", "hash"]
     started = time.perf_counter()
@@ -714,7 +775,8 @@ def main() -> int:
                 "max_grad_norm": 1.0,
             }
             spec = {"model_dir": str(model_dir), "rows": args.rows, "seed": args.seed, "device": device,
-                    "config": config, "targets": setup["targets"], "dtype": None}
+                    "config": config, "targets": setup["targets"], "dtype": None,
+                    "baseline_deterministic": args.baseline_deterministic}
             section_training(args, pools, spec, setup)
             timings.append(f"training {time.perf_counter() - t:.0f} s")
         if "hash" in sections:

@@ -4,6 +4,7 @@ worker that runs background jobs."""
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 
@@ -58,9 +59,19 @@ def run_node(settings: Settings, *, operator: LocalAccount | None, host: str | N
     loop.start()
     worker = JobWorker(node.jobs)
     worker.start()
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler
+    # that was installed before it: with the default one the process dies there and this
+    # function's `finally` never runs. A handler that exits normally lets it run, so the
+    # running job is stopped and marked failed instead of being left `running`.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run(create_app(settings, operator=operator, node=node), host=host or settings.api_host,
                     port=port or settings.api_port, log_level="info")
     finally:
         loop.stop.set()
         worker.stop()  # interrupts the running job at its next check (it ends failed)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

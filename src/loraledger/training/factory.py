@@ -221,7 +221,9 @@ class ModelFactory:
         train_examples, dropped = build_examples(loaded.tokenizer, train_rows, config.max_length)
         val_examples, _ = build_examples(loaded.tokenizer, val_rows, config.max_length)
         stage(f"training on {len(train_examples)} rows ({len(val_examples)} held out) on {loaded.device}")
-        partial.mkdir(parents=True, exist_ok=True)
+        # ``partial`` is not created here: the trainer makes it with its first checkpoint, so a
+        # run that fails before one (e.g. unknown --target-modules) leaves nothing that would
+        # block the next run under this name ("holds an unfinished run").
         pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else loaded.tokenizer.eos_token_id
         outcome = train_lora(loaded.model, train_examples, val_examples, config, pad_id=pad_id, device=loaded.device,
                              work_dir=partial, resume=request.resume, on_progress=on_progress,
@@ -232,6 +234,13 @@ class ModelFactory:
         outcome.model.save_pretrained(str(staged))
         normalise_adapter_config(staged, base_model=str(loaded.info.path))
         digest = adapter_hash(staged)
+        twin = self._by_hash(digest.hash)
+        if twin is not None and twin.name != request.name:
+            # Checked before anything is moved into place: refusing later (in _store) would
+            # leave an output directory with no adapters row, blocking this name for good.
+            shutil.rmtree(partial, ignore_errors=True)
+            raise InputError(f"this run trained an adapter identical to {twin.name!r} (hash {digest.hash}); "
+                             "nothing was stored: use that adapter, or change the seed or settings")
         tree, val_tree = rows_tree(train_rows), rows_tree(val_rows)
         assert tree is not None
         provenance = {

@@ -16,7 +16,8 @@ refused before it is queued:
 
 A training job reports ``{step, totalSteps, epoch, loss, learningRate, tokensPerSecond}``
 and checks for cancellation after every optimiser step; a cancelled or interrupted run
-keeps its checkpoint, so submitting it again with ``"resume": true`` continues it.
+keeps its checkpoint, so submitting it again with ``"resume": true`` continues it. Each job
+runs in a child process of the node (:mod:`loraledger.node.isolated`).
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..node.jobs import JobContext, JobKind
+from ..errors import InputError, NotFoundError
+from ..node.jobs import JobKind
 from ..records import parse_address
 from .basemodel import inspect_base_model
 from .config import TrainConfig, validate_adapter_name
 
-__all__ = ["factory_job_kinds"]
+__all__ = ["bench_job", "factory_job_kinds", "pipeline_job", "train_job"]
 
 
 def _int(params: dict[str, Any], key: str, *, required: bool = False, minimum: int = 1) -> int | None:
@@ -103,7 +104,7 @@ def validate_pipeline(params: dict[str, Any]) -> dict[str, Any]:
     return {"file": str(load_pipeline(params["file"]).file)}
 
 
-def _progress_reporter(ctx: JobContext):
+def _progress_reporter(ctx: Any):
     def report(progress: Any) -> None:
         ctx.report({"step": progress.step, "totalSteps": progress.total_steps, "epoch": progress.epoch,
                     "loss": round(progress.loss, 6), "learningRate": progress.learning_rate,
@@ -117,43 +118,74 @@ def _adapter_result(row: Any, provenance: dict[str, Any]) -> dict[str, Any]:
             "path": row.path, "chainVersion": row.chain_version, "metrics": provenance.get("metrics")}
 
 
-def factory_job_kinds(node: Any) -> list[JobKind]:
-    """The job kinds of ``node.factory`` (``node`` is a NodeContext)."""
+def train_job(node: Any, params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """The ``train`` job: ``node.factory.train`` with progress and cancellation."""
+    from .factory import TrainRequest
 
-    def run_train(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-        from .factory import TrainRequest
+    request = TrainRequest(
+        datanet_id=params["datanet"], base_dir=Path(params["base"]), config=TrainConfig.parse(params["config"]),
+        snapshot_version=params["snapshot"], name=params["name"], developer=params["developer"],
+        resume=params["resume"], device=params["device"], register=params["register"])
+    result = node.factory.train(request, on_progress=_progress_reporter(ctx),
+                                on_stage=lambda text: ctx.report({"stage": text}, final=True))
+    return _adapter_result(result.adapter, result.provenance)
 
-        request = TrainRequest(
-            datanet_id=params["datanet"], base_dir=Path(params["base"]), config=TrainConfig.parse(params["config"]),
-            snapshot_version=params["snapshot"], name=params["name"], developer=params["developer"],
-            resume=params["resume"], device=params["device"], register=params["register"])
-        result = node.factory.train(request, on_progress=_progress_reporter(ctx),
-                                    on_stage=lambda text: ctx.report({"stage": text}, final=True))
-        return _adapter_result(result.adapter, result.provenance)
 
-    def run_bench(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-        from .report import report_to_json
+def bench_job(node: Any, params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """The ``bench`` job: ``node.factory.benchmark`` on the named eval set."""
+    from .report import report_to_json
 
-        eval_set = node.factory.eval_set(
-            eval_file=Path(params["eval"]) if params["eval"] else None, datanet=params["datanet"],
-            snapshot=params["snapshot"], split=params["split"], val_fraction=params["valFraction"])
+    eval_set = node.factory.eval_set(
+        eval_file=Path(params["eval"]) if params["eval"] else None, datanet=params["datanet"],
+        snapshot=params["snapshot"], split=params["split"], val_fraction=params["valFraction"])
 
-        def on_model(name: str) -> None:
-            ctx.check_cancelled()
-            ctx.report({"model": name}, final=True)
+    def on_model(name: str) -> None:
+        ctx.check_cancelled()
+        ctx.report({"model": name}, final=True)
 
-        report, records = node.factory.benchmark(
-            Path(params["base"]), params["adapters"], eval_set, device=params["device"],
-            max_length=params["maxLength"], batch_size=params["batchSize"], max_new_tokens=params["maxNewTokens"],
-            on_model=on_model)
-        return {**report_to_json(report), "recordSeqs": [r.seq for r in records]}
+    report, records = node.factory.benchmark(
+        Path(params["base"]), params["adapters"], eval_set, device=params["device"],
+        max_length=params["maxLength"], batch_size=params["batchSize"], max_new_tokens=params["maxNewTokens"],
+        on_model=on_model)
+    return {**report_to_json(report), "recordSeqs": [r.seq for r in records]}
 
-    def run_pipeline_job(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-        from .pipeline import load_pipeline, run_pipeline
 
-        run = run_pipeline(node, load_pipeline(params["file"]), on_progress=_progress_reporter(ctx),
-                           on_stage=lambda text: ctx.report({"stage": text}, final=True))
-        return {"runFile": str(run.path), "adapter": run.adapter_name, "adapterHash": run.adapter_hash}
+def pipeline_job(node: Any, params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """The ``pipeline`` job: ``run_pipeline`` on the TOML file."""
+    from .pipeline import load_pipeline, run_pipeline
 
-    return [JobKind("train", run_train, validate_train), JobKind("bench", run_bench, validate_bench),
-            JobKind("pipeline", run_pipeline_job, validate_pipeline)]
+    run = run_pipeline(node, load_pipeline(params["file"]), on_progress=_progress_reporter(ctx),
+                       on_stage=lambda text: ctx.report({"stage": text}, final=True))
+    return {"runFile": str(run.path), "adapter": run.adapter_name, "adapterHash": run.adapter_hash}
+
+
+def factory_job_kinds(node: Any, *, isolated: bool = True) -> list[JobKind]:
+    """The job kinds of ``node.factory`` (``node`` is a NodeContext). With ``isolated``
+    (the default) each job runs in a child process (:mod:`loraledger.node.isolated`): a
+    crash or an out-of-memory kill fails the job, not the node."""
+    from ..node.isolated import run_isolated
+
+    def runner(handler: Any) -> Any:
+        if not isolated:
+            return lambda params, ctx: handler(node, params, ctx)
+        target = f"{__name__}:{handler.__name__}"
+        return lambda params, ctx: run_isolated(target, node, params, ctx)
+
+    def known_datanet(validate: Any) -> Any:
+        """``validate`` plus: the datanet (and snapshot, when named) exists on this node, so
+        a job naming an unknown one is refused at submit time (400), not queued to fail."""
+        def check(params: dict[str, Any]) -> dict[str, Any]:
+            out = validate(params)
+            if out.get("datanet") is not None:
+                try:
+                    node.datanets.get(out["datanet"])
+                    if out.get("snapshot") is not None:
+                        node.datanets.snapshot_row(out["datanet"], out["snapshot"])
+                except NotFoundError as exc:
+                    raise InputError(exc.message) from None
+            return out
+        return check
+
+    return [JobKind("train", runner(train_job), known_datanet(validate_train)),
+            JobKind("bench", runner(bench_job), known_datanet(validate_bench)),
+            JobKind("pipeline", runner(pipeline_job), validate_pipeline)]

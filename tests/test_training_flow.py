@@ -1,0 +1,697 @@
+"""The ModelFactory end to end: ``loraledger train | adapters | bench | pipeline`` as real CLI
+processes and the ``/v1/jobs`` train jobs through the real app, against a real anvil, a real
+SQLite ledger and a real (tiny, random) llama model trained with torch + peft on the CPU.
+
+One module-wide setup keeps it fast: one deployment, datanet 1 with 21 instruction rows
+from three contributors and one snapshot, datanet 2 with no snapshot, one tiny base model,
+and one adapter trained by the CLI that later tests benchmark and copy. Training is tiny
+(4 steps of 4 rows of at most 64 tokens).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import rfc8785
+from eth_utils import keccak
+from sqlmodel import Session, select
+
+from loraledger.chain.contracts import AdapterRegistryContract
+from loraledger.config import load_settings
+from loraledger.errors import TransactionReverted
+from loraledger.ledger.adapter_tables import AdapterRow
+from loraledger.datanets.content import parse_rows, row_hash
+from loraledger.merkle import StandardMerkleTree
+from loraledger.node.context import open_node, open_records
+from loraledger.records import AdapterRecord, BenchmarkRecord
+from loraledger.training.adapters import adapter_hash
+from loraledger.training.data import in_validation
+from loraledger.training.tiny import init_tiny_model
+
+from conftest import cli_environment
+
+torch = pytest.importorskip("torch")
+peft = pytest.importorskip("peft")
+
+TOKEN = "training-flow-admin-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+VAL = 0.2
+TINY = ["--max-steps", "4", "--max-length", "64", "--batch-size", "4", "--val-fraction", str(VAL),
+        "--rank", "4", "--alpha", "8", "--lr", "1e-2"]
+
+# Three contributors, seven rows each, on different subjects (no near-duplicates).
+ROWS = {
+    1: [
+        ("What is aspirin used for?", "Aspirin relieves pain, fever and inflammation, and thins the blood."),
+        ("What is tachycardia?", "A resting heart rate above 100 beats per minute."),
+        ("Which organ produces insulin?", "The pancreas, in its islets of Langerhans."),
+        ("How many bones are in the adult human body?", "Two hundred and six."),
+        ("What does a stethoscope let a doctor hear?", "Sounds of the heart, lungs and bowel."),
+        ("Name a vitamin made in the skin under sunlight.", "Vitamin D."),
+        ("What is the largest artery in the body?", "The aorta, leaving the left ventricle."),
+    ],
+    2: [
+        ("Convert 3 kilometres to metres.", "3000 metres."),
+        ("What gas do plants absorb for photosynthesis?", "Carbon dioxide, taken in through the stomata."),
+        ("Who wrote the novel Moby-Dick?", "Herman Melville, published in 1851."),
+        ("What is the boiling point of water at sea level in Fahrenheit?", "212 degrees Fahrenheit."),
+        ("Which planet has the most prominent rings?", "Saturn, whose rings are mostly ice."),
+        ("What language is spoken in Brazil?", "Portuguese."),
+        ("How many sides does a hexagon have?", "Six sides and six corners."),
+    ],
+    3: [
+        ("Write a SQL query counting rows in table orders.", "SELECT COUNT(*) FROM orders;"),
+        ("What does HTTP status 404 mean?", "The server could not find the requested resource."),
+        ("In Python, how do you reverse a list xs in place?", "Call xs.reverse()."),
+        ("What is the time complexity of binary search?", "O(log n) comparisons on a sorted array."),
+        ("Which git command shows the commit history?", "git log"),
+        ("What port does HTTPS use by default?", "Port 443."),
+        ("What does JSON stand for?", "JavaScript Object Notation."),
+    ],
+}
+
+
+def jsonl(pairs) -> str:
+    return "".join(json.dumps({"prompt": p, "completion": c}) + "\n" for p, c in pairs)
+
+
+def cli(env, *args, key=None, timeout=300):
+    full = dict(env)
+    if key is not None:
+        full["LORALEDGER_KEY"] = "0x" + key.key.hex()
+    return subprocess.run([sys.executable, "-m", "loraledger", *map(str, args)], env=full, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def ok(result) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    return result.stdout
+
+
+def one_line_error(result, code: int, *needles: str) -> str:
+    """The command failed with ``code`` and one ``error: ...`` line naming every needle."""
+    assert result.returncode == code, f"exit {result.returncode} (wanted {code})\nstderr: {result.stderr}"
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    for needle in needles:
+        assert needle.lower() in errors[0].lower(), f"{needle!r} not in {errors[0]!r}"
+    return errors[0]
+
+
+def keccak_jcs(value) -> str:
+    """keccak256 of the RFC 8785 form, computed with the rfc8785 package (not the project's)."""
+    return "0x" + keccak(rfc8785.dumps(value)).hex()
+
+
+# ----------------------------------------------------------------------------------- setup
+
+
+@pytest.fixture(scope="module")
+def world(anvil, deployment, accounts, tmp_path_factory):
+    deployed, deployments_file, client = deployment
+    base = tmp_path_factory.mktemp("training-flow")
+    # One torch thread: on a small shared machine two OpenMP threads spin against each other
+    # (and against the API threads of the jobs tests) and make tiny steps ~10x slower.
+    env = cli_environment(anvil.url, base, operator=accounts[0], deployments=deployments_file.parent,
+                          OMP_NUM_THREADS="1")
+    settings = load_settings(rpc_url=anvil.url, data_dir=base / "data", deployments_dir=deployments_file.parent,
+                             admin_token=TOKEN, public_url=None)
+    ok(cli(env, "datanet", "create", "--name", "general-qa", "--schema", "instruction", "--license", "CC-BY-4.0",
+           "--owner", accounts[4].address))
+    for index, pairs in ROWS.items():
+        rows_file = base / f"rows-{index}.jsonl"
+        rows_file.write_text(jsonl(pairs))
+        out = ok(cli(env, "datanet", "contribute", "1", rows_file, "--license", "CC-BY-4.0", key=accounts[index]))
+        assert f"{len(pairs)} rows recorded in datanet 1" in out
+    snap_out = ok(cli(env, "datanet", "snapshot", "1"))
+    assert "version 1: 21 rows" in snap_out, snap_out
+    ok(cli(env, "datanet", "create", "--name", "empty", "--schema", "instruction", "--license", "CC0-1.0"))
+    model = init_tiny_model(base / "models" / "tiny-llama", "llama", seed=0).path
+
+    node = open_node(settings)
+    snapshot = node.datanets.snapshot_row(1, 1)
+    rows = list(node.datanets.snapshot_rows(1, 1))  # (row_hash, contributor, data), snapshot order
+    node.engine.dispose()
+    assert any(in_validation(h, VAL) for h, _, _ in rows), "pick rows that leave some held out"
+    registry_address = deployed.address("AdapterRegistry")
+    return {"env": env, "settings": settings, "base": base, "model": model, "snapshot": snapshot, "rows": rows,
+            "client": client, "registry": AdapterRegistryContract(client, registry_address), "accounts": accounts}
+
+
+def adapters_dir(world) -> Path:
+    return world["settings"].data_dir / "adapters"
+
+
+def ledger(world):
+    """A fresh RecordLedger on the node's database (it sees what the CLI processes wrote)."""
+    engine, records = open_records(world["settings"])
+    engine.dispose()  # connections are opened as needed; none is kept between calls
+    return records
+
+
+def adapter_names(world) -> list[str]:
+    """Names in the node's adapters table, read from the SQLite file."""
+    engine, _ = open_records(world["settings"])
+    try:
+        with Session(engine) as session:
+            return sorted(session.exec(select(AdapterRow.name)))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def trained(world):
+    """The adapter ``qa-lora`` trained by ``loraledger train`` (developer: account 4)."""
+    env, accounts = world["env"], world["accounts"]
+    result = cli(env, "train", "--datanet", "1", "--base", world["model"], "--name", "qa-lora", "--developer",
+                 accounts[4].address, "--seed", "7", *TINY)
+    ok(result)
+    shown = json.loads(ok(cli(env, "adapters", "show", "qa-lora")))
+    return {"result": result, "shown": shown, "dir": Path(shown["path"])}
+
+
+# ----------------------------------------------------------------------------- 1. train
+
+
+def test_train_cli_writes_records_and_registers_adapter(world, trained):
+    env, accounts, shown, out_dir = world["env"], world["accounts"], trained["shown"], trained["dir"]
+    assert out_dir == adapters_dir(world).resolve() / "qa-lora"
+    files = {p.name for p in out_dir.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "provenance.json", "training_rows.json"} <= files
+    assert files <= {"adapter_config.json", "adapter_model.safetensors", "provenance.json", "training_rows.json",
+                     "README.md"}  # PEFT's model card
+    assert not (adapters_dir(world) / "qa-lora.partial").exists()
+    assert "registered in AdapterRegistry as version 1" in trained["result"].stdout
+
+    provenance = json.loads((out_dir / "provenance.json").read_text())
+    assert shown["provenance"] == provenance
+    model_hash = ok(cli(env, "model", "hash", world["model"])).split()[0]
+    dir_hash = ok(cli(env, "adapters", "hash", out_dir)).split()[0]
+    assert re.fullmatch(r"0x[0-9a-f]{64}", model_hash) and re.fullmatch(r"0x[0-9a-f]{64}", dir_hash)
+
+    # provenance.json: what went in
+    assert provenance["source"] == "trained" and provenance["name"] == "qa-lora"
+    assert provenance["baseModel"]["hash"] == model_hash and provenance["baseModel"]["modelType"] == "llama"
+    assert provenance["baseModel"]["tiny"] is True
+    snap = world["snapshot"]
+    assert provenance["datanet"]["id"] == 1 and provenance["datanet"]["snapshotVersion"] == 1
+    assert provenance["datanet"]["snapshotRoot"] == snap.root
+    assert provenance["datanet"]["manifestHash"] == keccak_jcs(json.loads(snap.manifest))
+    train_rows = [(h, c) for h, c, _ in world["rows"] if not in_validation(h, VAL)]
+    val_rows = [(h, c) for h, c, _ in world["rows"] if in_validation(h, VAL)]
+    expected_tree = StandardMerkleTree.of([list(r) for r in train_rows], ["bytes32", "address"])
+    assert provenance["trainingRows"]["count"] == len(train_rows) == 21 - len(val_rows)
+    assert provenance["trainingRows"]["root"] == expected_tree.root
+    assert provenance["validationRows"]["count"] == len(val_rows) > 0
+    counts: dict[str, int] = {}
+    for _, contributor in train_rows:
+        counts[contributor] = counts.get(contributor, 0) + 1
+    assert provenance["trainingRows"]["contributors"] == counts and len(counts) == 3
+    dumped = StandardMerkleTree.load(json.loads((out_dir / "training_rows.json").read_text()))
+    assert dumped.root == expected_tree.root
+    hyper = provenance["hyperparameters"]
+    assert (hyper["rank"], hyper["alpha"], hyper["learningRate"], hyper["maxSteps"], hyper["batchSize"],
+            hyper["maxLength"], hyper["valFraction"], hyper["seed"]) == (4, 8.0, 0.01, 4, 4, 64, VAL, 7)
+    assert hyper["targetModules"] == ["q_proj", "v_proj"]
+    assert provenance["seed"] == 7
+    import transformers
+
+    libraries = provenance["libraries"]
+    assert libraries["torch"] == torch.__version__ and libraries["peft"] == peft.__version__
+    assert libraries["transformers"] == transformers.__version__ and libraries["python"]
+    assert provenance["adapterHash"] == dir_hash
+    assert provenance["developer"] == accounts[4].address
+    assert provenance["metrics"]["steps"] == 4 and provenance["metrics"]["valLoss"] is not None
+
+    # the adapters row and the ledger record
+    prov_hash = keccak_jcs(provenance)
+    adapter_id = "0x" + keccak(b"qa-lora").hex()
+    assert (shown["adapterHash"], shown["baseModelHash"], shown["provenanceHash"], shown["developer"],
+            shown["adapterId"], shown["datanetId"], shown["snapshotVersion"], shown["chainVersion"]) == \
+        (dir_hash, model_hash, prov_hash, accounts[4].address, adapter_id, 1, 1, 1)
+    record = ledger(world).get(shown["recordSeq"])
+    assert isinstance(record, AdapterRecord) and record.kind == "adapter"
+    assert (record.name, record.adapter_id, record.adapter_hash, record.base_model_hash, record.provenance_hash,
+            record.developer, record.source) == \
+        ("qa-lora", adapter_id, dir_hash, model_hash, prov_hash, accounts[4].address, "trained")
+    assert (record.datanet_id, record.snapshot_version, record.snapshot_root, record.training_rows_root,
+            record.training_row_count) == (1, 1, snap.root, expected_tree.root, len(train_rows))
+
+    # AdapterRegistry on chain
+    registry = world["registry"]
+    on_chain = registry.get_adapter(adapter_id)
+    assert (on_chain.developer, on_chain.version, on_chain.adapter_hash, on_chain.base_model_hash,
+            on_chain.provenance_hash) == (accounts[4].address, 1, dir_hash, model_hash, prov_hash)
+    assert registry.adapter_of(dir_hash) == (adapter_id, 1)
+
+    listed = json.loads(ok(cli(env, "adapters", "list", "--json")))
+    assert [a for a in listed if a["name"] == "qa-lora"] == [{k: v for k, v in shown.items() if k != "provenance"}]
+
+    # the adapter is a loadable PEFT adapter
+    from peft import PeftConfig
+
+    assert PeftConfig.from_pretrained(str(out_dir)).r == 4
+
+    # verify: agrees; after tampering with provenance.json it names the mismatch
+    assert "agree" in ok(cli(env, "adapters", "verify", "qa-lora"))
+    original = (out_dir / "provenance.json").read_bytes()
+    try:
+        tampered = {**provenance, "seed": 8}
+        (out_dir / "provenance.json").write_text(json.dumps(tampered))
+        bad = cli(env, "adapters", "verify", "qa-lora")
+        assert bad.returncode != 0 and "Traceback" not in bad.stderr
+        assert "MISMATCH provenance hash" in bad.stderr, bad.stderr
+    finally:
+        (out_dir / "provenance.json").write_bytes(original)
+    ok(cli(env, "adapters", "verify", "qa-lora"))
+
+
+# ------------------------------------------------------------------------ 2. bad input
+
+
+def assert_nothing_left(world, name: str, before: list[str]) -> None:
+    assert adapter_names(world) == before
+    assert not (adapters_dir(world) / name).exists()
+    assert not (adapters_dir(world) / f"{name}.partial").exists(), \
+        f"a failed run left {adapters_dir(world) / (name + '.partial')} behind"
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param((["--datanet", "9"], 3, ["no datanet 9"]), id="unknown-datanet"),
+    pytest.param((["--datanet", "1", "--snapshot", "5"], 3, ["no snapshot version 5"]), id="unknown-snapshot"),
+    pytest.param((["--datanet", "2"], 2, ["datanet 2 has no snapshot"]), id="no-snapshot-yet"),
+    pytest.param((["--datanet", "1", "--rank", "0"], 2, ["rank", ">= 1"]), id="rank-0"),
+    pytest.param((["--datanet", "1", "--name", "../x"], 2, ["invalid adapter name", "../x"]), id="bad-name"),
+    pytest.param((["--datanet", "1", "--name", "qa-lora"], 2, ["qa-lora", "exists already"]), id="existing-name"),
+    pytest.param((["--datanet", "1", "--target-modules", "nope_proj"], 2, ["nope_proj", "q_proj"]),
+                 id="unknown-target-module"),
+])
+def test_train_refuses_bad_input(world, trained, case):
+    args, code, needles = case
+    before = adapter_names(world)
+    name = next((args[i + 1] for i, a in enumerate(args) if a == "--name"), "refused-run")
+    extra = [] if "--name" in args else ["--name", name]
+    result = cli(world["env"], "train", "--base", world["model"], *TINY, *args, *extra)  # the case's options win
+    one_line_error(result, code, *needles)
+    if name != "qa-lora" and ".." not in name:
+        assert_nothing_left(world, name, before)
+    else:
+        assert adapter_names(world) == before
+    assert adapter_hash(trained["dir"]).hash == trained["shown"]["adapterHash"]  # the existing one is untouched
+
+
+def test_train_identical_adapter_under_new_name_is_refused_cleanly(world, trained):
+    """Same data, settings and seed train the same bytes (deterministic on CPU), so the same
+    adapter hash: a second name for it is refused, and nothing of the second run is left."""
+    before = adapter_names(world)
+    result = cli(world["env"], "train", "--datanet", "1", "--base", world["model"], "--name", "qa-lora-again",
+                 "--developer", world["accounts"][4].address, "--seed", "7", *TINY)
+    one_line_error(result, 2, trained["shown"]["adapterHash"], "qa-lora")
+    assert_nothing_left(world, "qa-lora-again", before)
+    with pytest.raises(TransactionReverted, match="UnknownAdapter"):  # never registered
+        world["registry"].get_adapter("0x" + keccak(b"qa-lora-again").hex())
+    assert world["registry"].adapter_of(trained["shown"]["adapterHash"])[1] == 1
+
+
+def test_train_refuses_base_that_is_not_a_model(world, trained):
+    before = adapter_names(world)
+    not_model = world["base"] / "not-a-model"
+    not_model.mkdir(exist_ok=True)
+    (not_model / "notes.txt").write_text("just text")
+    result = cli(world["env"], "train", "--datanet", "1", "--base", not_model, "--name", "from-junk", *TINY)
+    one_line_error(result, 2, str(not_model))
+    assert_nothing_left(world, "from-junk", before)
+    missing = world["base"] / "no-such-model"
+    result = cli(world["env"], "train", "--datanet", "1", "--base", missing, "--name", "from-nothing", *TINY)
+    one_line_error(result, 2, str(missing), "does not exist")
+    assert_nothing_left(world, "from-nothing", before)
+
+
+def test_train_quantize_4bit_needs_gpu(world):
+    import importlib.util
+
+    if torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes") is not None:
+        pytest.skip("this machine can run QLoRA")
+    before = adapter_names(world)
+    result = cli(world["env"], "train", "--datanet", "1", "--base", world["model"], "--name", "qlora-run",
+                 "--quantize", "4bit", *TINY)
+    line = one_line_error(result, 4, "QLoRA")
+    assert "GPU" in line or "bitsandbytes" in line
+    assert_nothing_left(world, "qlora-run", before)
+
+
+# ----------------------------------------------------------------------------- 3. import
+
+
+def test_import_external_adapter(world, trained):
+    from safetensors.torch import load_file, save_file
+
+    env, base = world["env"], world["base"]
+    external = base / "external-adapter"
+    external.mkdir()
+    shutil.copyfile(trained["dir"] / "adapter_config.json", external / "adapter_config.json")
+    weights = load_file(str(trained["dir"] / "adapter_model.safetensors"))
+    first = sorted(n for n in weights if "lora_B" in n)[0]
+    weights[first] = weights[first] + 0.125
+    save_file(weights, str(external / "adapter_model.safetensors"))
+    expected = ok(cli(env, "adapters", "hash", external)).split()[0]
+    assert expected != trained["shown"]["adapterHash"]
+    before = adapter_names(world)
+
+    # a wrong --expect-hash: refused, nothing imported
+    wrong = "0x" + "ab" * 32
+    refused = cli(env, "adapters", "import", external, "--name", "ext", "--base", world["model"],
+                  "--expect-hash", wrong)
+    one_line_error(refused, 2, "mismatch", expected)
+    assert adapter_names(world) == before and not (adapters_dir(world) / "ext").exists()
+
+    # a pickled adapter_model.bin only: refused
+    pickled = base / "pickled-adapter"
+    pickled.mkdir()
+    shutil.copyfile(external / "adapter_config.json", pickled / "adapter_config.json")
+    (pickled / "adapter_model.bin").write_bytes(b"\x80\x04K\x01.")
+    one_line_error(cli(env, "adapters", "import", pickled, "--name", "pickled", "--base", world["model"]), 2,
+                   "adapter_model.bin")
+    assert adapter_names(world) == before
+
+    imported = cli(env, "adapters", "import", external, "--name", "ext", "--base", world["model"],
+                   "--expect-hash", expected)
+    assert "provenance external" in ok(imported)
+    shown = json.loads(ok(cli(env, "adapters", "show", "ext")))
+    provenance = shown["provenance"]
+    assert provenance["source"] == "external" and provenance["adapterHash"] == expected
+    assert not {"datanet", "trainingRows", "validationRows"} & set(provenance)
+    assert provenance["baseModel"]["hash"] == trained["shown"]["baseModelHash"]
+    assert shown["datanetId"] is None and shown["snapshotVersion"] is None and shown["source"] == "external"
+    assert shown["provenanceHash"] == keccak_jcs(provenance)
+    record = ledger(world).get(shown["recordSeq"])
+    assert isinstance(record, AdapterRecord) and record.source == "external" and record.adapter_hash == expected
+    assert (record.datanet_id, record.snapshot_version, record.snapshot_root, record.training_rows_root,
+            record.training_row_count) == (None, None, None, None, None)
+    on_chain = world["registry"].get_adapter(shown["adapterId"])
+    assert (on_chain.version, on_chain.adapter_hash, on_chain.provenance_hash, on_chain.developer) == \
+        (1, expected, shown["provenanceHash"], world["accounts"][0].address)
+    assert world["registry"].adapter_of(expected) == (shown["adapterId"], 1)
+    ok(cli(env, "adapters", "verify", "ext"))
+    # the copy in the node is the node's: the source directory is not used any more
+    assert Path(shown["path"]) == (adapters_dir(world) / "ext").resolve()
+
+
+# ------------------------------------------------------------------------------ 4. bench
+
+
+def benchmark_records(world, stderr: str) -> list[BenchmarkRecord]:
+    found = re.search(r"recorded (\d+) benchmark records \(seq (\d+)–(\d+)\)", stderr)
+    assert found, stderr
+    count, first, last = map(int, found.groups())
+    records = [ledger(world).get(seq) for seq in range(first, last + 1)]
+    assert len(records) == count and all(isinstance(r, BenchmarkRecord) for r in records)
+    return records
+
+
+def test_bench_base_vs_adapter_on_held_out_rows(world, trained):
+    out = world["base"] / "bench-out"
+    result = cli(world["env"], "bench", "--base", world["model"], "--adapters", "qa-lora", "--datanet", "1",
+                 "--val-fraction", VAL, "--format", "json", "--out", out, "--max-new-tokens", "6", "--max-length", "64")
+    report = json.loads(ok(result))
+    val_hashes = [h for h, _, _ in world["rows"] if in_validation(h, VAL)]
+    assert report["evalSetHash"] == keccak_jcs(val_hashes)
+    assert report["baseModelHash"] == trained["shown"]["baseModelHash"]
+    base_row, adapter_row = report["rows"]
+    assert base_row["name"] == "base" and base_row["adapterHash"] is None
+    assert adapter_row["name"] == "qa-lora" and adapter_row["adapterHash"] == trained["shown"]["adapterHash"]
+    for row in report["rows"]:
+        assert row["examples"] == len(val_hashes)
+        for key in ("loss", "perplexity", "exactMatch", "rougeL"):
+            assert isinstance(row[key], float | int) and not isinstance(row[key], bool), (key, row)
+        assert row["loss"] > 0 and abs(row["perplexity"] - math.exp(row["loss"])) < 1e-3 * row["perplexity"]
+        assert 0 <= row["exactMatch"] <= 1 and 0 <= row["rougeL"] <= 1
+    assert adapter_row["loss"] != base_row["loss"]  # the adapter changed the model
+    assert (out / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = (out / "benchmark.md").read_text()
+    assert "qa-lora" in markdown and "base" in markdown
+    assert json.loads((out / "benchmark.json").read_text()) == report
+
+    records = benchmark_records(world, result.stderr)
+    assert len(records) == 2
+    assert {r.eval_set_hash for r in records} == {report["evalSetHash"]}
+    by_adapter = {r.adapter_hash: r for r in records}
+    assert set(by_adapter) == {None, trained["shown"]["adapterHash"]}
+    assert by_adapter[None].adapter_name is None
+    assert by_adapter[trained["shown"]["adapterHash"]].adapter_name == "qa-lora"
+    assert all(r.base_model_hash == report["baseModelHash"] and r.eval_examples == len(val_hashes) for r in records)
+    assert abs(by_adapter[None].loss - base_row["loss"]) < 1e-5
+
+
+def test_bench_with_eval_file_and_bad_eval_files(world, trained):
+    env = world["env"]
+    pairs = [("What colour is a ripe banana?", "Yellow."), ("How many legs does a spider have?", "Eight legs."),
+             ("What is two plus two?", "Four.")]
+    eval_file = world["base"] / "eval.jsonl"
+    eval_file.write_text(jsonl(pairs))
+    result = cli(env, "bench", "--base", world["model"], "--adapters", "qa-lora", "--eval", eval_file,
+                 "--format", "json", "--max-new-tokens", "4", "--max-length", "64")
+    report = json.loads(ok(result))
+    expected_hashes = ["0x" + row_hash(r).hex() for r in parse_rows(jsonl(pairs), "instruction")]
+    assert report["evalSetHash"] == keccak_jcs(expected_hashes)
+    assert [r["name"] for r in report["rows"]] == ["base", "qa-lora"]
+    assert all(r["examples"] == 3 for r in report["rows"])
+    records = benchmark_records(world, result.stderr)
+    assert [r.eval_set_hash for r in records] == [report["evalSetHash"]] * 2
+
+    size = ledger(world).size()
+    not_jsonl = world["base"] / "eval-bad.jsonl"
+    not_jsonl.write_text("prompt,completion\nWhat?,That.\n")
+    one_line_error(cli(env, "bench", "--base", world["model"], "--eval", not_jsonl), 2, str(not_jsonl))
+    wrong_keys = world["base"] / "eval-keys.jsonl"
+    wrong_keys.write_text(json.dumps({"question": "What?", "answer": "That."}) + "\n")
+    one_line_error(cli(env, "bench", "--base", world["model"], "--eval", wrong_keys), 2, str(wrong_keys))
+    assert ledger(world).size() == size  # nothing recorded for a refused eval set
+
+
+# --------------------------------------------------------------------------- 5. pipeline
+
+
+def test_pipeline_run_and_rerun(world, trained):
+    env = world["env"]
+    pipeline = world["base"] / "pipelines" / "qa.toml"
+    pipeline.parent.mkdir()
+    pipeline.write_text(f"""
+name = "qa-pipeline"
+
+[base]
+path = "{world['model']}"
+
+[snapshot]
+datanet = 1
+version = "latest"
+
+[train]
+rank = 4
+alpha = 8.0
+learning_rate = 0.01
+max_steps = 4
+batch_size = 4
+max_length = 64
+val_fraction = {VAL}
+seed = 3
+
+[bench]
+eval = "validation"
+max_new_tokens = 4
+
+[register]
+enabled = true
+""")
+    first = cli(env, "pipeline", "run", pipeline)
+    assert "pipeline qa-pipeline: adapter qa-pipeline" in ok(first)
+    run_file = world["settings"].data_dir / "runs" / "qa-pipeline" / "run.json"
+    run = json.loads(run_file.read_text())
+    assert run["status"] == "done" and run["fileSha256"] == hashlib.sha256(pipeline.read_bytes()).hexdigest()
+    assert run["snapshot"] == {"datanet": 1, "version": 1, "root": world["snapshot"].root, "rows": 21}
+    shown = json.loads(ok(cli(env, "adapters", "show", "qa-pipeline")))
+    assert run["adapter"]["name"] == "qa-pipeline" and run["adapter"]["adapterHash"] == shown["adapterHash"]
+    assert run["adapter"]["adapterHash"] == ok(cli(env, "adapters", "hash", shown["path"])).split()[0]
+    assert shown["provenance"]["hyperparameters"]["seed"] == 3
+    assert [r["name"] for r in run["benchmark"]["rows"]] == ["base", "qa-pipeline"]
+    assert run["benchmark"]["evalSetHash"] == keccak_jcs([h for h, _, _ in world["rows"] if in_validation(h, VAL)])
+    assert len(run["benchmarkRecordSeqs"]) == 2
+    assert run["registration"]["version"] == 1 and run["registration"]["txHash"].startswith("0x")
+    assert world["registry"].adapter_of(shown["adapterHash"]) == (shown["adapterId"], 1)
+
+    before_bytes, before_size, before_names = run_file.read_bytes(), ledger(world).size(), adapter_names(world)
+    again = cli(env, "pipeline", "run", pipeline)
+    ok(again)
+    assert "already done" in again.stderr, again.stderr
+    assert "training on" not in again.stderr
+    assert run_file.read_bytes() == before_bytes
+    assert ledger(world).size() == before_size and adapter_names(world) == before_names
+
+    bad = world["base"] / "pipelines" / "bad.toml"
+    bad.write_text(pipeline.read_text().replace('name = "qa-pipeline"', 'name = "bad-pipeline"')
+                   .replace("rank = 4", "rank = 0"))
+    one_line_error(cli(env, "pipeline", "run", bad), 2, str(bad), "rank")
+    assert not (world["settings"].data_dir / "runs" / "bad-pipeline").exists()
+    assert "bad-pipeline" not in adapter_names(world)
+
+
+# ------------------------------------------------------------------------------- 6. jobs
+
+
+@pytest.fixture(scope="module")
+def jobs_api(world):
+    from fastapi.testclient import TestClient
+
+    from loraledger.api import create_app
+    from loraledger.node.jobs import JobWorker
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the CLI processes (see ``world``)
+    node = open_node(world["settings"], operator=world["accounts"][0])
+    worker = JobWorker(node.jobs, tick=0.2)
+    worker.start()
+    with TestClient(create_app(world["settings"], operator=world["accounts"][0], node=node)) as client:
+        yield client, node
+    worker.stop(timeout=60)
+    torch.set_num_threads(threads)
+    assert not worker.is_alive()
+
+
+def wait_for(client, job_id: int, predicate, timeout: float = 180.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if predicate(job):
+            return job
+        assert job["status"] not in ("done", "failed", "cancelled"), job
+        assert time.monotonic() < deadline, f"timed out waiting on job {job_id}: {job}"
+        time.sleep(0.05)
+
+
+def finished(job: dict) -> bool:
+    return job["status"] in ("done", "failed", "cancelled")
+
+
+def train_params(world, name: str, **config) -> dict:
+    return {"datanet": 1, "base": str(world["model"]), "name": name, "config": {
+        "rank": 4, "alpha": 8, "learning_rate": 0.01, "max_length": 64, "batch_size": 4, "val_fraction": VAL,
+        **config}}
+
+
+def test_train_job_over_api(world, jobs_api):
+    client, node = jobs_api
+    response = client.post("/v1/jobs", headers=ADMIN,
+                           json={"kind": "train", "params": train_params(world, "job-lora", max_steps=4, seed=11)})
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert job["status"] == "queued" and job["kind"] == "train"
+    done = wait_for(client, job["id"], finished)
+    assert done["status"] == "done", done
+    row = node.factory.get("job-lora")
+    result = done["result"]
+    assert result["adapter"] == "job-lora" and result["adapterHash"] == row.adapter_hash
+    assert result["chainVersion"] == 1 and result["metrics"]["steps"] == 4
+    assert ok(cli(world["env"], "adapters", "hash", row.path)).split()[0] == row.adapter_hash
+    assert world["registry"].adapter_of(row.adapter_hash) == (row.adapter_id, 1)
+    assert done["progress"]  # the last progress report is kept
+
+    # no admin token: refused
+    assert client.post("/v1/jobs", json={"kind": "train", "params": train_params(world, "x")}).status_code == 401
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(({"config": {"rank": 0}}, ["rank"]), id="rank-0"),
+    pytest.param(({"base": "__not_a_model__"}, ["not-a-model"]), id="base-not-a-model"),
+    pytest.param(({"datanet": 9}, ["datanet 9"]), id="unknown-datanet"),
+])
+def test_train_job_bad_params_refused(world, jobs_api, case):
+    client, _ = jobs_api
+    override, needles = case
+    params = train_params(world, "bad-job")
+    if "config" in override:
+        params["config"] = {**params["config"], **override["config"]}
+    if "base" in override:
+        junk = world["base"] / "not-a-model"
+        junk.mkdir(exist_ok=True)
+        params["base"] = str(junk)
+    if "datanet" in override:
+        params["datanet"] = override["datanet"]
+    before = len(client.get("/v1/jobs").json())
+    response = client.post("/v1/jobs", headers=ADMIN, json={"kind": "train", "params": params})
+    assert response.status_code == 400, response.text
+    message = response.json()["message"]
+    for needle in needles:
+        assert needle in message, message
+    assert len(client.get("/v1/jobs").json()) == before  # nothing queued
+
+
+def test_train_job_cancel_then_resume(world, jobs_api):
+    client, node = jobs_api
+    params = train_params(world, "job-resumed", epochs=150, seed=12)  # 600 steps: time to cancel
+    job = client.post("/v1/jobs", headers=ADMIN, json={"kind": "train", "params": params}).json()
+    running = wait_for(client, job["id"], lambda j: (j["progress"] or {}).get("step", 0) >= 1)
+    assert running["status"] == "running"
+    total = running["progress"]["totalSteps"]
+    cancel = client.post(f"/v1/jobs/{job['id']}/cancel", headers=ADMIN)
+    assert cancel.status_code == 200, cancel.text
+    ended = wait_for(client, job["id"], finished)
+    assert ended["status"] == "cancelled", ended
+    partial = node.factory.adapters_dir / "job-resumed.partial"
+    checkpoints = sorted((partial / "checkpoints").glob("step-*/state.json"))
+    assert checkpoints, f"no checkpoint under {partial}"
+    step = json.loads(checkpoints[-1].read_text())["step"]
+    assert 1 <= step < total
+    assert not (node.factory.adapters_dir / "job-resumed").exists()
+    assert "job-resumed" not in [a.name for a in node.factory.all()]
+
+    # the same job without resume is refused at run time (the unfinished run is kept)
+    again = client.post("/v1/jobs", headers=ADMIN, json={"kind": "train", "params": params}).json()
+    failed = wait_for(client, again["id"], finished)
+    assert failed["status"] == "failed" and "--resume" in failed["error"]
+    assert checkpoints[-1].exists()
+
+    resumed = client.post("/v1/jobs", headers=ADMIN, json={"kind": "train", "params": {**params, "resume": True}})
+    assert resumed.status_code == 201, resumed.text
+    done = wait_for(client, resumed.json()["id"], finished, timeout=240)
+    assert done["status"] == "done", done
+    assert done["result"]["metrics"]["resumedFrom"] == step
+    assert done["result"]["metrics"]["steps"] == total
+    row = node.factory.get("job-resumed")
+    assert row.adapter_hash == done["result"]["adapterHash"] and row.chain_version == 1
+    assert not partial.exists()
+
+
+def test_a_job_whose_process_dies_fails_and_the_node_keeps_serving(world, jobs_api):
+    """Jobs run in a child process: killing it (as the kernel's OOM killer would) fails the
+    job with the exit status; the node's API and worker carry on."""
+    import multiprocessing
+    import signal
+
+    client, node = jobs_api
+    params = train_params(world, "job-killed", epochs=150, seed=13)
+    job = client.post("/v1/jobs", headers=ADMIN, json={"kind": "train", "params": params}).json()
+    wait_for(client, job["id"], lambda j: (j["progress"] or {}).get("step", 0) >= 1)
+    children = [p for p in multiprocessing.active_children() if p.name == f"loraledger-job-{job['id']}"]
+    assert len(children) == 1
+    os.kill(children[0].pid, signal.SIGKILL)
+    ended = wait_for(client, job["id"], finished)
+    assert ended["status"] == "failed", ended
+    assert "worker process died with exit status -9" in ended["error"]
+    assert client.get("/v1/health").status_code == 200
+    assert "job-killed" not in [a.name for a in node.factory.all()]
+    # the worker takes the next job
+    bench = client.post("/v1/jobs", headers=ADMIN, json={"kind": "bench", "params": {
+        "base": str(world["model"]), "adapters": [], "datanet": 1, "valFraction": VAL, "maxNewTokens": 4}}).json()
+    assert wait_for(client, bench["id"], finished)["status"] == "done"
