@@ -130,6 +130,18 @@ def peak_rss_mib() -> float:
     return 0.0
 
 
+def busy_cpu_seconds() -> float:
+    """CPU seconds all processes have used since boot, over all CPUs (Linux /proc/stat; 0 elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return 0.0
+    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait is busy.
+    ticks = [int(x) for x in fields[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else 0.0
 
@@ -268,10 +280,11 @@ def run_framework(spec: dict[str, Any]) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-training-run-"))
     try:
         gc.collect()
-        rss_before, load, cpu, wall = rss_mib(), os.getloadavg()[0], time.process_time(), time.perf_counter()
+        rss_before, load, busy = rss_mib(), os.getloadavg()[0], busy_cpu_seconds()
+        cpu, wall = time.process_time(), time.perf_counter()
         outcome, profile = _profiled(spec, lambda: train_lora(loaded.model, examples, [], config, pad_id=pad_id,
                                                               device=loaded.device, work_dir=work))
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        cpu, wall, busy = time.process_time() - cpu, time.perf_counter() - wall, busy_cpu_seconds() - busy
         rss_after = rss_mib()
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -281,7 +294,7 @@ def run_framework(spec: dict[str, Any]) -> dict[str, Any]:
         "examples": len(examples), "dropped": dropped, "digest": examples_digest(examples),
         "targets": list(config.target_modules or ()), "dtype": str(next(loaded.model.parameters()).dtype),
         "rss_load": rss_load, "rss_before": rss_before, "rss_after": rss_after, "profile": profile,
-        "load": load, "call_cpu": cpu, "call_s": wall,
+        "load": load, "call_cpu": cpu, "call_s": wall, "others_cpu": max(0.0, busy - cpu),
     })
 
 
@@ -308,7 +321,8 @@ def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
         torch.use_deterministic_algorithms(True, warn_only=True)
     # From here to the end of the loop is what train_lora's call covers (the CPU-time scope).
     gc.collect()
-    rss_before, load, cpu, wall = rss_mib(), os.getloadavg()[0], time.process_time(), time.perf_counter()
+    rss_before, load, busy = rss_mib(), os.getloadavg()[0], busy_cpu_seconds()
+    cpu, wall = time.process_time(), time.perf_counter()
     torch.manual_seed(cfg["seed"])
     lora = LoraConfig(r=cfg["rank"], lora_alpha=cfg["alpha"], lora_dropout=cfg["dropout"],
                       target_modules=sorted(spec["targets"]), bias="none", task_type="CAUSAL_LM")
@@ -346,7 +360,7 @@ def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
 
     reset_peak_memory(device)
     (steps, tokens, losses, seconds), profile = _profiled(spec, loop)
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    cpu, wall, busy = time.process_time() - cpu, time.perf_counter() - wall, busy_cpu_seconds() - busy
     rss_after = rss_mib()
     return _result(spec, {
         "tokens": tokens, "seconds": seconds, "tokens_per_second": tokens / seconds if seconds > 0 else 0.0,
@@ -354,7 +368,7 @@ def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
         "examples": len(examples), "dropped": dropped, "digest": examples_digest(examples),
         "targets": sorted(spec["targets"]), "dtype": str(next(model.parameters()).dtype),
         "rss_load": rss_load, "rss_before": rss_before, "rss_after": rss_after, "profile": profile,
-        "load": load, "call_cpu": cpu, "call_s": wall,
+        "load": load, "call_cpu": cpu, "call_s": wall, "others_cpu": max(0.0, busy - cpu),
     })
 
 
@@ -549,6 +563,10 @@ def section_training(args: argparse.Namespace, pools: dict[str, ProcessPoolExecu
         ("steps / tokens per run", *(f"{rs[0]['steps']} / {rs[0]['tokens']:,}" for rs in (fw, bl)), ""),
         ("CPU seconds / wall seconds of the call (median)", *(f"{cpu_share(rs):.2f}" for rs in (fw, bl)),
          f"{ref['threads']} thread(s): below that, other processes had the CPUs"),
+        ("other processes' CPU use during the call (cores, median / max)",
+         *(f"{median([r['others_cpu'] / r['call_s'] for r in rs]):.2f} / "
+           f"{max(r['others_cpu'] / r['call_s'] for r in rs):.2f}" for rs in (fw, bl)),
+         "from /proc/stat, minus the worker's own CPU time"),
         (f"runs starved of CPU (*: CPU < {STARVED:.0%} of threads x wall)",
          *(str(sum(starved(r) for r in rs)) for rs in (fw, bl)),
          f"pairs with neither starved: {len(clean)}" + (f", median ratio {median(clean):.3f}" if clean else "")),

@@ -695,3 +695,32 @@ def test_a_job_whose_process_dies_fails_and_the_node_keeps_serving(world, jobs_a
     bench = client.post("/v1/jobs", headers=ADMIN, json={"kind": "bench", "params": {
         "base": str(world["model"]), "adapters": [], "datanet": 1, "valFraction": VAL, "maxNewTokens": 4}}).json()
     assert wait_for(client, bench["id"], finished)["status"] == "done"
+
+
+def test_jobs_cli_against_a_running_node(world, trained):
+    """`loraledger node run` runs a job submitted with `loraledger jobs submit --wait`
+    (in its worker's child process); `jobs list/show` read it back; a bad one is refused."""
+    from conftest import free_port
+
+    port = free_port()
+    env = {**world["env"], "LORALEDGER_ADMIN_TOKEN": TOKEN, "LORALEDGER_API_PORT": str(port)}
+    daemon = subprocess.Popen([sys.executable, "-m", "loraledger", "node", "run"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while cli(env, "jobs", "list").returncode != 0:
+            assert daemon.poll() is None and time.monotonic() < deadline, daemon.stdout.read() if daemon.poll() else ""
+            time.sleep(0.5)
+        params = json.dumps({"base": str(world["model"]), "adapters": ["qa-lora"], "datanet": 1,
+                             "valFraction": VAL, "maxNewTokens": 4})
+        done = json.loads(ok(cli(env, "jobs", "submit", "bench", "--params", params, "--wait", "--json")))
+        assert done["status"] == "done" and [r["name"] for r in done["result"]["rows"]] == ["base", "qa-lora"]
+        listed = json.loads(ok(cli(env, "jobs", "list", "--json", "--kind", "bench")))
+        assert done["id"] in [j["id"] for j in listed]
+        assert json.loads(ok(cli(env, "jobs", "show", str(done["id"]))))["result"] == done["result"]
+        one_line_error(cli(env, "jobs", "submit", "bench", "--params", '{"base": "/nope", "datanet": 1}'), 2, "/nope")
+        no_token = {k: v for k, v in env.items() if k != "LORALEDGER_ADMIN_TOKEN"}
+        one_line_error(cli(no_token, "jobs", "cancel", str(done["id"])), 4, "admin token")
+    finally:
+        daemon.terminate()
+        daemon.communicate(timeout=30)
