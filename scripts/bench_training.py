@@ -34,7 +34,8 @@ Three tables, every number measured in this run with its peer beside it:
    rule out an order effect). Both workers use the same torch thread count (``--threads``,
    default: torch's own default), shown in the header. The loss of every step is compared
    between the paths: the same seed, data and settings must give the same numbers, which
-   shows the two loops do the same work. Each run's CPU time is taken too: a run that got
+   shows the two loops do the same work. Each run's CPU time is taken too, and the CPU that
+   other processes used meanwhile (``/proc/stat``): a run that got
    under 75 % of its threads' worth of CPU was starved by other processes (marked ``*``; on
    a shared machine such a run can be several times slower), and the ratio over the pairs
    with neither starved is shown beside the headline. ``--baseline-deterministic`` makes

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -226,7 +227,31 @@ def train_lora(
     if not train:
         raise InputError("no training examples: every row was held out for validation or too long "
                          "for max_length")
+    if device.startswith("cuda"):
+        # cuBLAS is only deterministic with a fixed workspace (read when cuBLAS starts).
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _train(model, train, validation, config, pad_id=pad_id, device=device, work_dir=work_dir,
+                      resume=resume, on_progress=on_progress, fingerprint_extra=fingerprint_extra)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)  # the process's setting is the caller's
+
+
+def _train(
+    model: Any,
+    train: Sequence[Example],
+    validation: Sequence[Example],
+    config: TrainConfig,
+    *,
+    pad_id: int,
+    device: str,
+    work_dir: Path,
+    resume: bool,
+    on_progress: Callable[[TrainProgress], None] | None,
+    fingerprint_extra: dict[str, Any] | None,
+) -> TrainOutcome:
     peft_model = attach_lora(model, config)
     peft_model.train()
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
