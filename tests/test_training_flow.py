@@ -724,3 +724,34 @@ def test_jobs_cli_against_a_running_node(world, trained):
     finally:
         daemon.terminate()
         daemon.communicate(timeout=30)
+
+
+def test_adapters_api_and_training_row_proofs(world, trained, jobs_api):
+    """/v1/adapters serves what AdapterRegistry's metadataURI points at; a contributor proves
+    that their row trained the adapter, and a held-out row gets 404."""
+    from loraledger.merkle import StandardMerkleTree
+
+    client, _ = jobs_api
+    listed = client.get("/v1/adapters").json()
+    qa = next(a for a in listed if a["name"] == "qa-lora")
+    assert "path" not in qa and qa["adapterHash"] == trained["shown"]["adapterHash"]
+    shown = client.get("/v1/adapters/qa-lora").json()
+    assert shown["provenance"]["adapterHash"] == qa["adapterHash"]
+    assert keccak_jcs(shown["provenance"]) == qa["provenanceHash"]
+
+    trained_rows = [(h, c) for h, c, _ in world["rows"] if not in_validation(h, VAL)]
+    held_out = next(h for h, _, _ in world["rows"] if in_validation(h, VAL))
+    row_hash_hex, contributor = trained_rows[0]
+    proof = client.get(f"/v1/adapters/qa-lora/rows/{row_hash_hex}/proof").json()
+    assert proof["verified"] is True and proof["contributor"] == contributor
+    assert StandardMerkleTree.verify(proof["root"], ["bytes32", "address"], [row_hash_hex, contributor], proof["proof"])
+    assert proof["root"] == shown["provenance"]["trainingRows"]["root"]
+    assert client.get(f"/v1/adapters/qa-lora/rows/{held_out}/proof").status_code == 404
+    assert json.loads(ok(cli(world["env"], "adapters", "proof", "qa-lora", row_hash_hex)))["proof"] == proof["proof"]
+
+    assert client.get("/v1/adapters/nope").status_code == 404
+    assert client.get("/v1/adapters/..%2Fx").status_code in (400, 404)
+    assert client.get("/v1/adapters/Bad_Name").status_code == 400
+    assert client.post("/v1/adapters/qa-lora/register").status_code == 401
+    again = client.post("/v1/adapters/qa-lora/register", headers=ADMIN).json()
+    assert again["newlyRegistered"] is False and again["chainVersion"] == 1
