@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import signal
 import re
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ from sqlmodel import Session, select
 from loraledger.chain.contracts import AdapterRegistryContract
 from loraledger.config import load_settings
 from loraledger.errors import TransactionReverted
+from loraledger.failpoints import TRAIN_FAILPOINTS
 from loraledger.ledger.adapter_tables import AdapterRow
 from loraledger.datanets.content import parse_rows, row_hash
 from loraledger.merkle import StandardMerkleTree
@@ -755,3 +757,28 @@ def test_adapters_api_and_training_row_proofs(world, trained, jobs_api):
     assert client.post("/v1/adapters/qa-lora/register").status_code == 401
     again = client.post("/v1/adapters/qa-lora/register", headers=ADMIN).json()
     assert again["newlyRegistered"] is False and again["chainVersion"] == 1
+
+
+@pytest.mark.parametrize("point", TRAIN_FAILPOINTS)
+def test_train_killed_at_any_failpoint_then_resumed(world, point):
+    """`loraledger train` SIGKILLed at each failpoint, then run again with --resume: one
+    adapter row, one adapter record, one registration, and files that verify."""
+    env, name = world["env"], f"crash-{point.split('.')[1].replace('_', '-')}"
+    args = ["train", "--datanet", "1", "--base", world["model"], "--name", name, "--seed", str(40 + len(name)),
+            "--checkpoint-every", "2", *TINY]
+    killed = cli({**env, "LORALEDGER_FAILPOINTS": point}, *args)
+    assert killed.returncode == -signal.SIGKILL, (killed.stdout, killed.stderr)
+    plain = cli(env, *args)
+    if point == "train.after_record":  # recorded: the name is taken; register finishes the job
+        one_line_error(plain, 2, "exists already")
+        ok(cli(env, "adapters", "register", name))
+    else:
+        one_line_error(plain, 2, "--resume")
+        ok(cli(env, *args, "--resume"))
+    row = next(a for a in json.loads(ok(cli(env, "adapters", "list", "--json"))) if a["name"] == name)
+    assert row["chainVersion"] == 1
+    assert world["registry"].adapter_of(row["adapterHash"]) == (row["adapterId"], 1)
+    records = [r for r in ledger(world).range(0) if r.kind == "adapter" and r.name == name]
+    assert len(records) == 1 and records[0].adapter_hash == row["adapterHash"]
+    ok(cli(env, "adapters", "verify", name))
+    assert not (adapters_dir(world) / f"{name}.partial").exists()

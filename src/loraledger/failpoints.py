@@ -22,6 +22,13 @@ FAILPOINTS = (
     "confirm.before_mark",   # mined and confirmed on chain, not marked confirmed
 )
 
+#: The failpoints of a training run (``loraledger train``), in order.
+TRAIN_FAILPOINTS = (
+    "train.after_checkpoint",  # a training checkpoint written, training not finished
+    "train.after_publish",     # adapter directory published, no ledger record yet
+    "train.after_record",      # adapter recorded in the ledger, not registered on chain
+)
+
 
 def failpoint(name: str) -> None:
     """SIGKILL this process if ``name`` is armed in ``LORALEDGER_FAILPOINTS``."""

@@ -6,7 +6,8 @@ nothing:
 1. check everything cheap first (name, datanet, snapshot, base model, settings);
 2. train in ``<out>.partial/`` (checkpoints there; ``resume=True`` continues);
 3. write the PEFT directory + ``provenance.json`` + ``training_rows.json`` into
-   ``<out>.partial/adapter`` and move it to ``<out>`` in one rename;
+   ``<out>.partial/adapter`` and move it to ``<out>`` in one rename (a crash after this:
+   ``resume=True`` records the published adapter instead of training again);
 4. append the ``AdapterRecord`` and the ``adapters`` row in one transaction (a rerun that
    finds the same adapter hash under the same name returns the existing row);
 5. register on chain unless already there (``adapterOf(adapterHash)`` is checked first, so
@@ -33,6 +34,7 @@ from sqlmodel import Session, select
 from ..chain.contracts import AdapterRegistryContract
 from ..datanets.service import DatanetService
 from ..errors import ChainError, InputError, LedgerError, NotFoundError
+from ..failpoints import failpoint
 from ..fsutil import atomic_write_json
 from ..ledger.adapter_tables import AdapterRow
 from ..ledger.records import RecordLedger
@@ -187,15 +189,49 @@ class ModelFactory:
                                      f"d{request.datanet_id}-v{version}-r{request.config.rank}-s{request.config.seed}")
         out = (request.output_dir or self.adapters_dir / name).expanduser().resolve()
         with Session(self.engine) as session:
-            if session.get(AdapterRow, name) is not None:
-                raise InputError(f"an adapter named {name!r} exists already; choose another --name")
-        if out.exists():
-            raise InputError(f"output directory {out} exists already; remove it or choose another --out")
+            existing = session.get(AdapterRow, name)
+        if existing is not None:
+            hint = (f" (not yet registered on chain: `loraledger adapters register {name}` finishes it)"
+                    if existing.chain_version is None else "")
+            raise InputError(f"an adapter named {name!r} exists already{hint}; choose another --name")
+        published = out.exists()
+        if published and not (request.resume and self._published_run(out, name)):
+            hint = ("; it holds a finished run that was never recorded (a crash after publishing it?): "
+                    "pass --resume to record and register it") if self._published_run(out, name) else ""
+            raise InputError(f"output directory {out} exists already{hint or '; remove it or choose another --out'}")
         partial = out.with_name(out.name + ".partial")
         if partial.exists() and not request.resume:
             raise InputError(f"{partial} holds an unfinished run; pass --resume to continue it or delete it")
         self._developer(request.developer)
         return TrainRequest(**{**request.__dict__, "snapshot_version": version, "name": name, "output_dir": out}), partial
+
+    @staticmethod
+    def _published_run(out: Path, name: str) -> bool:
+        """Whether ``out`` holds a complete trained adapter named ``name`` (step 3 done)."""
+        try:
+            provenance = json.loads((out / PROVENANCE_FILE).read_text(encoding="utf-8"))
+            return (provenance.get("name") == name and provenance.get("source") == "trained"
+                    and adapter_hash(out).hash == provenance.get("adapterHash"))
+        except (OSError, ValueError, InputError):
+            return False
+
+    def _record_published(self, request: TrainRequest) -> TrainResult:
+        """Steps 4-5 for a run whose adapter directory was published before a crash."""
+        assert request.output_dir is not None and request.name is not None
+        provenance = json.loads((request.output_dir / PROVENANCE_FILE).read_text(encoding="utf-8"))
+        datanet, rows = provenance["datanet"], provenance["trainingRows"]
+        record = AdapterRecord(
+            timestamp=provenance["createdAt"], name=request.name, adapter_id=adapter_id(request.name),
+            adapter_hash=provenance["adapterHash"], base_model_hash=provenance["baseModel"]["hash"],
+            provenance_hash=provenance_hash(provenance), developer=provenance["developer"], source="trained",
+            datanet_id=datanet["id"], snapshot_version=datanet["snapshotVersion"], snapshot_root=datanet["snapshotRoot"],
+            training_rows_root=rows["root"], training_row_count=rows["count"],
+        )
+        row = self._store(record, request.output_dir)
+        registered = False
+        if request.register:
+            row, registered = self.register(row.name)
+        return TrainResult(row, provenance, None, registered, ["recorded a run published before a crash"])
 
     def train(self, request: TrainRequest, *, on_progress: Callable[[TrainProgress], None] | None = None,
               on_stage: Callable[[str], None] | None = None) -> TrainResult:
@@ -205,6 +241,9 @@ class ModelFactory:
         stage = on_stage or (lambda _: None)
         request, partial = self.prepare(request)
         assert request.name and request.output_dir and request.snapshot_version
+        if request.output_dir.exists():  # prepare allowed it: --resume of a published run
+            stage("recording an adapter published before a crash")
+            return self._record_published(request)
         developer = self._developer(request.developer)
         version, manifest, rows = self.snapshot_training_rows(request.datanet_id, request.snapshot_version)
         stage("hashing the base model")
@@ -277,6 +316,7 @@ class ModelFactory:
         request.output_dir.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, request.output_dir)
         shutil.rmtree(partial, ignore_errors=True)
+        failpoint("train.after_publish")
         record = AdapterRecord(
             timestamp=provenance["createdAt"], name=request.name, adapter_id=adapter_id(request.name),
             adapter_hash=digest.hash, base_model_hash=base_hash.hash, provenance_hash=provenance_hash(provenance),
@@ -284,6 +324,7 @@ class ModelFactory:
             snapshot_root=manifest["root"], training_rows_root=tree.root, training_row_count=len(train_rows),
         )
         row = self._store(record, request.output_dir)
+        failpoint("train.after_record")
         registered = False
         if request.register:
             stage("registering on chain")

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError
+from ..failpoints import failpoint
 from ..fsutil import atomic_write_json
 from .config import TrainConfig
 from .data import Example, batches
@@ -180,6 +181,7 @@ def _save_checkpoint(directory: Path, model: Any, optimizer: Any, scheduler: Any
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
                target / "trainer.pt")
     atomic_write_json(target / "state.json", state)  # last: marks the checkpoint complete
+    failpoint("train.after_checkpoint")
     for old in sorted(p.parent for p in directory.glob("step-*/state.json"))[:-_KEEP_CHECKPOINTS]:
         shutil.rmtree(old, ignore_errors=True)
     return target
