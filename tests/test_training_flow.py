@@ -293,7 +293,7 @@ def assert_nothing_left(world, name: str, before: list[str]) -> None:
 @pytest.mark.parametrize("case", [
     pytest.param((["--datanet", "9"], 3, ["no datanet 9"]), id="unknown-datanet"),
     pytest.param((["--datanet", "1", "--snapshot", "5"], 3, ["no snapshot version 5"]), id="unknown-snapshot"),
-    pytest.param((["--datanet", "2"], 2, ["datanet 2 has no snapshot"]), id="no-snapshot-yet"),
+    pytest.param((["--datanet", "2"], 3, ["datanet 2 has no snapshot"]), id="no-snapshot-yet"),
     pytest.param((["--datanet", "1", "--rank", "0"], 2, ["rank", ">= 1"]), id="rank-0"),
     pytest.param((["--datanet", "1", "--name", "../x"], 2, ["invalid adapter name", "../x"]), id="bad-name"),
     pytest.param((["--datanet", "1", "--name", "qa-lora"], 2, ["qa-lora", "exists already"]), id="existing-name"),

@@ -622,17 +622,7 @@ def datanet_export(
 ) -> None:
     """Export a snapshot as JSONL + manifest (reads with datasets.load_dataset("json", ...))."""
     node = _datanet_node(ctx)
-    _export(node, datanet_id, _snapshot_version(node, datanet_id, version), directory)
-
-
-def _snapshot_version(node, datanet_id: int, version: int | None) -> int:
-    """``version``, or the datanet's latest snapshot (a clear error when there is none)."""
-    if version is not None:
-        return version
-    latest = node.datanets.get(datanet_id).latest_version
-    if latest == 0:
-        raise NotFoundError(f"datanet {datanet_id} has no snapshot yet: run `loraledger datanet snapshot {datanet_id}`")
-    return latest
+    _export(node, datanet_id, node.datanets.resolve_version(datanet_id, version), directory)
 
 
 @datanet_app.command("show")
@@ -659,7 +649,7 @@ def datanet_proof(
 ) -> None:
     """Prove a row is in a snapshot; the proof is checked by DatanetRegistry.verifyRow on chain."""
     node = _datanet_node(ctx)
-    _echo_json(node.datanets.row_proof(datanet_id, _snapshot_version(node, datanet_id, version), row_hash))
+    _echo_json(node.datanets.row_proof(datanet_id, node.datanets.resolve_version(datanet_id, version), row_hash))
 
 
 # The ModelFactory commands (model, train, adapters, bench, pipeline) live in their own

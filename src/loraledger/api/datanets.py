@@ -87,7 +87,7 @@ from ..config import Settings
 from ..datanets.content import content_hash, parse_rows
 from ..datanets.contribution import DOMAIN_NAME, DOMAIN_VERSION, Contribution, parse_signature
 from ..datanets.service import DatanetService
-from ..errors import ConfigError, InputError, NotFoundError
+from ..errors import ConfigError, InputError
 from ..ledger.datanet_tables import DatanetRow
 from ..node.context import NodeContext
 from ..records import parse_address
@@ -460,13 +460,9 @@ def datanets_router(settings: Settings, *, clock: Callable[[], float] = time.tim
     def row_proof(node: Node, datanet_id: int, row_hash: str, version: int | None = None) -> dict[str, Any]:
         datanet = node.datanets.get(_datanet_id(datanet_id))
         wanted = _row_hash(row_hash)
-        if version is None:
-            if not datanet.latest_version:
-                raise NotFoundError(f"datanet {datanet.id} has no snapshot yet")
-            version = datanet.latest_version
-        elif not 1 <= version <= _MAX_ID:
+        if version is not None and not 1 <= version <= _MAX_ID:
             raise InputError(f"snapshot versions start at 1, got {version}", field="version")
-        return node.datanets.row_proof(datanet.id, version, wanted)
+        return node.datanets.row_proof(datanet.id, node.datanets.resolve_version(datanet.id, version), wanted)
 
     return router
 

@@ -332,6 +332,18 @@ class DatanetService:
         self.records.append(record, in_transaction=store)
         return self.snapshot_row(datanet_id, version)
 
+    def resolve_version(self, datanet_id: int, version: int | None) -> int:
+        """``version`` if the datanet has that snapshot, else (``None``) its latest;
+        ``NotFoundError`` when there is none."""
+        if version is None:
+            latest = self.get(datanet_id).latest_version
+            if latest == 0:
+                raise NotFoundError(f"datanet {datanet_id} has no snapshot yet: run "
+                                    f"`loraledger datanet snapshot {datanet_id}`")
+            return latest
+        self.snapshot_row(datanet_id, version)
+        return version
+
     def snapshot_row(self, datanet_id: int, version: int) -> SnapshotRow:
         with Session(self.engine) as session:
             snap = session.get(SnapshotRow, (datanet_id, version))

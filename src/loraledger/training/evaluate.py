@@ -115,7 +115,7 @@ def _generate(model: Any, tokenizer: Any, prompts: Sequence[str], *, batch_size:
     return answers
 
 
-def _score(model: Any, tokenizer: Any, eval_set: EvalSet, examples: Any, generation: list[tuple[str, str]], *,
+def _score(model: Any, tokenizer: Any, examples: Any, generation: list[tuple[str, str]], *,
            name: str, adapter_hash: str | None, batch_size: int, max_new_tokens: int, device: str) -> BenchmarkRow:
     from .trainer import mean_token_loss
 
@@ -160,7 +160,7 @@ def run_benchmark(
     model.eval()
     if on_model:
         on_model("base")
-    rows = [_score(model, tokenizer, eval_set, examples, generation, name="base", adapter_hash=None, **common)]
+    rows = [_score(model, tokenizer, examples, generation, name="base", adapter_hash=None, **common)]
     if adapters:
         from peft import PeftModel
 
@@ -176,7 +176,7 @@ def run_benchmark(
             if on_model:
                 on_model(adapter.name)
             peft_model.set_adapter(adapter.name)
-            rows.append(_score(peft_model, tokenizer, eval_set, examples, generation, name=adapter.name,
+            rows.append(_score(peft_model, tokenizer, examples, generation, name=adapter.name,
                                adapter_hash=adapter.adapter_hash, **common))
     source = eval_set.source + (f" ({dropped} rows longer than max_length left out)" if dropped else "")
     return BenchmarkReport(eval_set_hash=eval_set.hash, eval_source=source, base_model_hash=base_model_hash,

@@ -170,11 +170,7 @@ class ModelFactory:
     # ---- training ------------------------------------------------------------------------
     def snapshot_training_rows(self, datanet_id: int, version: int | None) -> tuple[int, dict[str, Any], list[TrainingRow]]:
         """(version, manifest, rows) of a snapshot; ``NotFoundError``/``InputError`` when there is none."""
-        datanet = self.datanets.get(datanet_id)
-        if version is None:
-            if not datanet.latest_version:
-                raise InputError(f"datanet {datanet_id} has no snapshot yet; run `loraledger datanet snapshot {datanet_id}`")
-            version = datanet.latest_version
+        version = self.datanets.resolve_version(datanet_id, version)
         snap = self.datanets.snapshot_row(datanet_id, version)
         rows = [TrainingRow(h, c, data) for h, c, data in self.datanets.snapshot_rows(datanet_id, version)]
         if not rows:
@@ -183,7 +179,7 @@ class ModelFactory:
 
     def prepare(self, request: TrainRequest) -> tuple[TrainRequest, Path]:
         """Check a request without training: fills in version, name and output directory."""
-        version, manifest, _ = self.snapshot_training_rows(request.datanet_id, request.snapshot_version)
+        version = self.datanets.resolve_version(request.datanet_id, request.snapshot_version)
         inspect_base_model(request.base_dir)
         name = validate_adapter_name(request.name or
                                      f"d{request.datanet_id}-v{version}-r{request.config.rank}-s{request.config.seed}")
@@ -194,11 +190,12 @@ class ModelFactory:
             hint = (f" (not yet registered on chain: `loraledger adapters register {name}` finishes it)"
                     if existing.chain_version is None else "")
             raise InputError(f"an adapter named {name!r} exists already{hint}; choose another --name")
-        published = out.exists()
-        if published and not (request.resume and self._published_run(out, name)):
-            hint = ("; it holds a finished run that was never recorded (a crash after publishing it?): "
-                    "pass --resume to record and register it") if self._published_run(out, name) else ""
-            raise InputError(f"output directory {out} exists already{hint or '; remove it or choose another --out'}")
+        if out.exists():
+            published = self._published_run(out, name)
+            if not (published and request.resume):
+                hint = ("; it holds a finished run that was never recorded (a crash after publishing it?): "
+                        "pass --resume to record and register it") if published else "; remove it or choose another --out"
+                raise InputError(f"output directory {out} exists already{hint}")
         partial = out.with_name(out.name + ".partial")
         if partial.exists() and not request.resume:
             raise InputError(f"{partial} holds an unfinished run; pass --resume to continue it or delete it")

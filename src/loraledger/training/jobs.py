@@ -172,15 +172,13 @@ def factory_job_kinds(node: Any, *, isolated: bool = True) -> list[JobKind]:
         return lambda params, ctx: run_isolated(target, node, params, ctx)
 
     def known_datanet(validate: Any) -> Any:
-        """``validate`` plus: the datanet (and snapshot, when named) exists on this node, so
-        a job naming an unknown one is refused at submit time (400), not queued to fail."""
+        """``validate`` plus: the datanet and the snapshot (named, or its latest) exist on this
+        node, so a job naming an unknown one is refused at submit time (400), not queued to fail."""
         def check(params: dict[str, Any]) -> dict[str, Any]:
             out = validate(params)
             if out.get("datanet") is not None:
                 try:
-                    node.datanets.get(out["datanet"])
-                    if out.get("snapshot") is not None:
-                        node.datanets.snapshot_row(out["datanet"], out["snapshot"])
+                    node.datanets.resolve_version(out["datanet"], out.get("snapshot"))
                 except NotFoundError as exc:
                     raise InputError(exc.message) from None
             return out
