@@ -62,7 +62,6 @@ import math
 import os
 import pstats
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -74,7 +73,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchutil import progress, rate, rss_mib, table  # noqa: E402  (scripts/ is on sys.path)
+from benchutil import peak_rss_mib, progress, rate, rss_mib, table  # noqa: E402  (scripts/ is on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -124,22 +123,6 @@ BACKENDS = {
 # ------------------------------------------------------------------------------ helpers
 
 
-def peak_rss_mib() -> float:
-    """RSS high-water mark: VmHWM of this process's memory (Linux), else ``ru_maxrss``.
-
-    ``ru_maxrss`` is no use in a child process: Linux keeps it across ``execve``, so a child
-    starts with the RSS its parent had when it forked (hundreds of MiB after the ingest).
-    VmHWM belongs to the address space, which ``execve`` replaces, and :func:`reset_peak`
-    can reset it."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / MiB if sys.platform == "darwin" else peak / 1024
 
 
 def reset_peak() -> bool:

@@ -46,7 +46,6 @@ import io
 import os
 import pstats
 import random
-import resource
 import shutil
 import sys
 import tempfile
@@ -56,7 +55,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchutil import progress, rate, rss_mib, table  # noqa: E402  (scripts/ is on sys.path)
+from benchutil import peak_rss_mib, progress, rate, rss_mib, table  # noqa: E402  (scripts/ is on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -88,10 +87,6 @@ _FEE_FIELDS = frozenset(FeeRecord.model_fields)
 # ------------------------------------------------------------------------------ helpers
 
 
-def peak_rss_mib() -> float:
-    """RSS high-water mark of this process (ru_maxrss: KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / MiB if sys.platform == "darwin" else peak / 1024
 
 
 def mean_us(fn: Callable[[Any], Any], args: Sequence[Any]) -> float:

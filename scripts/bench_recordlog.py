@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -27,20 +26,11 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-
-def _rss_mb() -> float:
-    """Current resident set size, MiB (Linux /proc; 0 elsewhere)."""
-    try:
-        with open("/proc/self/statm") as f:
-            pages = int(f.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError):
-        return 0.0
+from benchutil import peak_rss_mib, rss_mib  # noqa: E402  (scripts/ is on sys.path)
 
 
-def _peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
 
 
 def _mean_us(fn: Callable[[Any], Any], args: list[Any]) -> float:
@@ -58,14 +48,14 @@ def bench_loraledger(n: int, samples: int, seed: int) -> dict[str, Any]:
     from loraledger.recordlog import MerkleLog, verify_consistency, verify_inclusion
 
     rng = random.Random(seed)
-    base = _rss_mb()
+    base = rss_mib()
     log = MerkleLog()
     append = log.append
     start = time.perf_counter()
     for i in range(n):
         append(_entry(i))
     append_s = time.perf_counter() - start
-    built = _rss_mb()
+    built = rss_mib()
 
     root = log.root()
     root_us = _mean_us(lambda _: log.root(), list(range(samples)))
@@ -85,7 +75,7 @@ def bench_loraledger(n: int, samples: int, seed: int) -> dict[str, Any]:
         lambda p: verify_consistency(p.old_size, p.new_size, old_roots[p.old_size], root, p.path), cons
     )
 
-    peak_mb = _peak_rss_mb() - base
+    peak_mb = peak_rss_mib() - base
 
     # Rebuild from stored leaf hashes (what the ledger does at start-up): time, then the
     # memory it allocates on top of its input (tracemalloc, in a second run).
@@ -123,14 +113,14 @@ def bench_pymerkle(n: int, samples: int, seed: int) -> dict[str, Any]:
     import pymerkle
 
     rng = random.Random(seed)
-    base = _rss_mb()
+    base = rss_mib()
     tree = pymerkle.InmemoryTree(algorithm="sha256")  # RFC 9162 prefixes are on by default
     append = tree.append_entry
     start = time.perf_counter()
     for i in range(n):
         append(_entry(i))
     append_s = time.perf_counter() - start
-    built = _rss_mb()
+    built = rss_mib()
 
     root = tree.get_root()
     root_us = _mean_us(lambda _: tree.get_root(), list(range(samples)))
@@ -159,7 +149,7 @@ def bench_pymerkle(n: int, samples: int, seed: int) -> dict[str, Any]:
         "rebuild_s": None,
         "rebuild_peak_mb": None,
         "mem_mb": built - base,
-        "peak_mb": _peak_rss_mb() - base,
+        "peak_mb": peak_rss_mib() - base,
         "proof_len": sum(len(p.path) for p, _ in incl) / len(incl),
     }
 

@@ -92,7 +92,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from benchutil import MiB, progress, rate, rss_mib, table  # noqa: E402  (scripts/ is on sys.path)
+from benchutil import MiB, peak_rss_mib, progress, rate, rss_mib, table  # noqa: E402  (scripts/ is on sys.path)
 
 # Nothing heavy is imported at module level: the parent process stays small (no torch), so
 # the spawned workers' high-water marks are their own. Each child imports what it needs.
@@ -117,18 +117,6 @@ ADAPTER_MODULES: dict[str, tuple[str, int, int]] = {
 # ------------------------------------------------------------------------------ helpers
 
 
-def peak_rss_mib() -> float:
-    """RSS high-water mark of this process's address space (VmHWM; Linux), 0 elsewhere.
-
-    Unlike ``ru_maxrss`` it starts afresh at ``execve``, so a spawned child's is its own."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0.0
 
 
 def busy_cpu_seconds() -> float:

@@ -1,8 +1,9 @@
-"""Shared output helpers of the benchmark scripts (tables in Markdown, progress lines)."""
+"""Shared helpers of the benchmark scripts: Markdown tables, progress lines, memory readings."""
 
 from __future__ import annotations
 
 import os
+import resource
 import sys
 import time
 from collections.abc import Sequence
@@ -45,3 +46,20 @@ def rss_mib() -> float:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MiB
     except (OSError, ValueError):
         return 0.0
+
+
+def peak_rss_mib() -> float:
+    """RSS high-water mark: VmHWM of this process's address space (Linux), else ``ru_maxrss``.
+
+    ``ru_maxrss`` is no use in a child process: Linux keeps it across ``execve``, so a child
+    starts with the RSS its parent had when it forked. VmHWM belongs to the address space,
+    which ``execve`` replaces (and ``/proc/self/clear_refs`` can reset)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / MiB if sys.platform == "darwin" else peak / 1024

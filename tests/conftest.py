@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,3 +142,53 @@ def pg_server() -> Iterator[str]:
         pytest.skip(f"PostgreSQL unavailable: {exc}")
     yield url
     stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path) -> str:
+    """A fresh ledger database: an SQLite file, then a PostgreSQL database (the same tests run on both)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    from pg import create_database
+
+    server = request.getfixturevalue("pg_server")
+    return create_database(server, f"test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def engine(db_url):
+    """An engine on :func:`db_url` with every table created."""
+    from loraledger.ledger.db import create_all, make_engine
+
+    eng = make_engine(db_url)
+    create_all(eng)
+    yield eng
+    eng.dispose()
+
+
+def serve(app) -> tuple[str, object, threading.Thread]:
+    """Serve ``app`` with uvicorn on a free port in a thread; (url, server, thread) once it listens.
+    Stop with ``server.should_exit = True; thread.join()``."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    return f"http://127.0.0.1:{port}", server, thread
+
+
+def deployed_settings(anvil: Anvil, deployer, artifacts, base: Path, **extra):
+    """Settings of a node in ``base`` (data, deployments) on ``anvil``, contracts freshly deployed."""
+    from loraledger.chain.deploy import Deployer
+    from loraledger.config import load_settings
+    from loraledger.node.context import chain_client
+
+    settings = load_settings(rpc_url=anvil.url, data_dir=base / "data", deployments_dir=base / "deployments", **extra)
+    client = chain_client(settings)
+    Deployer(client, deployer, artifacts, settings.deployment_file(client.chain_id)).run()
+    return settings

@@ -13,14 +13,12 @@ import pytest
 import uvicorn
 
 from loraledger.api import create_app
-from loraledger.chain.deploy import Deployer
-from loraledger.config import load_settings
 from loraledger.merkle import StandardMerkleTree
-from loraledger.node.context import chain_client, open_node
+from loraledger.node.context import open_node
 from loraledger.recordlog import verify_consistency, verify_inclusion
 from loraledger.rewards import REWARD_LEAF_ENCODING
 
-from conftest import BIN, free_port
+from conftest import BIN, deployed_settings, free_port, serve
 
 TOKEN = "s3cret-admin-token"
 
@@ -28,19 +26,9 @@ TOKEN = "s3cret-admin-token"
 @pytest.fixture(scope="module")
 def api(anvil, accounts, artifacts, tmp_path_factory):
     base = tmp_path_factory.mktemp("api")
-    settings = load_settings(rpc_url=anvil.url, data_dir=base / "data", deployments_dir=base / "deployments",
-                             admin_token=TOKEN)
-    client = chain_client(settings)
-    Deployer(client, accounts[0], artifacts, settings.deployment_file(client.chain_id)).run()
+    settings = deployed_settings(anvil, accounts[0], artifacts, base, admin_token=TOKEN)
     node = open_node(settings, operator=accounts[0])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, node=node), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
+    url, server, thread = serve(create_app(settings, node=node))
     yield {"url": url, "settings": settings, "node": node, "base": base}
     server.should_exit = True
     thread.join(timeout=10)

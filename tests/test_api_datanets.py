@@ -6,47 +6,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 import time
 
 import httpx
 import pytest
-import uvicorn
 
 from loraledger.api import create_app
 from loraledger.api.datanets import owner_headers
-from loraledger.chain.deploy import Deployer
-from loraledger.config import load_settings
 from loraledger.datanets.content import content_hash, parse_rows
 from loraledger.datanets.contribution import Contribution, ContributionDomain, sign_contribution
 from loraledger.merkle import StandardMerkleTree
-from loraledger.node.context import chain_client, open_node
+from loraledger.node.context import open_node
 
-from conftest import free_port
+from conftest import deployed_settings, serve
 
 TOKEN = "datanet-admin-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def serve(app) -> tuple[str, uvicorn.Server, threading.Thread]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    return f"http://127.0.0.1:{port}", server, thread
-
 
 @pytest.fixture(scope="module")
 def api(anvil, accounts, artifacts, tmp_path_factory):
-    base = tmp_path_factory.mktemp("api-datanets")
-    settings = load_settings(rpc_url=anvil.url, data_dir=base / "data", deployments_dir=base / "deployments",
-                             admin_token=TOKEN)
-    client = chain_client(settings)
-    Deployer(client, accounts[0], artifacts, settings.deployment_file(client.chain_id)).run()
+    settings = deployed_settings(anvil, accounts[0], artifacts, tmp_path_factory.mktemp("api-datanets"),
+                                 admin_token=TOKEN)
     node = open_node(settings, operator=accounts[0])
     url, server, thread = serve(create_app(settings, node=node))
     yield {"url": url, "settings": settings, "node": node}

@@ -15,20 +15,15 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import httpx
 import pytest
-import uvicorn
-from pg import create_database
 
 from loraledger.api import create_app
-from loraledger.chain.deploy import Deployer
-from loraledger.config import load_settings
 from loraledger.errors import InputError, NotFoundError
 from loraledger.ledger.db import create_all, make_engine, session_scope
 from loraledger.ledger.job_tables import JobRow
-from loraledger.node.context import chain_client, open_node
+from loraledger.node.context import open_node
 from loraledger.node.jobs import (
     INTERRUPTED,
     JobContext,
@@ -38,7 +33,7 @@ from loraledger.node.jobs import (
     job_to_dict,
 )
 
-from conftest import cli_environment, free_port
+from conftest import cli_environment, deployed_settings, free_port, serve
 
 # ------------------------------------------------------------------------- test kinds
 
@@ -112,22 +107,6 @@ def wait_for(predicate, timeout: float = 5.0, what: str = "condition"):
 
 
 # ------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ledger.db'}"
-    server = request.getfixturevalue("pg_server")
-    return create_database(server, f"jobs_{uuid.uuid4().hex[:12]}")
-
-
-@pytest.fixture
-def engine(db_url):
-    eng = make_engine(db_url)
-    create_all(eng)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture
@@ -424,27 +403,15 @@ ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture(scope="module")
 def api(anvil, accounts, artifacts, tmp_path_factory):
-    base = tmp_path_factory.mktemp("api-jobs")
-    settings = load_settings(rpc_url=anvil.url, data_dir=base / "data", deployments_dir=base / "deployments",
-                             admin_token=TOKEN)
-    client = chain_client(settings)
-    Deployer(client, accounts[0], artifacts, settings.deployment_file(client.chain_id)).run()
+    settings = deployed_settings(anvil, accounts[0], artifacts, tmp_path_factory.mktemp("api-jobs"), admin_token=TOKEN)
     node = open_node(settings, operator=accounts[0])
     probe = Probe()
     for kind in kinds(probe):
         node.jobs.register(kind)
     worker = JobWorker(node.jobs, tick=0.2)  # the daemon's part; the app never runs jobs itself
     worker.start()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, node=node), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield {"url": f"http://127.0.0.1:{port}", "node": node, "probe": probe}
+    url, server, thread = serve(create_app(settings, node=node))
+    yield {"url": url, "node": node, "probe": probe}
     probe.release.set()
     server.should_exit = True
     thread.join(timeout=10)
@@ -536,9 +503,8 @@ def test_api_cancel_running_and_finished_jobs(api):
 def test_node_run_fails_jobs_a_previous_run_left_running(anvil, accounts, artifacts, tmp_path):
     """The real daemon: at start it recovers the job a dead run left ``running``, serves
     /v1/jobs, and stops cleanly (its worker too) on SIGTERM."""
-    deployments = tmp_path / "deployments"
-    Deployer(chain_client(load_settings(rpc_url=anvil.url)), accounts[0], artifacts, deployments / "31337.json").run()
-    settings = load_settings(rpc_url=anvil.url, data_dir=tmp_path / "data", deployments_dir=deployments)
+    settings = deployed_settings(anvil, accounts[0], artifacts, tmp_path)
+    deployments = settings.deployments_dir
     settings.data_dir.mkdir(parents=True)
     engine = make_engine(settings.ledger_url)
     create_all(engine)

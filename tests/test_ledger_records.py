@@ -13,12 +13,10 @@ import socket
 import sqlite3
 import threading
 import time
-import uuid
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pg import create_database
 from sqlalchemy import text
 
 from loraledger.errors import InputError, LedgerError, NotFoundError
@@ -53,22 +51,6 @@ def expected_root(records: list[Record]) -> bytes:
 
 
 # ------------------------------------------------------------------------------ fixtures
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ledger.db'}"
-    server = request.getfixturevalue("pg_server")
-    return create_database(server, f"ledger_{uuid.uuid4().hex[:12]}")
-
-
-@pytest.fixture
-def engine(db_url):
-    eng = make_engine(db_url)
-    create_all(eng)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture
