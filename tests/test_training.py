@@ -134,6 +134,7 @@ def test_other_seed_gives_another_adapter(bases, tmp_path):
     one.model.save_pretrained(str(tmp_path / "a"))
     two.model.save_pretrained(str(tmp_path / "b"))
     assert adapter_hash(tmp_path / "a").hash != adapter_hash(tmp_path / "b").hash
+    assert not torch.are_deterministic_algorithms_enabled()  # the process's setting is given back
 
 
 class Stop(Exception):

@@ -29,7 +29,8 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,20 @@ def _load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any, fin
     return state
 
 
+@contextmanager
+def _deterministic_torch(device: str) -> Iterator[None]:
+    """Deterministic torch kernels while training; the process's own setting afterwards."""
+    if device.startswith("cuda"):
+        # cuBLAS is only deterministic with a fixed workspace (read when cuBLAS starts).
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
 def train_lora(
     model: Any,
     train: Sequence[Example],
@@ -229,100 +244,76 @@ def train_lora(
     if not train:
         raise InputError("no training examples: every row was held out for validation or too long "
                          "for max_length")
-    if device.startswith("cuda"):
-        # cuBLAS is only deterministic with a fixed workspace (read when cuBLAS starts).
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        return _train(model, train, validation, config, pad_id=pad_id, device=device, work_dir=work_dir,
-                      resume=resume, on_progress=on_progress, fingerprint_extra=fingerprint_extra)
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic)  # the process's setting is the caller's
+    with _deterministic_torch(device):
+        peft_model = attach_lora(model, config)
+        peft_model.train()
+        trainable = [p for p in peft_model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+        total = _total_steps(len(train), config)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, total))
+        fingerprint = _fingerprint(config, train, fingerprint_extra or {})
+        checkpoints = work_dir / "checkpoints"
 
+        step, epoch, skip, losses, tokens, resumed_from = 0, 0, 0, [], 0, None
+        if resume:
+            latest = _latest_checkpoint(checkpoints)
+            if latest is None:
+                raise InputError(f"--resume: no checkpoint in {checkpoints}")
+            state = _load_checkpoint(latest, peft_model, optimizer, scheduler, fingerprint)
+            step, epoch, skip = state["step"], state["epoch"], state["batchesDone"]
+            losses, tokens, resumed_from = list(state["losses"]), state["tokens"], state["step"]
+        elif checkpoints.exists():
+            shutil.rmtree(checkpoints)
 
-def _train(
-    model: Any,
-    train: Sequence[Example],
-    validation: Sequence[Example],
-    config: TrainConfig,
-    *,
-    pad_id: int,
-    device: str,
-    work_dir: Path,
-    resume: bool,
-    on_progress: Callable[[TrainProgress], None] | None,
-    fingerprint_extra: dict[str, Any] | None,
-) -> TrainOutcome:
-    peft_model = attach_lora(model, config)
-    peft_model.train()
-    trainable = [p for p in peft_model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
-    total = _total_steps(len(train), config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, total))
-    fingerprint = _fingerprint(config, train, fingerprint_extra or {})
-    checkpoints = work_dir / "checkpoints"
+        def checkpoint(batches_done: int) -> None:
+            _save_checkpoint(checkpoints, peft_model, optimizer, scheduler, {
+                "step": step, "epoch": epoch, "batchesDone": batches_done, "losses": losses, "tokens": tokens,
+                "fingerprint": fingerprint,
+            })
 
-    step, epoch, skip, losses, tokens, resumed_from = 0, 0, 0, [], 0, None
-    if resume:
-        latest = _latest_checkpoint(checkpoints)
-        if latest is None:
-            raise InputError(f"--resume: no checkpoint in {checkpoints}")
-        state = _load_checkpoint(latest, peft_model, optimizer, scheduler, fingerprint)
-        step, epoch, skip = state["step"], state["epoch"], state["batchesDone"]
-        losses, tokens, resumed_from = list(state["losses"]), state["tokens"], state["step"]
-    elif checkpoints.exists():
-        shutil.rmtree(checkpoints)
-
-    def checkpoint(batches_done: int) -> None:
-        _save_checkpoint(checkpoints, peft_model, optimizer, scheduler, {
-            "step": step, "epoch": epoch, "batchesDone": batches_done, "losses": losses, "tokens": tokens,
-            "fingerprint": fingerprint,
-        })
-
-    reset_peak_memory(device)
-    started, tokens_before = time.perf_counter(), tokens
-    accum = config.gradient_accumulation
-    batches_done = skip
-    try:
-        while step < total and epoch < config.epochs:
-            batch_list = list(batches(train, config.batch_size, seed=config.seed, epoch=epoch))
-            batches_done = skip
-            for index in range(skip, len(batch_list), accum):
-                group = batch_list[index:index + accum]
-                step_loss = 0.0
-                for examples in group:
-                    inputs = collate(examples, pad_id, device)
-                    loss = peft_model(**inputs).loss / len(group)
-                    loss.backward()
-                    step_loss += float(loss.detach())
-                    tokens += sum(len(e.input_ids) for e in examples)
-                if config.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                batches_done = index + len(group)
-                losses.append(step_loss)
-                if on_progress is not None:
-                    on_progress(TrainProgress(step, total, epoch, step_loss, scheduler.get_last_lr()[0],
-                                              tokens - tokens_before, time.perf_counter() - started))
-                if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total:
-                    checkpoint(batches_done)
-                if step >= total:
-                    break
-            if batches_done >= len(batch_list):
-                epoch, skip, batches_done = epoch + 1, 0, 0
-            else:
-                break  # max_steps reached mid-epoch
-    except BaseException:
-        if step > (resumed_from or 0):
-            checkpoint(batches_done)
-        raise
-    seconds = time.perf_counter() - started
-    val_loss, _ = mean_token_loss(peft_model, validation, batch_size=config.batch_size, pad_id=pad_id, device=device) \
-        if validation else (None, 0)
-    peft_model.eval()
-    return TrainOutcome(peft_model, step, total, losses, val_loss, tokens, seconds, resumed_from,
-                        peak_memory_bytes(device), {"tokensThisRun": tokens - tokens_before})
+        reset_peak_memory(device)
+        started, tokens_before = time.perf_counter(), tokens
+        accum = config.gradient_accumulation
+        batches_done = skip
+        try:
+            while step < total and epoch < config.epochs:
+                batch_list = list(batches(train, config.batch_size, seed=config.seed, epoch=epoch))
+                batches_done = skip
+                for index in range(skip, len(batch_list), accum):
+                    group = batch_list[index:index + accum]
+                    step_loss = 0.0
+                    for examples in group:
+                        inputs = collate(examples, pad_id, device)
+                        loss = peft_model(**inputs).loss / len(group)
+                        loss.backward()
+                        step_loss += float(loss.detach())
+                        tokens += sum(len(e.input_ids) for e in examples)
+                    if config.max_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    step += 1
+                    batches_done = index + len(group)
+                    losses.append(step_loss)
+                    if on_progress is not None:
+                        on_progress(TrainProgress(step, total, epoch, step_loss, scheduler.get_last_lr()[0],
+                                                  tokens - tokens_before, time.perf_counter() - started))
+                    if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total:
+                        checkpoint(batches_done)
+                    if step >= total:
+                        break
+                if batches_done >= len(batch_list):
+                    epoch, skip, batches_done = epoch + 1, 0, 0
+                else:
+                    break  # max_steps reached mid-epoch
+        except BaseException:
+            if step > (resumed_from or 0):
+                checkpoint(batches_done)
+            raise
+        seconds = time.perf_counter() - started
+        val_loss, _ = mean_token_loss(peft_model, validation, batch_size=config.batch_size, pad_id=pad_id, device=device) \
+            if validation else (None, 0)
+        peft_model.eval()
+        return TrainOutcome(peft_model, step, total, losses, val_loss, tokens, seconds, resumed_from,
+                            peak_memory_bytes(device), {"tokensThisRun": tokens - tokens_before})
