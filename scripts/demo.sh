@@ -62,8 +62,8 @@ cast call --rpc-url "$LORALEDGER_RPC_URL" \
   "adapterOf(bytes32)(bytes32,uint64)" "$(loraledger adapters show clinical-qa-lora | json_field adapterHash)"
 
 step "benchmark: base model vs adapter on the held-out rows (recorded as BenchmarkRecords)"
-loraledger bench --base "$demo/models/tiny-llama" --adapters clinical-qa-lora --datanet 1 --val-fraction 0.2 \
-  --max-new-tokens 24 --out "$demo/bench"
+# The eval set defaults to the rows the adapter held out (its datanet, snapshot and split).
+loraledger bench --base "$demo/models/tiny-llama" --adapters clinical-qa-lora --max-new-tokens 24 --out "$demo/bench"
 
 step "pipeline: snapshot → train (rank 16) → bench against the first adapter → register, from one TOML file"
 loraledger pipeline run docs/pipeline.example.toml

@@ -456,6 +456,14 @@ def test_bench_base_vs_adapter_on_held_out_rows(world, trained):
     assert all(r.base_model_hash == report["baseModelHash"] and r.eval_examples == len(val_hashes) for r in records)
     assert abs(by_adapter[None].loss - base_row["loss"]) < 1e-5
 
+    # Without --datanet/--val-fraction the eval set is the rows the adapter itself held out.
+    inferred = json.loads(ok(cli(world["env"], "bench", "--base", world["model"], "--adapters", "qa-lora",
+                                 "--format", "json", "--max-new-tokens", "2", "--max-length", "64")))
+    assert inferred["evalSetHash"] == report["evalSetHash"]
+    # An unknown adapter is named, before any model is loaded.
+    one_line_error(cli(world["env"], "bench", "--base", world["model"], "--adapters", "qa-lora,no-such-lora",
+                       "--format", "json"), 3, "no-such-lora")
+
 
 def test_bench_with_eval_file_and_bad_eval_files(world, trained):
     env = world["env"]

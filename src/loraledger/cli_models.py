@@ -313,10 +313,11 @@ def bench(
     base: Annotated[Path, typer.Option("--base", help="Base model directory.")],
     adapters: Annotated[str, typer.Option(help="Comma-separated adapter names (may be empty: base only).")] = "",
     eval_file: Annotated[Path | None, typer.Option("--eval", help="Eval rows (JSONL, datanet row shape).")] = None,
-    datanet: Annotated[int | None, typer.Option(help="Or: evaluate on this datanet's snapshot.")] = None,
-    snapshot: Annotated[int | None, typer.Option(help="Snapshot version (default: latest).")] = None,
+    datanet: Annotated[int | None, typer.Option(help="Or: this datanet's snapshot (default: the one the "
+                                                "adapters were trained on).")] = None,
+    snapshot: Annotated[int | None, typer.Option(help="Snapshot version (default: the adapters', else latest).")] = None,
     split: Annotated[str, typer.Option(help="validation (held-out rows) or all.")] = "validation",
-    val_fraction: Annotated[float, typer.Option(help="Held-out share used in training.")] = 0.1,
+    val_fraction: Annotated[float | None, typer.Option(help="Held-out share (default: the adapters' own, else 0.1).")] = None,
     max_new_tokens: Annotated[int, typer.Option(min=1, max=4096, help="Generation length for EM/ROUGE-L.")] = 64,
     batch_size: Annotated[int, typer.Option(min=1, max=1024, help="Eval batch size.")] = 8,
     max_length: Annotated[int, typer.Option(min=8, help="Max tokens per example.")] = 512,
@@ -328,9 +329,12 @@ def bench(
     """Benchmark the base model and adapters: loss, perplexity, exact match, ROUGE-L.
     Results are recorded as BenchmarkRecords citing the eval set hash."""
     node = _factory_node(ctx)
-    eval_set = node.factory.eval_set(eval_file=eval_file, datanet=datanet, snapshot=snapshot, split=split,
-                                     val_fraction=val_fraction)
     names = [n.strip() for n in adapters.split(",") if n.strip()]
+    if eval_file is None:
+        datanet, snapshot, val_fraction = node.factory.training_source(names, datanet=datanet, snapshot=snapshot,
+                                                                       val_fraction=val_fraction)
+    eval_set = node.factory.eval_set(eval_file=eval_file, datanet=datanet, snapshot=snapshot, split=split,
+                                     val_fraction=0.1 if val_fraction is None else val_fraction)
     report, records = node.factory.benchmark(
         base, names, eval_set, device=device, max_length=max_length, batch_size=batch_size,
         max_new_tokens=max_new_tokens, on_model=lambda n: typer.echo(f"[bench] {n}", err=True))

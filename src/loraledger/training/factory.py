@@ -487,6 +487,30 @@ class ModelFactory:
         return problems
 
     # ---- benchmarks --------------------------------------------------------------------------
+    def training_source(self, names: Sequence[str], *, datanet: int | None = None, snapshot: int | None = None,
+                        val_fraction: float | None = None) -> tuple[int | None, int | None, float | None]:
+        """Fill in what was not given from the trained adapters among ``names``: their
+        datanet, snapshot version and validation share, so that "held out" means the rows
+        those adapters did not see. ``InputError`` when the adapters disagree."""
+        trained = [self.get(name) for name in names]
+        trained = [row for row in trained if row.source == "trained"]
+
+        def agreed(what: str, values: set[Any]) -> Any:
+            if len(values) > 1:
+                raise InputError(f"the adapters were trained with different {what} ({sorted(values)}); "
+                                 f"choose one with --{what.replace(' ', '-')}")
+            return values.pop() if values else None
+
+        if datanet is None:
+            datanet = agreed("datanet", {row.datanet_id for row in trained})
+        same_data = [row for row in trained if row.datanet_id == datanet]
+        if snapshot is None:
+            snapshot = agreed("snapshot", {row.snapshot_version for row in same_data})
+        if val_fraction is None:
+            val_fraction = agreed("val fraction", {self.provenance(row.name)["hyperparameters"]["valFraction"]
+                                                   for row in same_data})
+        return datanet, snapshot, val_fraction
+
     def eval_set(self, *, eval_file: Path | None = None, datanet: int | None = None, snapshot: int | None = None,
                  split: str = "validation", val_fraction: float = 0.1) -> Any:
         """The eval set named by a JSONL file, or by a datanet snapshot and split
