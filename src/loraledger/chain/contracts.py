@@ -180,15 +180,24 @@ class LedgerContracts:
         )
 
 
-class DatanetRegistryContract:
-    """DatanetRegistry: datanet ids and owners, snapshot roots, on-chain row proofs."""
+class _Deployed:
+    """One deployed contract, named by :attr:`NAME` (its packaged ABI); refuses an address
+    without code with a hint to deploy."""
+
+    NAME: str
 
     def __init__(self, client: ChainClient, address: str):
         if not client.has_code(address):
-            raise ChainError(f"no DatanetRegistry at {address} on chain {client.chain_id}; run `loraledger contracts deploy`")
+            raise ChainError(f"no {self.NAME} at {address} on chain {client.chain_id}; run `loraledger contracts deploy`")
         self.client = client
-        self.contract = client.contract(address, packaged_abi("DatanetRegistry"))
+        self.contract = client.contract(address, packaged_abi(self.NAME))
         self.address = self.contract.address
+
+
+class DatanetRegistryContract(_Deployed):
+    """DatanetRegistry: datanet ids and owners, snapshot roots, on-chain row proofs."""
+
+    NAME = "DatanetRegistry"
 
     def create_datanet(self, sender: LocalAccount, owner: str, metadata_uri: str) -> int:
         """Create a datanet for ``owner`` (the sender is the owner or holds OPERATOR_ROLE); returns its id."""
@@ -233,15 +242,10 @@ class OnChainAdapter:
     metadata_uri: str
 
 
-class AdapterRegistryContract:
+class AdapterRegistryContract(_Deployed):
     """AdapterRegistry: adapter ids, developers and the hashes of each registered version."""
 
-    def __init__(self, client: ChainClient, address: str):
-        if not client.has_code(address):
-            raise ChainError(f"no AdapterRegistry at {address} on chain {client.chain_id}; run `loraledger contracts deploy`")
-        self.client = client
-        self.contract = client.contract(address, packaged_abi("AdapterRegistry"))
-        self.address = self.contract.address
+    NAME = "AdapterRegistry"
 
     def register(self, sender: LocalAccount, adapter_id: str, developer: str, adapter_hash: str, base_model_hash: str,
                  provenance_hash: str, metadata_uri: str) -> tuple[int, dict[str, Any]]:

@@ -23,11 +23,11 @@ from typing import Any
 
 from eth_utils import keccak
 
-from ..datanets.content import SCHEMAS, parse_rows, row_hash
+from ..datanets.content import parse_rows, row_hash
 from ..errors import InputError
 from ..records import canonicalize
 from .data import TrainingRow, build_examples, prompt_and_reference
-from .metrics import exact_match, rouge_l
+from .metrics import exact_match, perplexity, rouge_l
 from .report import BenchmarkReport, BenchmarkRow
 
 __all__ = ["BenchAdapter", "EvalSet", "eval_set_from_file", "eval_set_hash", "run_benchmark"]
@@ -84,7 +84,6 @@ def eval_set_from_file(path: str | Path) -> EvalSet:
         rows = parse_rows(raw, schema)
     except InputError as exc:
         raise InputError(f"{file}: {exc}") from None
-    assert schema in SCHEMAS
     return EvalSet(tuple(TrainingRow("0x" + row_hash(r).hex(), "", dict(r.data)) for r in rows), str(file))
 
 
@@ -129,7 +128,7 @@ def _score(model: Any, tokenizer: Any, examples: Any, generation: list[tuple[str
         rl = sum(rouge_l(a, ref) for a, (_, ref) in zip(answers, generation)) / len(generation)
     loss = float(loss) if loss is not None else math.nan
     return BenchmarkRow(name=name, adapter_hash=adapter_hash, loss=loss,
-                        perplexity=math.exp(loss) if loss < 700 else math.inf, exact_match=em, rouge_l=rl,
+                        perplexity=perplexity(loss), exact_match=em, rouge_l=rl,
                         examples=len(examples), tokens=tokens)
 
 

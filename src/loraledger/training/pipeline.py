@@ -176,8 +176,9 @@ def run_pipeline(node: Any, spec: PipelineSpec, *, on_progress: Callable[[Any], 
         if accepted != latest_rows:
             stage(f"taking snapshot of datanet {spec.datanet_id}")
             version = datanets.snapshot(spec.datanet_id, node.operator).version
-    version, manifest, rows = node.factory.snapshot_training_rows(spec.datanet_id, version)
-    record["snapshot"] = {"datanet": spec.datanet_id, "version": version, "root": manifest["root"], "rows": len(rows)}
+    version = datanets.resolve_version(spec.datanet_id, version)
+    snap = datanets.snapshot_row(spec.datanet_id, version)  # the rows themselves are read by training
+    record["snapshot"] = {"datanet": spec.datanet_id, "version": version, "root": snap.root, "rows": snap.row_count}
     atomic_write_json(run_file, record)
 
     # 2. train (or find the adapter a crashed earlier attempt of this run already made)
