@@ -22,15 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import start_anvil  # noqa: E402  (the same real-anvil helper the tests use)
-
 from eth_utils import to_checksum_address  # noqa: E402
 
 from loraledger.chain.client import ChainClient  # noqa: E402
 from loraledger.chain.compile import all_abis, compile_contracts  # noqa: E402
 from loraledger.chain.contracts import LedgerContracts  # noqa: E402
 from loraledger.chain.deploy import Deployer  # noqa: E402
-from loraledger.devnet import dev_accounts  # noqa: E402
-from loraledger.rewards import reward_tree  # noqa: E402
+from loraledger.chain.devnet import dev_accounts  # noqa: E402
+from loraledger.rewards.split import reward_tree  # noqa: E402
 
 REFERENCES = {
     "first claim": "Uniswap MerkleDistributor 95,256; OZ cumulative 94,489; floor ~89,000; target <= 90,000",

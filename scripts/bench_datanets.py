@@ -78,9 +78,8 @@ from benchutil import peak_rss_mib, progress, rate, rss_mib, table  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import start_anvil  # noqa: E402  (the same real-anvil helper the tests use)
-
 import rfc8785  # noqa: E402
+from conftest import start_anvil  # noqa: E402  (the same real-anvil helper the tests use)
 from eth_account import Account  # noqa: E402
 from eth_account.signers.local import LocalAccount  # noqa: E402
 from eth_keys import keys  # noqa: E402
@@ -91,9 +90,11 @@ from loraledger.chain.client import ChainClient  # noqa: E402
 from loraledger.chain.compile import all_abis, compile_contracts  # noqa: E402
 from loraledger.chain.contracts import DatanetRegistryContract, all_packaged_abis  # noqa: E402
 from loraledger.chain.deploy import Deployer  # noqa: E402
+from loraledger.chain.devnet import dev_accounts  # noqa: E402
+from loraledger.crypto.merkle import StandardMerkleTree  # noqa: E402
 from loraledger.datanets import service as service_module  # noqa: E402
 from loraledger.datanets.content import ROW_LEAF_ENCODING, content_hash, parse_rows, row_hash, row_text  # noqa: E402
-from loraledger.datanets.contribution import (  # noqa: E402
+from loraledger.datanets.contribution import (
     Contribution,
     ContributionDomain,
     digest,
@@ -103,11 +104,10 @@ from loraledger.datanets.contribution import (  # noqa: E402
 )
 from loraledger.datanets.dedup import Deduplicator  # noqa: E402
 from loraledger.datanets.service import MANIFEST_FORMAT, DatanetService  # noqa: E402
-from loraledger.devnet import dev_accounts  # noqa: E402
+from loraledger.db import make_engine
 from loraledger.errors import InputError  # noqa: E402
-from loraledger.ledger.db import create_all, make_engine  # noqa: E402
-from loraledger.ledger.records import RecordLedger  # noqa: E402
-from loraledger.merkle import StandardMerkleTree  # noqa: E402
+from loraledger.node.context import create_tables  # noqa: E402
+from loraledger.records.ledger import RecordLedger  # noqa: E402
 
 MiB = 2**20
 SCHEMA = "instruction"
@@ -251,7 +251,7 @@ class Bench:
         self.db_path = work / "ledger.sqlite"
         self.db_url = f"sqlite:///{self.db_path}"
         self.engine = make_engine(self.db_url)
-        create_all(self.engine)
+        create_tables(self.engine)
         self.ledger = RecordLedger(self.engine)
         self.service = DatanetService(self.engine, self.ledger, self.registry)
         self.datanet = self.service.create(

@@ -19,7 +19,7 @@ Three sections, one table each, every number measured in this run with its peer 
    ``SqliteTree`` (database-backed: ``append_entry``, one commit each, and
    ``append_entries`` per batch) and ``InmemoryTree.append_entry`` (no database), fed the
    same leaves (the record hashes); all roots must agree.
-3. **Log proofs at 1M entries**: ``loraledger.recordlog.MerkleLog`` against pymerkle's
+3. **Log proofs at 1M entries**: ``loraledger.crypto.translog.MerkleLog`` against pymerkle's
    ``InmemoryTree`` (sha256, RFC 9162): inclusion proofs (mean over 1,000 random indices),
    consistency proofs (mean over 200 random pairs of sizes) and their verification. With
    ``--ledger-1m``, also ``RecordLedger`` on SQLite with 1M records (appended with
@@ -61,23 +61,23 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import start_anvil  # noqa: E402  (the same real-anvil helper the tests use)
-from pg import PostgresUnavailable, start_postgres  # noqa: E402
-
 from eth_utils import to_checksum_address  # noqa: E402
+from pg import PostgresUnavailable, start_postgres  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from loraledger.chain.client import ChainClient  # noqa: E402
 from loraledger.chain.compile import all_abis, compile_contracts  # noqa: E402
 from loraledger.chain.contracts import LedgerContracts  # noqa: E402
 from loraledger.chain.deploy import Deployer  # noqa: E402
-from loraledger.devnet import dev_accounts  # noqa: E402
-from loraledger.epochmachine import EpochManager  # noqa: E402  (also registers the epoch tables)
-from loraledger.ledger.db import create_all, make_engine  # noqa: E402
-from loraledger.ledger.epoch_tables import EpochRow  # noqa: E402
-from loraledger.ledger.epochfiles import EpochFileStore  # noqa: E402
-from loraledger.ledger.records import RecordLedger  # noqa: E402
-from loraledger.recordlog import MerkleLog, verify_consistency, verify_inclusion  # noqa: E402
-from loraledger.records import FeeRecord, FrozenDict, canonical_json  # noqa: E402
+from loraledger.chain.devnet import dev_accounts  # noqa: E402
+from loraledger.crypto.translog import MerkleLog, verify_consistency, verify_inclusion  # noqa: E402
+from loraledger.db import create_all, make_engine  # noqa: E402
+from loraledger.epochs.machine import EpochManager  # noqa: E402  (also registers the epoch tables)
+from loraledger.epochs.store import EpochFileStore  # noqa: E402
+from loraledger.epochs.tables import EpochRow  # noqa: E402
+from loraledger.records.fields import FrozenDict  # noqa: E402
+from loraledger.records.kinds import FeeRecord, canonical_json  # noqa: E402
+from loraledger.records.ledger import RecordLedger  # noqa: E402
 
 MiB = 2**20
 BATCH = 1_000

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark loraledger.merkle against the reference @openzeppelin/merkle-tree (node).
+"""Benchmark loraledger.crypto.merkle against the reference @openzeppelin/merkle-tree (node).
 
 Builds ``(address, uint256)`` trees from the same values in Python and in JS, times only
 ``StandardMerkleTree.of`` (inside each runtime), then 1,000 ``get_proof`` calls, and
@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from loraledger.merkle import StandardMerkleTree
+from loraledger.crypto.merkle import StandardMerkleTree
 
 ROOT = Path(__file__).resolve().parents[1]
 JS_BENCH = ROOT / "scripts" / "bench_merkle.cjs"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark loraledger's RFC 9162 log (loraledger.recordlog.MerkleLog) against pymerkle 7.
+"""Benchmark loraledger's RFC 9162 log (loraledger.crypto.translog.MerkleLog) against pymerkle 7.
 
 Each implementation runs in its own child process (so peak memory is its own):
 append N entries, then time the root, inclusion proofs at size N (mean over SAMPLES
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import subprocess
 import sys
@@ -27,10 +26,6 @@ from collections.abc import Callable
 from typing import Any
 
 from benchutil import peak_rss_mib, rss_mib  # noqa: E402  (scripts/ is on sys.path)
-
-
-
-
 
 
 def _mean_us(fn: Callable[[Any], Any], args: list[Any]) -> float:
@@ -45,7 +40,7 @@ def _entry(i: int) -> bytes:
 
 
 def bench_loraledger(n: int, samples: int, seed: int) -> dict[str, Any]:
-    from loraledger.recordlog import MerkleLog, verify_consistency, verify_inclusion
+    from loraledger.crypto.translog import MerkleLog, verify_consistency, verify_inclusion
 
     rng = random.Random(seed)
     base = rss_mib()

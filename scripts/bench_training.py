@@ -197,7 +197,7 @@ def init_worker(threads: int) -> None:
     """ProcessPoolExecutor initializer: thread count, quiet transformers, the RSS at start."""
     import torch
 
-    from loraledger.training.basemodel import _quiet_transformers
+    from loraledger.training.hf.basemodel import _quiet_transformers
 
     _quiet_transformers()
     # peft 0.21 calls a transformers 5 method deprecated for v6; nothing to act on here.
@@ -217,8 +217,8 @@ def child_setup(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
     import transformers
 
-    from loraledger.training.basemodel import default_target_modules
-    from loraledger.training.tiny import init_tiny_model
+    from loraledger.training.hf.basemodel import default_target_modules
+    from loraledger.training.hf.tiny import init_tiny_model
 
     if spec["threads"] > 0:
         torch.set_num_threads(spec["threads"])
@@ -250,10 +250,10 @@ def _profiled(spec: Spec, fn: Callable[[], T]) -> tuple[T, str | None]:
 
 def run_framework(spec: dict[str, Any]) -> dict[str, Any]:
     """One ``loraledger train`` run, exactly as ``TrainingFactory.train`` does it (minus the ledger)."""
-    from loraledger.training.basemodel import default_target_modules, load_base_model
     from loraledger.training.config import TrainConfig
     from loraledger.training.data import build_examples, split_rows
-    from loraledger.training.trainer import train_lora
+    from loraledger.training.hf.basemodel import default_target_modules, load_base_model
+    from loraledger.training.hf.trainer import train_lora
 
     rows = training_rows(spec["rows"], spec["seed"])
     rss_load = rss_mib()
@@ -294,7 +294,7 @@ def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_constant_schedule, get_linear_schedule_with_warmup
 
     from loraledger.training.data import batches, build_examples
-    from loraledger.training.tensors import collate, peak_memory_bytes, reset_peak_memory
+    from loraledger.training.hf.tensors import collate, peak_memory_bytes, reset_peak_memory
 
     cfg = spec["config"]
     device = spec["device"]
@@ -389,7 +389,7 @@ def child_hash(spec: dict[str, Any]) -> dict[str, Any]:
     from safetensors.torch import save_file
 
     from loraledger.training.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_hash, inspect_adapter
-    from loraledger.training.basemodel import hash_base_model
+    from loraledger.training.hf.basemodel import hash_base_model
 
     repeats = spec["repeats"]
     directory = Path(spec["work"]) / "adapter-100mb"

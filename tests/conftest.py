@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from loraledger.chain.devnet import dev_accounts
 from loraledger.config import find_project_root
-from loraledger.devnet import dev_accounts
 
 ROOT = find_project_root(Path(__file__).parent)
 BIN = ROOT / ".foundry" / "bin"  # native anvil/forge/cast linked by scripts/setup.sh
@@ -158,10 +158,11 @@ def db_url(request, tmp_path) -> str:
 @pytest.fixture
 def engine(db_url):
     """An engine on :func:`db_url` with every table created."""
-    from loraledger.ledger.db import create_all, make_engine
+    from loraledger.db import make_engine
+    from loraledger.node.context import create_tables
 
     eng = make_engine(db_url)
-    create_all(eng)
+    create_tables(eng)
     yield eng
     eng.dispose()
 

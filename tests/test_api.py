@@ -11,14 +11,13 @@ import time
 import httpx
 import pytest
 import uvicorn
+from conftest import BIN, deployed_settings, free_port, serve
 
 from loraledger.api import create_app
-from loraledger.merkle import StandardMerkleTree
+from loraledger.crypto.merkle import StandardMerkleTree
+from loraledger.crypto.translog import verify_consistency, verify_inclusion
 from loraledger.node.context import open_node
-from loraledger.recordlog import verify_consistency, verify_inclusion
-from loraledger.rewards import REWARD_LEAF_ENCODING
-
-from conftest import BIN, deployed_settings, free_port, serve
+from loraledger.rewards.split import REWARD_LEAF_ENCODING
 
 TOKEN = "s3cret-admin-token"
 

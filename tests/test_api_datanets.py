@@ -10,15 +10,14 @@ import time
 
 import httpx
 import pytest
+from conftest import deployed_settings, serve
 
 from loraledger.api import create_app
-from loraledger.api.datanets import owner_headers
+from loraledger.api.routes.datanets import owner_headers
+from loraledger.crypto.merkle import StandardMerkleTree
 from loraledger.datanets.content import content_hash, parse_rows
 from loraledger.datanets.contribution import Contribution, ContributionDomain, sign_contribution
-from loraledger.merkle import StandardMerkleTree
 from loraledger.node.context import open_node
-
-from conftest import deployed_settings, serve
 
 TOKEN = "datanet-admin-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import free_port, start_anvil
 
 from loraledger.chain.client import ChainClient
 from loraledger.chain.compile import all_abis
 from loraledger.chain.contracts import LedgerContracts, packaged_abi
 from loraledger.chain.deploy import CONTRACT_NAMES, OPERATOR_ROLE, Deployer, load_deployment
 from loraledger.errors import ChainError, ConfigError, InputError, NotFoundError, TransactionReverted
-
-from conftest import free_port, start_anvil
 
 
 def test_packaged_abis_match_the_compiled_contracts(artifacts):

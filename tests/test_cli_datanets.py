@@ -7,11 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import cli_environment
 
 from loraledger.chain.client import ChainClient
 from loraledger.chain.deploy import Deployer
-
-from conftest import cli_environment
 
 
 def run(env, *args, key=None):

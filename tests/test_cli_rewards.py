@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import cli_environment, free_port, tool
 
 

@@ -10,15 +10,7 @@ from eth_utils import keccak
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loraledger.datanets.content import (
-    Row,
-    content_hash,
-    normalise_row,
-    normalise_text,
-    parse_rows,
-    row_hash,
-    row_text,
-)
+from loraledger.datanets.content import Row, content_hash, normalise_row, normalise_text, parse_rows, row_hash, row_text
 from loraledger.errors import InputError
 
 

@@ -14,10 +14,11 @@ from loraledger.chain.deploy import Deployer
 from loraledger.datanets.content import content_hash, parse_rows
 from loraledger.datanets.contribution import Contribution, sign_contribution
 from loraledger.datanets.service import DatanetService
+from loraledger.datanets.tables import UsedNonceRow
+from loraledger.db import make_engine
 from loraledger.errors import InputError, NotFoundError
-from loraledger.ledger.datanet_tables import UsedNonceRow
-from loraledger.ledger.db import create_all, make_engine
-from loraledger.ledger.records import RecordLedger
+from loraledger.node.context import create_tables
+from loraledger.records.ledger import RecordLedger
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def service(anvil, artifacts, accounts, tmp_path):
     client = ChainClient(anvil.url, error_abis=all_packaged_abis())
     deployment = Deployer(client, accounts[0], artifacts, tmp_path / "31337.json", redeploy=True).run()
     engine = make_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    create_all(engine)
+    create_tables(engine)
     registry = DatanetRegistryContract(client, deployment.address("DatanetRegistry"))
     return DatanetService(engine, RecordLedger(engine), registry)
 

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 
-
 from conftest import free_port
 
 

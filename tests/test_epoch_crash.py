@@ -13,19 +13,19 @@ import subprocess
 import sys
 
 import pytest
+from conftest import cli_environment, start_anvil
 
 from loraledger.chain.client import ChainClient
 from loraledger.chain.contracts import LedgerContracts, all_packaged_abis
 from loraledger.chain.deploy import Deployer
-from loraledger.epochmachine import EpochManager
+from loraledger.db import make_engine
+from loraledger.epochs.machine import EpochManager
+from loraledger.epochs.store import EpochFileStore
+from loraledger.epochs.tables import EpochStatus
 from loraledger.failpoints import FAILPOINTS
-from loraledger.ledger.db import create_all, make_engine
-from loraledger.ledger.epoch_tables import EpochStatus
-from loraledger.ledger.epochfiles import EpochFileStore
-from loraledger.ledger.records import RecordLedger
-from loraledger.records import FeeRecord
-
-from conftest import cli_environment, start_anvil
+from loraledger.node.context import create_tables
+from loraledger.records.kinds import FeeRecord
+from loraledger.records.ledger import RecordLedger
 
 
 def fee_lines(accounts, fee: int, n: int, ref: str) -> str:
@@ -97,7 +97,7 @@ def test_close_with_nothing_new_does_not_post(chain_node, accounts):
 
 def _manager(contracts, accounts, tmp_path, confirmations):
     engine = make_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    create_all(engine)
+    create_tables(engine)
     records = RecordLedger(engine)
     manager = EpochManager(engine, records, EpochFileStore(tmp_path / "epochs"), contracts, operator=accounts[0],
                            lock_path=tmp_path / "epochs.lock", confirmations=confirmations, timeout=30)

@@ -6,12 +6,12 @@ import copy
 
 import pytest
 
-from loraledger.epochs import EpochLink, build_epoch_file, cumulative_after, data_hash, verify_epoch_files
+from loraledger.crypto.merkle import StandardMerkleTree
+from loraledger.crypto.translog import MerkleLog
+from loraledger.epochs.file import EpochLink, build_epoch_file, cumulative_after, data_hash, verify_epoch_files
 from loraledger.errors import InputError
-from loraledger.merkle import StandardMerkleTree
-from loraledger.recordlog import MerkleLog
-from loraledger.records import FeeRecord, RewardGrantRecord, log_leaf
-from loraledger.rewards import FeeSplit
+from loraledger.records.kinds import FeeRecord, RewardGrantRecord, log_leaf
+from loraledger.rewards.split import FeeSplit
 
 A = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 B = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"

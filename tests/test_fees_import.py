@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from loraledger.ledger.db import make_engine
-from loraledger.ledger.records import RecordLedger
+from loraledger.db import make_engine
+from loraledger.records.ledger import RecordLedger
 
 A = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 B = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"

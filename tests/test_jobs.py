@@ -18,22 +18,14 @@ import time
 
 import httpx
 import pytest
+from conftest import cli_environment, deployed_settings, free_port, serve
 
 from loraledger.api import create_app
+from loraledger.db import make_engine, session_scope
 from loraledger.errors import InputError, NotFoundError
-from loraledger.ledger.db import create_all, make_engine, session_scope
-from loraledger.ledger.job_tables import JobRow
-from loraledger.node.context import open_node
-from loraledger.node.jobs import (
-    INTERRUPTED,
-    JobContext,
-    JobKind,
-    JobQueue,
-    JobWorker,
-    job_to_dict,
-)
-
-from conftest import cli_environment, deployed_settings, free_port, serve
+from loraledger.jobs.queue import INTERRUPTED, JobContext, JobKind, JobQueue, JobWorker, job_to_dict
+from loraledger.jobs.tables import JobRow
+from loraledger.node.context import create_tables, open_node
 
 # ------------------------------------------------------------------------- test kinds
 
@@ -387,7 +379,7 @@ def test_progress_reports_are_throttled(engine):
 
 def test_job_ids_are_never_reused(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'ids.db'}")
-    create_all(engine)
+    create_tables(engine)
     queue = JobQueue(engine, kinds())
     last = queue.submit("add", {"a": 1})
     with session_scope(engine) as session:
@@ -507,7 +499,7 @@ def test_node_run_fails_jobs_a_previous_run_left_running(anvil, accounts, artifa
     deployments = settings.deployments_dir
     settings.data_dir.mkdir(parents=True)
     engine = make_engine(settings.ledger_url)
-    create_all(engine)
+    create_tables(engine)
     dead = JobQueue(engine, kinds())  # the previous run: claimed a job, then was killed
     stale = dead.submit("add", {"a": 1})
     assert dead.claim_next().status == "running"

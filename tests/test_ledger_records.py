@@ -19,12 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from loraledger.crypto.translog import MerkleLog, leaf_hash, verify_consistency, verify_inclusion
+from loraledger.db import make_engine, read_scope, session_scope
 from loraledger.errors import InputError, LedgerError, NotFoundError
-from loraledger.ledger.db import create_all, make_engine, read_scope, session_scope
-from loraledger.ledger.models import LogStateRow, RecordRow
-from loraledger.ledger.records import RecordLedger, fold_leaves, frontier_root
-from loraledger.recordlog import MerkleLog, leaf_hash, verify_consistency, verify_inclusion
-from loraledger.records import FeeRecord, Record, RewardGrantRecord, canonical_json, record_hash
+from loraledger.node.context import create_tables
+from loraledger.records.kinds import FeeRecord, Record, RewardGrantRecord, canonical_json, record_hash
+from loraledger.records.ledger import RecordLedger, fold_leaves, frontier_root
+from loraledger.records.tables import LogStateRow, RecordRow
 
 ALICE = "0x" + "a1" * 20
 BOB = "0x" + "b2" * 20
@@ -437,7 +438,7 @@ def test_sqlite_pragmas(tmp_path):
 def test_sqlite_write_transactions_take_the_lock_at_begin_and_reads_do_not(tmp_path):
     path = tmp_path / "l.db"
     eng = make_engine(f"sqlite:///{path}")
-    create_all(eng)
+    create_tables(eng)
     other = sqlite3.connect(path, timeout=0, isolation_level=None)
     try:
         with session_scope(eng) as session:
@@ -454,7 +455,7 @@ def test_sqlite_write_transactions_take_the_lock_at_begin_and_reads_do_not(tmp_p
 
 def test_in_memory_sqlite_works_for_quick_use():
     eng = make_engine("sqlite://")
-    create_all(eng)
+    create_tables(eng)
     ledger = RecordLedger(eng)
     assert [r.seq for r in ledger.append_many([grant(0), grant(1)])] == [0, 1]
     assert RecordLedger(eng).root() == ledger.root()

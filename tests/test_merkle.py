@@ -1,4 +1,4 @@
-"""Tests for loraledger.merkle: interop with the real @openzeppelin/merkle-tree (node),
+"""Tests for loraledger.crypto.merkle: interop with the real @openzeppelin/merkle-tree (node),
 property tests (hypothesis) and input validation.
 
 The JS tests run ``tests/js/oz_tree.cjs`` with node; most of them share one batched node
@@ -22,9 +22,8 @@ from eth_utils import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loraledger import merkle
-from loraledger.errors import InputError, NotFoundError
-from loraledger.merkle import (
+from loraledger.crypto import merkle
+from loraledger.crypto.merkle import (
     MultiProof,
     StandardMerkleTree,
     get_multi_proof,
@@ -38,6 +37,7 @@ from loraledger.merkle import (
     standard_leaf_hash,
     to_json_value,
 )
+from loraledger.errors import InputError, NotFoundError
 
 ROOT = Path(__file__).resolve().parents[1]
 JS_SCRIPT = ROOT / "tests" / "js" / "oz_tree.cjs"

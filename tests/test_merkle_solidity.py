@@ -12,7 +12,7 @@ import random
 import pytest
 
 from loraledger.chain.compile import compile_contracts
-from loraledger.merkle import StandardMerkleTree
+from loraledger.crypto.merkle import StandardMerkleTree
 
 
 def b32(hex_str: str) -> bytes:

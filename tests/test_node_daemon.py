@@ -8,12 +8,11 @@ import sys
 import time
 
 import httpx
+from conftest import cli_environment, free_port
 
 from loraledger.chain.client import ChainClient
 from loraledger.chain.deploy import Deployer
-from loraledger.epochmachine import EpochPolicy
-
-from conftest import cli_environment, free_port
+from loraledger.epochs.machine import EpochPolicy
 
 
 def test_policy_closes_on_records_or_time_whichever_first():

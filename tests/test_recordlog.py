@@ -10,8 +10,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from loraledger.errors import InputError, NotFoundError
-from loraledger.recordlog import (
+from loraledger.crypto.translog import (
     EMPTY_ROOT,
     ConsistencyProof,
     InclusionProof,
@@ -25,10 +24,11 @@ from loraledger.recordlog import (
     verify_consistency,
     verify_inclusion,
 )
+from loraledger.errors import InputError, NotFoundError
 
 # ------------------------------------------------------------------ reference (RFC text)
 # RFC 9162 section 2.1, transcribed literally over tuples of leaf data. Memoised only to
-# keep the exhaustive tests fast; no code is shared with loraledger.recordlog.
+# keep the exhaustive tests fast; no code is shared with loraledger.crypto.translog.
 
 
 def _sha256(data: bytes) -> bytes:

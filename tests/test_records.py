@@ -11,25 +11,18 @@ import pytest
 from Crypto.Hash import keccak as pycryptodome_keccak
 from pydantic import BaseModel, ValidationError
 
+from loraledger.crypto.canonical import MAX_SAFE_INT, canonicalize
+from loraledger.crypto.translog import MerkleLog, leaf_hash, verify_inclusion
 from loraledger.errors import InputError
-from loraledger.recordlog import MerkleLog, leaf_hash, verify_inclusion
-from loraledger.records import (
-    MAX_SAFE_INT,
-    MAX_UINT256,
+from loraledger.records.fields import MAX_UINT256, Address, Bytes32, FrozenDict, Wei, parse_address, parse_wei
+from loraledger.records.kinds import (
     RECORD_KINDS,
-    Address,
-    Bytes32,
     FeeRecord,
-    FrozenDict,
     Record,
     RewardGrantRecord,
-    Wei,
     canonical_json,
-    canonicalize,
     log_leaf,
-    parse_address,
     parse_record,
-    parse_wei,
     record_from_dict,
     record_hash,
 )

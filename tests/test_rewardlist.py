@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from loraledger.errors import InputError
-from loraledger.rewardlist import RewardRow, parse_reward_list
+from loraledger.rewards.lists import RewardRow, parse_reward_list
 
 A = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 B = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"

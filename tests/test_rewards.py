@@ -11,14 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loraledger.errors import InputError
-from loraledger.records import FeeRecord, RewardGrantRecord
-from loraledger.rewards import (
-    FeeSplit,
-    add_increments,
-    allocate_fees,
-    increments_from_records,
-    split_fee,
-)
+from loraledger.records.kinds import FeeRecord, RewardGrantRecord
+from loraledger.rewards.split import FeeSplit, add_increments, allocate_fees, increments_from_records, split_fee
 
 # Checksummed addresses. B, C and D are chosen so that plain string order ("0xC" < "0xb")
 # differs from lowercase hex order (b < c < d): ties must follow the lowercase order.

@@ -19,7 +19,6 @@ import torch
 from loraledger.datanets.content import row_hash
 from loraledger.errors import InputError
 from loraledger.training.adapters import ADAPTER_WEIGHTS, adapter_hash, inspect_adapter, normalise_adapter_config
-from loraledger.training.basemodel import default_target_modules, load_base_model
 from loraledger.training.config import TrainConfig, validate_adapter_name
 from loraledger.training.data import (
     FALLBACK_TEMPLATE,
@@ -30,8 +29,9 @@ from loraledger.training.data import (
     in_validation,
     split_rows,
 )
-from loraledger.training.tiny import init_tiny_model
-from loraledger.training.trainer import mean_token_loss, train_lora
+from loraledger.training.hf.basemodel import default_target_modules, load_base_model
+from loraledger.training.hf.tiny import init_tiny_model
+from loraledger.training.hf.trainer import mean_token_loss, train_lora
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRIBUTOR = "0x" + "11" * 20

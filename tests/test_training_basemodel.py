@@ -17,7 +17,7 @@ import pytest
 
 from loraledger.errors import ConfigError, InputError
 from loraledger.fsutil import sha256_file
-from loraledger.training.basemodel import (
+from loraledger.training.hf.basemodel import (
     MANIFEST_FORMAT,
     default_target_modules,
     hash_base_model,
@@ -26,7 +26,7 @@ from loraledger.training.basemodel import (
     require_causal_lm,
     resolve_device,
 )
-from loraledger.training.tiny import TINY_FAMILIES, init_tiny_model
+from loraledger.training.hf.tiny import TINY_FAMILIES, init_tiny_model
 
 torch = pytest.importorskip("torch")
 
@@ -216,7 +216,7 @@ def test_corrupt_hash_cache_is_rebuilt(tiny_models: dict[str, Path], tmp_path: P
 
 def test_inspect_and_hash_do_not_import_torch(tiny_models: dict[str, Path]) -> None:
     code = (
-        "import sys; import loraledger.training; from loraledger.training.basemodel import "
+        "import sys; import loraledger.training; from loraledger.training.hf.basemodel import "
         "inspect_base_model, hash_base_model; "
         f"inspect_base_model({str(tiny_models['gpt2'])!r}); hash_base_model({str(tiny_models['gpt2'])!r}); "
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'torch imported'"

@@ -14,9 +14,9 @@ import hashlib
 import json
 import math
 import os
-import signal
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -24,23 +24,22 @@ from pathlib import Path
 
 import pytest
 import rfc8785
+from conftest import cli_environment
 from eth_utils import keccak
 from sqlmodel import Session, select
 
 from loraledger.chain.contracts import AdapterRegistryContract
 from loraledger.config import load_settings
+from loraledger.crypto.merkle import StandardMerkleTree
+from loraledger.datanets.content import parse_rows, row_hash
 from loraledger.errors import TransactionReverted
 from loraledger.failpoints import TRAIN_FAILPOINTS
-from loraledger.ledger.adapter_tables import AdapterRow
-from loraledger.datanets.content import parse_rows, row_hash
-from loraledger.merkle import StandardMerkleTree
 from loraledger.node.context import open_node, open_records
-from loraledger.records import AdapterRecord, BenchmarkRecord
+from loraledger.records.kinds import AdapterRecord, BenchmarkRecord
 from loraledger.training.adapters import adapter_hash
 from loraledger.training.data import in_validation
-from loraledger.training.tiny import init_tiny_model
-
-from conftest import cli_environment
+from loraledger.training.hf.tiny import init_tiny_model
+from loraledger.training.tables import AdapterRow
 
 torch = pytest.importorskip("torch")
 peft = pytest.importorskip("peft")
@@ -565,7 +564,7 @@ def jobs_api(world):
     from fastapi.testclient import TestClient
 
     from loraledger.api import create_app
-    from loraledger.node.jobs import JobWorker
+    from loraledger.jobs.queue import JobWorker
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the CLI processes (see ``world``)
@@ -739,7 +738,7 @@ def test_jobs_cli_against_a_running_node(world, trained):
 def test_adapters_api_and_training_row_proofs(world, trained, jobs_api):
     """/v1/adapters serves what AdapterRegistry's metadataURI points at; a contributor proves
     that their row trained the adapter, and a held-out row gets 404."""
-    from loraledger.merkle import StandardMerkleTree
+    from loraledger.crypto.merkle import StandardMerkleTree
 
     client, _ = jobs_api
     listed = client.get("/v1/adapters").json()

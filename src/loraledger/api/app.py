@@ -19,23 +19,16 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from ..claims.service import reward_proof
 from ..config import Settings
-from ..epochmachine import describe
-from ..errors import (
-    ChainError,
-    ConfigError,
-    InputError,
-    LedgerError,
-    LoraLedgerError,
-    NotFoundError,
-)
+from ..epochs.machine import describe
+from ..errors import ChainError, ConfigError, InputError, LedgerError, LoraLedgerError, NotFoundError
 from ..node.context import NodeContext, open_node
-from ..records import record_from_dict
-from ..rewardflow import reward_proof
+from ..records.kinds import record_from_dict
 from .auth import AdminUnauthorized, admin_dependency
-from .adapters import install_adapters
-from .datanets import install_datanets
-from .jobs import install_jobs
+from .routes.adapters import install_adapters
+from .routes.datanets import install_datanets
+from .routes.jobs import install_jobs
 
 STATUS_BY_ERROR: list[tuple[type[LoraLedgerError], int]] = [
     (InputError, 400),

@@ -51,8 +51,8 @@ from typing import Any
 
 from eth_utils import keccak
 
+from ..crypto.canonical import canonicalize
 from ..errors import InputError
-from ..records import canonicalize
 
 __all__ = [
     "MAX_ROWS",

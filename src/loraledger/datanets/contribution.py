@@ -54,8 +54,9 @@ from eth_keys.exceptions import BadSignature
 from eth_keys.exceptions import ValidationError as EthKeysValidationError
 from eth_utils import keccak
 
+from ..crypto.canonical import MAX_SAFE_INT
 from ..errors import InputError
-from ..records import MAX_SAFE_INT, MAX_UINT256, parse_address
+from ..records.fields import MAX_UINT256, parse_address
 
 __all__ = [
     "CONTRIBUTION_TYPE",

@@ -31,7 +31,6 @@ the index consistent with the stored rows across datasketch upgrades.
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Literal

@@ -22,22 +22,16 @@ from eth_utils import keccak
 from sqlmodel import Session, func, select
 
 from ..chain.contracts import DatanetRegistryContract
+from ..crypto.merkle import StandardMerkleTree
 from ..errors import InputError, LedgerError, NotFoundError
 from ..fsutil import atomic_write_bytes, atomic_write_json
-from ..ledger.datanet_tables import DatanetEntryRow, DatanetRow, RowStatus, SnapshotRow, UsedNonceRow
-from ..ledger.records import RecordLedger
-from ..merkle import StandardMerkleTree
-from ..records import (
-    ContributionRecord,
-    DatanetCreatedRecord,
-    Record,
-    RowDecisionRecord,
-    SnapshotRecord,
-    parse_address,
-)
+from ..records.fields import parse_address
+from ..records.kinds import ContributionRecord, DatanetCreatedRecord, Record, RowDecisionRecord, SnapshotRecord
+from ..records.ledger import RecordLedger
 from .content import ROW_LEAF_ENCODING, SCHEMAS, content_hash, parse_rows, row_hash, row_text
 from .contribution import Contribution, ContributionDomain, check_license, parse_license, verify_contribution
 from .dedup import Deduplicator
+from .tables import DatanetEntryRow, DatanetRow, RowStatus, SnapshotRow, UsedNonceRow
 
 MANIFEST_FORMAT = "loraledger-datanet-snapshot-v1"
 

@@ -3,7 +3,7 @@ datanets, the model factory, background jobs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.engine import Engine
@@ -12,14 +12,20 @@ from ..chain.client import ChainClient
 from ..chain.contracts import AdapterRegistryContract, DatanetRegistryContract, LedgerContracts, all_packaged_abis
 from ..chain.deploy import load_deployment
 from ..config import Settings
+from ..datanets import tables as datanet_tables
 from ..datanets.service import DatanetService
-from ..epochmachine import EpochManager, EpochPolicy
-from ..ledger.db import create_all, make_engine
-from ..ledger.epochfiles import EpochFileStore
-from ..ledger.records import RecordLedger
+from ..db import create_all, make_engine
+from ..epochs import tables as epoch_tables
+from ..epochs.machine import EpochManager, EpochPolicy
+from ..epochs.store import EpochFileStore
+from ..jobs import tables as job_tables
+from ..jobs.queue import JobQueue
+from ..records import tables as record_tables
+from ..records.ledger import RecordLedger
+from ..training import tables as adapter_tables
 from ..training.factory import ModelFactory
-from ..training.jobs import factory_job_kinds
-from .jobs import JobQueue
+from .health import NodeHealth
+from .job_kinds import factory_job_kinds
 
 
 def chain_client(settings: Settings) -> ChainClient:
@@ -37,11 +43,21 @@ def ledger_contracts(settings: Settings) -> LedgerContracts:
     return LedgerContracts(client, load_deployment(settings.deployment_file(client.chain_id)))
 
 
+#: Every module that defines tables of the ledger database.
+TABLE_MODULES = (record_tables, epoch_tables, datanet_tables, adapter_tables, job_tables)
+
+
+def create_tables(engine: Engine) -> None:
+    """Create the tables of every concern (those of :data:`TABLE_MODULES`) that do not exist yet."""
+    assert TABLE_MODULES  # importing them registered their tables on the metadata
+    create_all(engine)
+
+
 def open_records(settings: Settings) -> tuple[Engine, RecordLedger]:
     """The ledger database and its record log (no chain needed)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.ledger_url)
-    create_all(engine)
+    create_tables(engine)
     return engine, RecordLedger(engine)
 
 
@@ -64,6 +80,8 @@ class NodeContext:
 
     #: Trains, imports, registers and benchmarks adapters (made by ``open_node``).
     factory: ModelFactory | None = None
+    #: What is failing right now (the epoch loop and the job worker report here; ``/v1/health`` reads it).
+    health: NodeHealth = field(default_factory=NodeHealth)
 
     def __post_init__(self) -> None:
         if self.jobs is None:
@@ -93,6 +111,13 @@ def open_node(settings: Settings, *, operator: LocalAccount | None = None) -> No
                            public_url=settings.public_url)
     node = NodeContext(settings, engine, records, store, contracts, manager, datanets=datanets, operator=operator,
                        factory=factory)
-    for kind in factory_job_kinds(node):
+    for kind in factory_job_kinds(factory, settings):
         node.jobs.register(kind)
     return node
+
+
+def open_factory(settings: Settings, *, operator: LocalAccount | None = None) -> ModelFactory:
+    """The model factory of the node on ``settings`` (what a job's child process works with)."""
+    factory = open_node(settings, operator=operator).factory
+    assert factory is not None  # open_node always makes one
+    return factory

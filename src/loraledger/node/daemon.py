@@ -7,13 +7,15 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
 from ..config import Settings
 from ..errors import LoraLedgerError
+from ..jobs.queue import JobWorker
 from .context import NodeContext, open_node
-from .jobs import JobWorker
 
 log = logging.getLogger("loraledger.node")
 
@@ -44,10 +46,12 @@ class EpochLoop(threading.Thread):
                 backoff = min(backoff * 2, 60.0)
 
 
-def run_node(settings: Settings, *, operator: LocalAccount | None, host: str | None, port: int | None) -> None:
+def run_node(settings: Settings, *, operator: LocalAccount | None, host: str | None, port: int | None,
+             make_app: Callable[[NodeContext], Any]) -> None:
+    """Open the node, finish what a previous run left half done, start the epoch loop and the
+    job worker, and serve ``make_app(node)`` (an ASGI app: the entrypoint passes the API's
+    factory, so this module never imports ``api``) until SIGTERM or Ctrl-C."""
     import uvicorn
-
-    from ..api import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     node = open_node(settings, operator=operator)
@@ -65,7 +69,7 @@ def run_node(settings: Settings, *, operator: LocalAccount | None, host: str | N
     # running job is stopped and marked failed instead of being left `running`.
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        uvicorn.run(create_app(settings, operator=operator, node=node), host=host or settings.api_host,
+        uvicorn.run(make_app(node), host=host or settings.api_host,
                     port=port or settings.api_port, log_level="info")
     finally:
         loop.stop.set()

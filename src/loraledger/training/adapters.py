@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..crypto.canonical import canonicalize
 from ..errors import InputError
 from ..fsutil import atomic_write_bytes, sha256_file
-from ..records import canonicalize
 
 __all__ = [
     "ADAPTER_CONFIG",

@@ -32,17 +32,18 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from ..chain.contracts import AdapterRegistryContract
+from ..crypto.canonical import canonicalize
 from ..datanets.service import DatanetService
 from ..errors import ChainError, InputError, LedgerError, NotFoundError
 from ..failpoints import failpoint
 from ..fsutil import atomic_write_json
-from ..ledger.adapter_tables import AdapterRow
-from ..ledger.records import RecordLedger
-from ..records import AdapterRecord, BenchmarkRecord, Record, canonicalize, parse_address
+from ..records.fields import parse_address
+from ..records.kinds import AdapterRecord, BenchmarkRecord, Record
+from ..records.ledger import RecordLedger
 from .adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_hash, inspect_adapter, normalise_adapter_config
-from .basemodel import BaseModelHash, default_target_modules, hash_base_model, inspect_base_model, load_base_model
 from .config import TrainConfig, validate_adapter_name
 from .data import TrainingRow, build_examples, split_rows
+from .hf.basemodel import BaseModelHash, default_target_modules, hash_base_model, inspect_base_model, load_base_model
 from .provenance import (
     PROVENANCE_FILE,
     PROVENANCE_FORMAT,
@@ -53,9 +54,10 @@ from .provenance import (
     rows_tree,
 )
 from .report import BenchmarkReport, report_to_json
+from .tables import AdapterRow
 
 if TYPE_CHECKING:  # the trainer imports torch; the CLI should not pay for that to list adapters
-    from .trainer import TrainOutcome, TrainProgress
+    from .hf.trainer import TrainOutcome, TrainProgress
 
 __all__ = ["ModelFactory", "TrainRequest", "TrainResult", "adapter_id", "adapter_to_dict"]
 
@@ -233,7 +235,7 @@ class ModelFactory:
     def train(self, request: TrainRequest, *, on_progress: Callable[[TrainProgress], None] | None = None,
               on_stage: Callable[[str], None] | None = None) -> TrainResult:
         """Run ``request`` end to end (see the module docstring for the order)."""
-        from .trainer import train_lora
+        from .hf.trainer import train_lora
 
         stage = on_stage or (lambda _: None)
         request, partial = self.prepare(request)
@@ -411,7 +413,7 @@ class ModelFactory:
     def training_row_proof(self, name: str, row_hash_hex: str) -> dict[str, Any]:
         """A proof that row ``row_hash_hex`` was in adapter ``name``'s training set: an OZ
         multiproof-free single proof against ``training_rows_root`` of its AdapterRecord."""
-        from ..merkle import StandardMerkleTree
+        from ..crypto.merkle import StandardMerkleTree
 
         row = self.get(name)
         if row.source != "trained":
@@ -515,7 +517,7 @@ class ModelFactory:
                  split: str = "validation", val_fraction: float = 0.1) -> Any:
         """The eval set named by a JSONL file, or by a datanet snapshot and split
         (``validation``: the rows training held out with ``val_fraction``; ``all``)."""
-        from .evaluate import EvalSet, eval_set_from_file
+        from .hf.evaluate import EvalSet, eval_set_from_file
 
         if (eval_file is None) == (datanet is None):
             raise InputError("name the eval set: --eval FILE or --datanet ID [--snapshot N]")
@@ -536,7 +538,7 @@ class ModelFactory:
                   on_model: Callable[[str], None] | None = None) -> tuple[BenchmarkReport, list[BenchmarkRecord]]:
         """Benchmark the base model and the named adapters on ``eval_set``; appends one
         ``BenchmarkRecord`` per model and saves the report JSON under ``<data_dir>/benchmarks``."""
-        from .evaluate import BenchAdapter, run_benchmark
+        from .hf.evaluate import BenchAdapter, run_benchmark
 
         base_hash = self.hash_base(base_dir).hash
         adapters = []

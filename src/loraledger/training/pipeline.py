@@ -47,6 +47,7 @@ from typing import Any
 from ..errors import InputError, NotFoundError
 from ..fsutil import atomic_write_json
 from .config import TrainConfig, validate_adapter_name
+from .factory import ModelFactory, TrainRequest
 from .report import BenchmarkReport, report_from_json, report_to_json
 
 __all__ = ["PipelineRun", "PipelineSpec", "load_pipeline", "run_pipeline"]
@@ -140,13 +141,12 @@ def load_pipeline(file: str | Path) -> PipelineSpec:
     )
 
 
-def run_pipeline(node: Any, spec: PipelineSpec, *, on_progress: Callable[[Any], None] | None = None,
+def run_pipeline(factory: ModelFactory, spec: PipelineSpec, *, on_progress: Callable[[Any], None] | None = None,
                  on_stage: Callable[[str], None] | None = None) -> PipelineRun:
-    """Run ``spec`` on ``node`` (a NodeContext with an operator key)."""
-    from .factory import TrainRequest
-
+    """Run ``spec`` with ``factory`` (its datanets, and its operator key for snapshots and registration);
+    the run's state is kept in ``<data_dir>/runs/<name>/run.json``."""
     stage = on_stage or (lambda _: None)
-    run_dir = node.settings.data_dir / "runs" / spec.name
+    run_dir = factory.data_dir / "runs" / spec.name
     run_file = run_dir / "run.json"
     if run_file.exists():
         import json
@@ -166,7 +166,7 @@ def run_pipeline(node: Any, spec: PipelineSpec, *, on_progress: Callable[[Any], 
     atomic_write_json(run_file, record)
 
     # 1. snapshot
-    datanets = node.datanets
+    datanets = factory.datanets
     version: int | None = None if spec.snapshot in ("latest", "new") else int(spec.snapshot)
     if spec.snapshot == "new":
         current = datanets.get(spec.datanet_id)
@@ -175,7 +175,7 @@ def run_pipeline(node: Any, spec: PipelineSpec, *, on_progress: Callable[[Any], 
             if current.latest_version else -1
         if accepted != latest_rows:
             stage(f"taking snapshot of datanet {spec.datanet_id}")
-            version = datanets.snapshot(spec.datanet_id, node.operator).version
+            version = datanets.snapshot(spec.datanet_id, factory.operator).version
     version = datanets.resolve_version(spec.datanet_id, version)
     snap = datanets.snapshot_row(spec.datanet_id, version)  # the rows themselves are read by training
     record["snapshot"] = {"datanet": spec.datanet_id, "version": version, "root": snap.root, "rows": snap.row_count}
@@ -183,18 +183,18 @@ def run_pipeline(node: Any, spec: PipelineSpec, *, on_progress: Callable[[Any], 
 
     # 2. train (or find the adapter a crashed earlier attempt of this run already made)
     try:
-        existing = node.factory.get(spec.adapter_name)
+        existing = factory.get(spec.adapter_name)
     except NotFoundError:  # not trained yet
         existing = None
     if existing is not None and existing.snapshot_version == version and existing.datanet_id == spec.datanet_id:
         adapter = existing
         stage(f"adapter {adapter.name} exists from an earlier attempt of this run; reusing it")
     else:
-        partial = (node.factory.adapters_dir / f"{spec.adapter_name}.partial")
+        partial = (factory.adapters_dir / f"{spec.adapter_name}.partial")
         request = TrainRequest(datanet_id=spec.datanet_id, base_dir=spec.base_dir, config=spec.config,
                                snapshot_version=version, name=spec.adapter_name, developer=spec.developer,
                                device=spec.device, register=False, resume=partial.exists())
-        adapter = node.factory.train(request, on_progress=on_progress, on_stage=stage).adapter
+        adapter = factory.train(request, on_progress=on_progress, on_stage=stage).adapter
     record["adapter"] = {"name": adapter.name, "adapterHash": adapter.adapter_hash,
                          "provenanceHash": adapter.provenance_hash, "baseModelHash": adapter.base_model_hash,
                          "path": adapter.path}
@@ -204,13 +204,13 @@ def run_pipeline(node: Any, spec: PipelineSpec, *, on_progress: Callable[[Any], 
     report = None
     if spec.bench is not None:
         source = str(spec.bench.get("eval", "validation"))
-        eval_set = node.factory.eval_set(
+        eval_set = factory.eval_set(
             eval_file=None if source in ("validation", "all") else spec.file.parent / source,
             datanet=spec.datanet_id, snapshot=version, split=source if source in ("validation", "all") else "all",
             val_fraction=spec.config.val_fraction)
         others = [str(a) for a in spec.bench.get("adapters", [])]
         stage("benchmarking")
-        report, records = node.factory.benchmark(
+        report, records = factory.benchmark(
             spec.base_dir, [*others, adapter.name], eval_set, device=spec.device,
             max_new_tokens=int(spec.bench.get("max_new_tokens", 64)),
             batch_size=int(spec.bench.get("batch_size", 8)), max_length=spec.config.max_length)
@@ -221,7 +221,7 @@ def run_pipeline(node: Any, spec: PipelineSpec, *, on_progress: Callable[[Any], 
     # 4. register
     if spec.register:
         stage("registering on chain")
-        adapter, _ = node.factory.register(adapter.name)
+        adapter, _ = factory.register(adapter.name)
         record["registration"] = {"version": adapter.chain_version, "txHash": adapter.tx_hash}
     record.update(status="done", finishedAt=int(time.time()))
     atomic_write_json(run_file, record)

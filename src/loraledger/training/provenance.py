@@ -31,8 +31,8 @@ from typing import Any
 
 from eth_utils import keccak
 
-from ..merkle import StandardMerkleTree
-from ..records import canonicalize
+from ..crypto.canonical import canonicalize
+from ..crypto.merkle import StandardMerkleTree
 from .data import TrainingRow
 
 __all__ = ["PROVENANCE_FILE", "PROVENANCE_FORMAT", "TRAINING_ROWS_FILE", "library_versions", "provenance_hash",

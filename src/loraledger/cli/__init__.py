@@ -1,0 +1,5 @@
+"""The ``loraledger`` command line (see :mod:`loraledger.cli.app`)."""
+
+from .app import app, main, run
+
+__all__ = ["app", "main", "run"]

@@ -1,0 +1,245 @@
+"""The ledger database: engines, sessions and error translation.
+
+Two backends:
+
+* **SQLite** (``sqlite:///path/to/ledger.db``), for a single node. Every connection is
+  set up with
+
+  - ``journal_mode=WAL``: readers never block the writer and the writer never blocks
+    readers; a crash mid-transaction never corrupts the database.
+  - ``synchronous=FULL``: every commit fsyncs the WAL before returning. With WAL,
+    ``NORMAL`` is also corruption-free, but a power loss can roll back the last
+    transactions that had already returned "committed". The ledger records payments,
+    and a record that vanished after we reported it (and maybe after a client saw its
+    seq or an inclusion proof) is worse than the ~fsync per commit it costs, so commits
+    are durable. Batch with ``append_many`` when throughput matters.
+  - ``foreign_keys=ON``, ``busy_timeout=30000`` (a writer waits up to 30 s for the
+    lock instead of failing at once).
+  - Transactions begin with ``BEGIN IMMEDIATE``: the write lock is taken at BEGIN, so
+    concurrent writers (threads or processes) queue on the busy timeout instead of
+    failing with ``SQLITE_BUSY`` when a read-then-write transaction tries to upgrade
+    its lock (which no busy timeout can resolve under WAL). :func:`read_scope` opens a
+    plain deferred ``BEGIN`` instead, for reads that must not queue behind writers.
+  - ``check_same_thread=False``: connections come from a pool and may be used by any
+    thread (one at a time).
+
+  ``sqlite://`` (in memory) is accepted for quick experiments: one shared connection,
+  no WAL, no concurrency.
+
+* **PostgreSQL** (``postgresql+psycopg://user@host:port/db``; a bare ``postgresql://``
+  is taken to mean the psycopg 3 driver): ``pool_pre_ping`` (a connection dropped by a
+  server restart is replaced, not handed out), a 10 s connect timeout. Writers
+  serialise on a row lock (``SELECT ... FOR UPDATE`` on ``log_state``, see
+  :mod:`loraledger.records.ledger`); :func:`read_scope` runs at ``REPEATABLE READ``,
+  read-only, so a multi-statement read sees one snapshot.
+
+Errors: a malformed URL, a missing driver, an unreachable database or any database
+failure inside :func:`session_scope` / :func:`read_scope` is raised as a
+:class:`~loraledger.errors.LedgerError` with one clear line (passwords hidden), never a
+bare SQLAlchemy traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, SQLModel
+
+from .errors import LedgerError, LoraLedgerError
+
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "READ_ONLY_OPTION",
+    "create_all",
+    "database_error",
+    "display_url",
+    "is_postgres",
+    "is_sqlite",
+    "make_engine",
+    "read_scope",
+    "session_scope",
+]
+
+#: How long a SQLite writer waits for the write lock before giving up.
+BUSY_TIMEOUT_S = 30
+#: Execution option marking a connection's transactions as read-only (deferred BEGIN
+#: on SQLite; REPEATABLE READ READ ONLY on PostgreSQL).
+READ_ONLY_OPTION = "loraledger_read_only"
+
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
+def display_url(url: str | URL) -> str:
+    """``url`` with any password replaced by ``***`` (for messages and logs)."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    return _PASSWORD_IN_URL.sub(r"\1***@", str(url))
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)  # a DBAPI error wrapped by SQLAlchemy
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def database_error(exc: BaseException, what: str) -> LedgerError:
+    """A :class:`LedgerError` ``"<what>: <first line of the driver's message>"``."""
+    return LedgerError(f"{what}: {_first_line(exc)}", cause=type(exc).__name__)
+
+
+def is_sqlite(engine: Engine | Connection) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def is_postgres(engine: Engine | Connection) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+# ---------------------------------------------------------------------------- engines
+
+
+def _sqlite_events(engine: Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event emit BEGIN (pysqlite's implicit BEGIN is
+        # deferred and comes too late, at the first DML statement).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+            if wal:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str | URL, *, check: bool = True, **kwargs: Any) -> Engine:
+    """An engine for the ledger database at ``url`` (settings in the module docstring).
+
+    With ``check`` (the default) a connection is opened at once, so an unreachable
+    database or an unwritable SQLite path fails here with a clear ``LedgerError``
+    rather than at the first query. Extra ``kwargs`` go to ``create_engine``.
+    """
+    shown = display_url(url)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError, TypeError) as exc:
+        raise LedgerError(
+            f"cannot open the ledger database at {shown}: malformed database URL ({_first_line(exc)}); "
+            "expected sqlite:///path/to/ledger.db or postgresql+psycopg://user@host:port/dbname"
+        ) from None
+    shown = display_url(parsed)
+    backend = parsed.get_backend_name()
+    try:
+        if backend == "sqlite":
+            database = parsed.database or ""
+            in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+            connect_args = {"check_same_thread": False, "timeout": BUSY_TIMEOUT_S, **kwargs.pop("connect_args", {})}
+            if in_memory:
+                kwargs.setdefault("poolclass", StaticPool)
+            engine = create_engine(parsed, connect_args=connect_args, **kwargs)
+            _sqlite_events(engine, wal=not in_memory)
+        elif backend == "postgresql":
+            if parsed.drivername == "postgresql":
+                parsed = parsed.set(drivername="postgresql+psycopg")
+            connect_args = {"connect_timeout": 10, **kwargs.pop("connect_args", {})}
+            kwargs.setdefault("pool_pre_ping", True)
+            engine = create_engine(parsed, connect_args=connect_args, **kwargs)
+        else:
+            raise LedgerError(
+                f"cannot open the ledger database at {shown}: unsupported database {backend!r} "
+                "(use sqlite:///path or postgresql+psycopg://...)"
+            )
+    except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
+        hint = " (pip install 'psycopg[binary]')" if backend == "postgresql" else ""
+        raise LedgerError(
+            f"cannot open the ledger database at {shown}: database driver not available: {_first_line(exc)}{hint}"
+        ) from None
+    except ArgumentError as exc:
+        raise LedgerError(f"cannot open the ledger database at {shown}: {_first_line(exc)}") from None
+    if check:
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            raise database_error(exc, f"cannot open the ledger database at {shown}") from None
+    return engine
+
+
+def create_all(engine: Engine) -> None:
+    """Create every table registered on the ``SQLModel`` metadata that does not exist yet.
+
+    A table is registered when its concern's ``tables`` module is imported; the node creates
+    all of them at once with :func:`loraledger.node.context.create_tables`."""
+    try:
+        SQLModel.metadata.create_all(engine)
+    except SQLAlchemyError as exc:
+        raise database_error(exc, f"cannot create the ledger tables in {display_url(engine.url)}") from exc
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+@contextmanager
+def session_scope(engine: Engine, *, what: str = "ledger database error") -> Iterator[Session]:
+    """A write transaction: commit on success, roll back on any exception.
+
+    On SQLite it holds the write lock from its first statement (``BEGIN IMMEDIATE``).
+    Database failures come out as ``LedgerError("<what>: ...")``; loraledger's own
+    errors and other exceptions pass through unchanged (after the rollback).
+    """
+    session = Session(engine, expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except LoraLedgerError:
+        session.rollback()
+        raise
+    except SQLAlchemyError as exc:
+        session.rollback()
+        raise database_error(exc, what) from exc
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _read_options(engine: Engine) -> dict[str, Any]:
+    options: dict[str, Any] = {READ_ONLY_OPTION: True}
+    if is_postgres(engine):
+        options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    return options
+
+
+@contextmanager
+def read_scope(engine: Engine, *, what: str = "ledger database error") -> Iterator[Connection]:
+    """A read-only transaction on one snapshot (a Core ``Connection``), rolled back at the end.
+
+    SQLite: deferred ``BEGIN`` (does not queue behind writers under WAL).
+    PostgreSQL: ``REPEATABLE READ``, read-only. Database failures become ``LedgerError``.
+    """
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(**_read_options(engine))
+            with conn.begin():
+                yield conn
+    except SQLAlchemyError as exc:
+        raise database_error(exc, what) from exc

@@ -1,0 +1,223 @@
+"""Epoch files: build them and check them (pure: no I/O, no chain).
+
+An epoch file is everything needed to recompute what the node posted for an epoch:
+
+``{"format", "epoch", "chainId", "contracts", "records", "log", "rewards", "feeSplit", "previous"}``
+
+* ``records`` — the epoch's records (canonical JSON objects), in sequence order;
+* ``log`` — ``size`` and ``root`` of the RFC 9162 record log after this epoch, and a
+  consistency proof from the previous epoch's size;
+* ``rewards`` — the OZ StandardMerkleTree dump of cumulative balances, its ``root``, the
+  epoch's ``total`` (the OPEN funded on posting, = the sum of cumulative increases) and the
+  ``cumulativeTotal``;
+* ``previous`` — the previous epoch number and its data hash, chaining the files.
+
+The data hash posted on chain is keccak256 of the file's RFC 8785 canonical JSON, so a
+file that differs by one byte of meaning is detected. From the files alone (no database)
+``verify_epoch_files`` recomputes every posted value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import rfc8785
+from eth_utils import keccak
+
+from ..crypto.merkle import StandardMerkleTree
+from ..crypto.translog import MerkleLog, verify_consistency
+from ..errors import InputError
+from ..records.kinds import Record, log_leaf, record_from_dict, record_hash
+from ..rewards.split import FeeSplit, add_increments, balances_from_tree, increments_from_records, reward_tree
+
+EPOCH_FORMAT = "loraledger-epoch-v1"
+ZERO_HASH = "0x" + "00" * 32
+
+
+def data_hash(epoch_file: dict[str, Any]) -> str:
+    """keccak256 of the epoch file's RFC 8785 canonical JSON (the ``dataHash`` posted on chain)."""
+    return "0x" + keccak(rfc8785.dumps(epoch_file)).hex()
+
+
+@dataclass(frozen=True)
+class EpochLink:
+    """What an epoch takes from the one before it: its number, data hash and cumulative total."""
+
+    epoch: int
+    data_hash: str
+    cumulative_total: int
+
+    @classmethod
+    def of(cls, epoch_file: dict[str, Any]) -> EpochLink:
+        return cls(epoch_file["epoch"], data_hash(epoch_file), int(epoch_file["rewards"]["cumulativeTotal"]))
+
+
+def build_epoch_file(
+    *,
+    epoch: int,
+    chain_id: int,
+    ledger: str,
+    distributor: str,
+    records: Sequence[Record],
+    log_size: int,
+    log_root: bytes,
+    consistency_proof: Sequence[bytes],
+    previous: EpochLink | None,
+    fee_split: FeeSplit,
+    balances: Mapping[str, int],
+) -> dict[str, Any]:
+    """Seal ``records`` (the last ``len(records)`` entries of a log of ``log_size``) into epoch ``epoch``.
+
+    ``balances`` are the cumulative balances after this epoch (see
+    :func:`cumulative_after`); ``consistency_proof`` proves the log at the previous
+    epoch's size is a prefix of this one; ``previous`` links to the previous epoch (None
+    for epoch 1).
+    """
+    expected = 1 if previous is None else previous.epoch + 1
+    if epoch != expected:
+        raise InputError(f"epoch {epoch} cannot follow epoch {expected - 1}")
+    if not records:
+        raise InputError(f"epoch {epoch} has no records")
+    previous_size = log_size - len(records)
+    for offset, record in enumerate(records):
+        if record.seq != previous_size + offset:
+            raise InputError(f"record {record_hash(record).hex()} has seq {record.seq}, expected {previous_size + offset}")
+    tree = reward_tree(balances)
+    cumulative_total = sum(balances.values())
+    previous_total = previous.cumulative_total if previous else 0
+    if cumulative_total < previous_total:
+        raise InputError(f"cumulative rewards cannot shrink ({previous_total} → {cumulative_total})")
+    return {
+        "format": EPOCH_FORMAT,
+        "epoch": epoch,
+        "chainId": chain_id,
+        "contracts": {"ledger": ledger, "distributor": distributor},
+        "records": [record.model_dump(mode="json") for record in records],
+        "log": {
+            "previousSize": previous_size,
+            "size": log_size,
+            "root": "0x" + log_root.hex(),
+            "consistencyProof": ["0x" + h.hex() for h in consistency_proof],
+        },
+        "rewards": {
+            "root": tree.root,
+            "total": str(cumulative_total - previous_total),
+            "cumulativeTotal": str(cumulative_total),
+            "accounts": len(balances),
+            "tree": tree.dump(),
+        },
+        "feeSplit": fee_split.to_json(),
+        "previous": {"epoch": epoch - 1, "dataHash": previous.data_hash if previous else ZERO_HASH},
+    }
+
+
+def cumulative_after(previous: Mapping[str, int], records: Sequence[Record], fee_split: FeeSplit) -> dict[str, int]:
+    """Cumulative balances after adding what ``records`` earn under ``fee_split``."""
+    return add_increments(previous, increments_from_records(records, fee_split))
+
+
+@dataclass
+class EpochCheck:
+    """What one epoch file says, recomputed from the files alone, and what is wrong with it."""
+
+    epoch: int
+    log_size: int
+    log_root: str
+    rewards_root: str
+    epoch_total: int
+    record_count: int
+    data_hash: str
+    problems: list[str] = field(default_factory=list)
+
+
+def verify_epoch_files(files: Sequence[dict[str, Any]]) -> list[EpochCheck]:
+    """Recompute every epoch from its records, in order, and report each mismatch by field.
+
+    Checks per epoch: numbering and the ``previous`` hash chain; record parsing and
+    sequence numbers; log size and root; the consistency proof from the previous epoch;
+    cumulative balances recomputed from the records equal the tree dump; the tree root;
+    the epoch total. The returned roots and totals are the recomputed values, to be
+    compared with the chain.
+    """
+    checks: list[EpochCheck] = []
+    log = MerkleLog()
+    balances: dict[str, int] = {}
+    cumulative_before = 0
+    previous: dict[str, Any] | None = None
+    for position, epoch_file in enumerate(files):
+        number = epoch_file.get("epoch")
+        problems: list[str] = []
+        if epoch_file.get("format") != EPOCH_FORMAT:
+            problems.append(f"format: {epoch_file.get('format')!r} is not {EPOCH_FORMAT}")
+        if number != position + 1:
+            problems.append(f"epoch: expected {position + 1}, file says {number}")
+        expected_previous = data_hash(previous) if previous else ZERO_HASH
+        if epoch_file.get("previous", {}).get("dataHash") != expected_previous:
+            problems.append("previous.dataHash: does not match the previous epoch file")
+        old_size, old_root = log.size, log.root()
+        records: list[Record] = []
+        for index, raw in enumerate(epoch_file.get("records", [])):
+            try:
+                record = record_from_dict(raw)
+                leaf = log_leaf(record)
+            except InputError as exc:
+                problems.append(f"records[{index}]: {exc}")
+                continue
+            if record.seq != log.size:
+                problems.append(f"records[{index}].seq: expected {log.size}, file says {record.seq}")
+            records.append(record)
+            log.append(leaf)
+        log_info = epoch_file.get("log", {})
+        new_root = "0x" + log.root().hex()
+        if log_info.get("size") != log.size:
+            problems.append(f"log.size: recomputed {log.size}, file says {log_info.get('size')}")
+        if log_info.get("root") != new_root:
+            problems.append(f"log.root: recomputed {new_root}, file says {log_info.get('root')}")
+        try:
+            proof = [bytes.fromhex(h.removeprefix("0x")) for h in log_info.get("consistencyProof", [])]
+            consistent = verify_consistency(old_size, log.size, old_root, log.root(), proof)
+        except (ValueError, InputError):
+            consistent = False
+        if not consistent:
+            problems.append(f"log.consistencyProof: does not prove size {old_size} → {log.size}")
+        try:
+            split = FeeSplit.from_json(epoch_file.get("feeSplit"))
+        except (InputError, TypeError, KeyError, AttributeError) as exc:
+            problems.append(f"feeSplit: {exc}")
+            split = None
+        if split is not None:
+            balances = cumulative_after(balances, records, split)
+        rewards = epoch_file.get("rewards", {})
+        recomputed_root = reward_tree(balances).root if balances else ZERO_HASH
+        if rewards.get("root") != recomputed_root:
+            problems.append(f"rewards.root: recomputed {recomputed_root}, file says {rewards.get('root')}")
+        try:
+            dumped = balances_from_tree(StandardMerkleTree.load(rewards.get("tree")))
+            if dumped != balances:
+                wrong = sorted(a for a in set(dumped) | set(balances) if dumped.get(a) != balances.get(a))
+                problems.append(f"rewards.tree: balances differ from the records for {', '.join(wrong[:5])}")
+        except (InputError, TypeError, KeyError) as exc:
+            problems.append(f"rewards.tree: unreadable dump ({exc})")
+        cumulative_total = sum(balances.values())
+        epoch_total = cumulative_total - cumulative_before
+        if str(cumulative_total) != rewards.get("cumulativeTotal"):
+            problems.append(f"rewards.cumulativeTotal: recomputed {cumulative_total}, file says {rewards.get('cumulativeTotal')}")
+        if str(epoch_total) != rewards.get("total"):
+            problems.append(f"rewards.total: recomputed {epoch_total} (= {cumulative_total} − {cumulative_before}), file says {rewards.get('total')}")
+        checks.append(
+            EpochCheck(
+                epoch=position + 1,
+                log_size=log.size,
+                log_root=new_root,
+                rewards_root=recomputed_root,
+                epoch_total=epoch_total,
+                record_count=len(records),
+                data_hash=data_hash(epoch_file),
+                problems=problems,
+            )
+        )
+        previous = epoch_file
+        cumulative_before = cumulative_total
+    return checks

@@ -1,0 +1,437 @@
+"""The epoch state machine: open → sealed → submitted → confirmed.
+
+* **seal** fixes the epoch's records (everything appended since the previous epoch), the
+  log size and root, the cumulative reward tree and ``epochs/<n>.json``, in one database
+  transaction under the write lock; the file is written before the commit and replaced if
+  a crash left it without a database row.
+* **submit** signs the ``postEpoch`` transaction, *stores* it, then broadcasts it. After a
+  crash the stored transaction is re-broadcast (same nonce, same hash) unless the chain
+  already has the epoch, or its nonce was taken by another transaction (then a new one is
+  signed). It never posts an epoch twice: the contract only accepts epoch ``n`` after
+  ``n − 1``, and the node checks the chain before signing.
+* **confirm** waits for the receipt and N confirmations, checks the block is still
+  canonical (a reorg sends the epoch back to submit) and that the chain holds exactly the
+  epoch's roots and data hash.
+
+Every step is idempotent: ``advance()`` finishes whatever a crash left half done, in
+order, before anything new is sealed. Named failpoints (``loraledger.failpoints``) let
+tests SIGKILL the process between any two steps.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from ..chain.contracts import LedgerContracts
+from ..errors import ChainError, ConfigError, LedgerError, TransactionReverted
+from ..failpoints import failpoint
+from ..records.ledger import RecordLedger
+from ..records.tables import RecordRow
+from ..rewards.split import FeeSplit
+from .file import EpochLink, build_epoch_file, cumulative_after, data_hash
+from .store import EpochFileStore
+from .tables import BalanceRow, ChainTxRow, ChainTxStatus, EpochRow, EpochStatus, NodeBindingRow
+
+
+@dataclass(frozen=True)
+class EpochPolicy:
+    """When the node closes an epoch by itself: every ``seconds`` or ``records``, whichever first."""
+
+    seconds: float = 3600.0
+    records: int = 10_000
+
+    def due(self, pending_records: int, seconds_since_last: float) -> bool:
+        if pending_records == 0:
+            return False
+        return pending_records >= self.records or seconds_since_last >= self.seconds
+
+
+def _lock_for_update(session: Session) -> NodeBindingRow | None:
+    """Take the ledger's write lock (PostgreSQL row lock; SQLite's BEGIN IMMEDIATE does it anyway)."""
+    return session.exec(select(NodeBindingRow).where(NodeBindingRow.id == 1).with_for_update()).first()
+
+
+class EpochManager:
+    """Seals, posts and confirms epochs for one ledger database and one deployment."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        records: RecordLedger,
+        store: EpochFileStore,
+        contracts: LedgerContracts,
+        *,
+        operator: LocalAccount | None,
+        lock_path: Path,
+        confirmations: int = 1,
+        timeout: float = 120.0,
+        public_url: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.engine = engine
+        self.records = records
+        self.store = store
+        self.contracts = contracts
+        self.operator = operator
+        self.lock_path = lock_path
+        self.confirmations = confirmations
+        self.timeout = timeout
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.clock = clock
+        self._bind()
+
+    # ---- binding and locking ---------------------------------------------------------
+    def _bind(self) -> None:
+        """Tie this database to the deployment on first use; refuse any other later."""
+        chain_id = self.contracts.client.chain_id
+        ledger = self.contracts.ledger.address
+        with Session(self.engine) as session:
+            binding = session.get(NodeBindingRow, 1)
+            if binding is None:
+                session.add(NodeBindingRow(id=1, chain_id=chain_id, ledger_address=ledger,
+                                           distributor_address=self.contracts.distributor.address))
+                session.commit()
+                return
+        if (binding.chain_id, binding.ledger_address) != (chain_id, ledger):
+            raise ConfigError(
+                f"this ledger database posts to AttributionLedger {binding.ledger_address} on chain "
+                f"{binding.chain_id}, not {ledger} on chain {chain_id}; use another data directory or database"
+            )
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """One process at a time drives epochs (the node's loop or a CLI `epoch close`)."""
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a+") as handle:
+            deadline = time.monotonic() + self.timeout
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise LedgerError(
+                            f"another loraledger process holds {self.lock_path} (closing an epoch); try again later"
+                        ) from None
+                    time.sleep(0.1)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # ---- reads -----------------------------------------------------------------------
+    def epochs(self) -> list[EpochRow]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(EpochRow).order_by(EpochRow.number)))
+
+    def latest(self) -> EpochRow | None:
+        with Session(self.engine) as session:
+            return session.exec(select(EpochRow).order_by(EpochRow.number.desc())).first()  # type: ignore[union-attr]
+
+    def sealed_size(self) -> int:
+        latest = self.latest()
+        return latest.end_seq if latest else 0
+
+    def pending_records(self) -> int:
+        self.records.sync()
+        return self.records.size() - self.sealed_size()
+
+    def balances(self) -> dict[str, int]:
+        with Session(self.engine) as session:
+            return {row.account: int(row.cumulative) for row in session.exec(select(BalanceRow))}
+
+    def balance(self, account: str) -> int:
+        with Session(self.engine) as session:
+            row = session.get(BalanceRow, account)
+            return int(row.cumulative) if row else 0
+
+    # ---- the whole cycle -------------------------------------------------------------
+    def close(self) -> EpochRow | None:
+        """Finish pending epochs, seal the open one (if it has records), post and confirm it.
+
+        Returns the newly sealed epoch, or None when there was nothing to seal.
+        """
+        with self.exclusive():
+            self._advance_all()
+            sealed = self.seal()
+            self._advance_all()
+            return self._get(sealed.number) if sealed else None
+
+    def advance(self) -> list[EpochRow]:
+        """Bring every sealed epoch to confirmed, in order (used at start and after crashes)."""
+        with self.exclusive():
+            return self._advance_all()
+
+    def _advance_all(self) -> list[EpochRow]:
+        done = []
+        for row in self.epochs():
+            if row.status != EpochStatus.CONFIRMED:
+                done.append(self._advance(row))
+        return done
+
+    def _advance(self, row: EpochRow) -> EpochRow:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            row = self._get(row.number)
+            if row.status == EpochStatus.CONFIRMED:
+                return row
+            if row.status == EpochStatus.SEALED:
+                self.submit(row)
+                continue
+            if self.confirm(row):
+                continue
+            if time.monotonic() > deadline:
+                raise ChainError(f"epoch {row.number} not confirmed after {self.timeout:.0f}s; run `loraledger epoch close` again")
+            time.sleep(0.2)
+
+    def _get(self, number: int) -> EpochRow:
+        with Session(self.engine) as session:
+            row = session.get(EpochRow, number)
+            if row is None:
+                raise LedgerError(f"epoch {number} is not in the ledger")
+            return row
+
+    # ---- seal ------------------------------------------------------------------------
+    def seal(self) -> EpochRow | None:
+        """Seal every record appended since the previous epoch into the next epoch."""
+        split = FeeSplit.from_tuple(self.contracts.fee_split())  # chain I/O before taking the write lock
+        with Session(self.engine) as session:
+            _lock_for_update(session)
+            latest = session.exec(select(EpochRow).order_by(EpochRow.number.desc())).first()  # type: ignore[union-attr]
+            number = latest.number + 1 if latest else 1
+            start = latest.end_seq if latest else 0
+            self.records.sync()
+            end = self.records.size()
+            if end == start:
+                return None
+            failpoint("seal.before_file")
+            records = self.records.range(start, end)
+            previous = EpochLink(latest.number, latest.data_hash, int(latest.cumulative_total)) if latest else None
+            previous_balances = {r.account: int(r.cumulative) for r in session.exec(select(BalanceRow))}
+            balances = cumulative_after(previous_balances, records, split)
+            epoch_file = build_epoch_file(
+                epoch=number,
+                chain_id=self.contracts.client.chain_id,
+                ledger=self.contracts.ledger.address,
+                distributor=self.contracts.distributor.address,
+                records=records,
+                log_size=end,
+                log_root=self.records.root(end),
+                consistency_proof=self.records.consistency_proof(start, end).path,
+                previous=previous,
+                fee_split=split,
+                balances=balances,
+            )
+            # No database row exists for this epoch: a file left by a crashed seal is not authoritative.
+            self.store.write(number, epoch_file, replace=True, compact=True)
+            failpoint("seal.after_file")
+            row = EpochRow(
+                number=number,
+                status=EpochStatus.SEALED,
+                start_seq=start,
+                end_seq=end,
+                record_count=end - start,
+                log_root=epoch_file["log"]["root"],
+                rewards_root=epoch_file["rewards"]["root"],
+                total=epoch_file["rewards"]["total"],
+                cumulative_total=epoch_file["rewards"]["cumulativeTotal"],
+                accounts=epoch_file["rewards"]["accounts"],
+                data_hash=data_hash(epoch_file),
+                data_uri=f"{self.public_url}/v1/epochs/{number}" if self.public_url else f"epochs/{number}.json",
+                sealed_at=int(self.clock()),
+            )
+            session.add(row)
+            session.exec(update(RecordRow).where(RecordRow.seq >= start, RecordRow.seq < end).values(epoch=number))  # type: ignore[call-overload]
+            for account, amount in balances.items():
+                if previous_balances.get(account) != amount:
+                    session.merge(BalanceRow(account=account, cumulative=str(amount), epoch=number))
+            session.commit()
+            session.refresh(row)
+        failpoint("seal.after_commit")
+        return row
+
+    # ---- submit ----------------------------------------------------------------------
+    def _require_operator(self) -> LocalAccount:
+        if self.operator is None:
+            raise ConfigError("posting epochs needs the operator key: set LORALEDGER_OPERATOR_KEY or a keystore")
+        return self.operator
+
+    def _post_tx(self, row: EpochRow) -> ChainTxRow | None:
+        if row.post_tx_id is None:
+            return None
+        with Session(self.engine) as session:
+            return session.get(ChainTxRow, row.post_tx_id)
+
+    def _on_chain(self, row: EpochRow) -> bool:
+        """Whether the chain already has epoch ``row.number``, checked to be exactly ours."""
+        if self.contracts.current_epoch() < row.number:
+            return False
+        posted = self.contracts.epoch(row.number)
+        mismatches = [
+            name for name, ours, theirs in (
+                ("dataHash", row.data_hash, posted.data_hash),
+                ("rewardsRoot", row.rewards_root, posted.rewards_root),
+                ("logRoot", row.log_root, posted.log_root),
+                ("logSize", row.end_seq, posted.log_size),
+                ("epochTotal", int(row.total), posted.epoch_total),
+            ) if ours != theirs
+        ]
+        if mismatches:
+            raise LedgerError(
+                f"epoch {row.number} on chain differs from the sealed epoch in {', '.join(mismatches)}: "
+                "another node posted to this deployment; stop and investigate"
+            )
+        return True
+
+    def submit(self, row: EpochRow) -> None:
+        """Sign, store and broadcast the post of a sealed epoch (or re-broadcast the stored one)."""
+        if self._on_chain(row):
+            self._set_status(row.number, EpochStatus.SUBMITTED)
+            return
+        current = self.contracts.current_epoch()
+        if current != row.number - 1:
+            raise LedgerError(f"chain is at epoch {current}; cannot post epoch {row.number} before {row.number - 1}")
+        operator = self._require_operator()
+        stored = self._post_tx(row)
+        if stored is not None and stored.status in (ChainTxStatus.SIGNED, ChainTxStatus.BROADCAST):
+            client = self.contracts.client
+            if client.is_pending(stored.tx_hash):  # the node has it (pool or block): just wait for it
+                self._mark_broadcast(row.number, stored.id)
+                return
+            if stored.nonce >= client.nonce(stored.sender):  # never sent, dropped, or undone by a reorg
+                client.broadcast(stored.raw, what=f"re-broadcast epoch {row.number}")
+                self._mark_broadcast(row.number, stored.id)
+                return
+            self._set_tx_status(stored.id, ChainTxStatus.REPLACED)  # its nonce went to another transaction
+        total = int(row.total)
+        self.contracts.ensure_allowance(operator, total, what=f"epoch {row.number}")
+        failpoint("submit.after_approve")
+        call = self.contracts.post_epoch_call(
+            row.number, row.end_seq, row.log_root, row.rewards_root, total, row.record_count, row.data_uri, row.data_hash
+        )
+        signed = self.contracts.client.sign(operator, call, what=f"post epoch {row.number}")
+        with Session(self.engine) as session:
+            tx = ChainTxRow(epoch=row.number, purpose="post", sender=operator.address, nonce=signed.nonce,
+                            tx_hash=signed.tx_hash, raw=signed.raw, status=ChainTxStatus.SIGNED, created_at=int(self.clock()))
+            session.add(tx)
+            session.flush()
+            epoch_row = session.get(EpochRow, row.number)
+            epoch_row.post_tx_id = tx.id
+            session.add(epoch_row)
+            session.commit()
+            tx_id = tx.id
+        failpoint("submit.after_sign")
+        self.contracts.client.broadcast(signed.raw, what=f"post epoch {row.number}")
+        failpoint("submit.after_broadcast")
+        self._mark_broadcast(row.number, tx_id)
+
+    def _mark_broadcast(self, number: int, tx_id: int | None) -> None:
+        with Session(self.engine) as session:
+            if tx_id is not None:
+                tx = session.get(ChainTxRow, tx_id)
+                if tx.status == ChainTxStatus.SIGNED:
+                    tx.status = ChainTxStatus.BROADCAST
+                    session.add(tx)
+            epoch_row = session.get(EpochRow, number)
+            epoch_row.status = EpochStatus.SUBMITTED
+            session.add(epoch_row)
+            session.commit()
+
+    def _set_status(self, number: int, status: str, **fields: Any) -> None:
+        with Session(self.engine) as session:
+            epoch_row = session.get(EpochRow, number)
+            epoch_row.status = status
+            for key, value in fields.items():
+                setattr(epoch_row, key, value)
+            session.add(epoch_row)
+            session.commit()
+
+    def _set_tx_status(self, tx_id: int | None, status: str, **fields: Any) -> None:
+        with Session(self.engine) as session:
+            tx = session.get(ChainTxRow, tx_id)
+            tx.status = status
+            for key, value in fields.items():
+                setattr(tx, key, value)
+            session.add(tx)
+            session.commit()
+
+    # ---- confirm ---------------------------------------------------------------------
+    def confirm(self, row: EpochRow) -> bool:
+        """One confirmation check; True when the epoch moved on (confirmed, or back to sealed)."""
+        client = self.contracts.client
+        tx = self._post_tx(row)
+        receipt = client.receipt(tx.tx_hash) if tx else None
+        if receipt is None:
+            if tx is not None and client.is_pending(tx.tx_hash):
+                return False  # still in the pool
+            if self._on_chain(row):
+                # Posted, but not by a transaction we can see (found on chain at submit): the
+                # chain's copy was checked field by field, so take it.
+                failpoint("confirm.before_mark")
+                self._set_status(row.number, EpochStatus.CONFIRMED, confirmed_at=int(self.clock()))
+                return True
+            # Dropped, or removed by a reorg: back to sealed, and submit sends it again.
+            self._set_status(row.number, EpochStatus.SEALED)
+            return True
+        if receipt["status"] != 1:
+            # Back to sealed, so that the next run signs a new post once the cause is fixed
+            # (e.g. the operator's allowance or balance was changed between signing and mining).
+            self._set_tx_status(tx.id, ChainTxStatus.REVERTED, block_number=receipt["blockNumber"])
+            self._set_status(row.number, EpochStatus.SEALED)
+            raise TransactionReverted(
+                f"post of epoch {row.number} reverted on chain (tx {tx.tx_hash}); fix the cause and run "
+                "`loraledger epoch close` again",
+                tx_hash=tx.tx_hash,
+            )
+        depth = client.confirmations_of(receipt)
+        if depth == 0:
+            self._set_status(row.number, EpochStatus.SEALED)  # its block left the canonical chain
+            return True
+        if depth < self.confirmations:
+            return False
+        if not self._on_chain(row):
+            return False  # the node answered from a stale view: look again
+        failpoint("confirm.before_mark")
+        self._set_tx_status(tx.id, ChainTxStatus.CONFIRMED, block_number=receipt["blockNumber"])
+        self._set_status(
+            row.number, EpochStatus.CONFIRMED, block_number=int(receipt["blockNumber"]),
+            block_hash="0x" + bytes(receipt["blockHash"]).hex(), gas_used=int(receipt["gasUsed"]),
+            confirmed_at=int(self.clock()),
+        )
+        return True
+
+
+def lock_path_for(data_dir: Path) -> Path:
+    return data_dir / "epochs.lock"
+
+
+def describe(row: EpochRow) -> dict[str, Any]:
+    """An epoch row as JSON for the CLI and API."""
+    return {
+        "epoch": row.number,
+        "status": row.status,
+        "records": row.record_count,
+        "logSize": row.end_seq,
+        "logRoot": row.log_root,
+        "rewardsRoot": row.rewards_root,
+        "total": row.total,
+        "cumulativeTotal": row.cumulative_total,
+        "accounts": row.accounts,
+        "dataHash": row.data_hash,
+        "dataURI": row.data_uri,
+        "sealedAt": row.sealed_at,
+        "block": row.block_number,
+        "gasUsed": row.gas_used,
+    }
+
