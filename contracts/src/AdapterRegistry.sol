@@ -1,15 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-pragma solidity ^0.8.24;
+pragma solidity 0.8.30;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {OperatorRole} from "./access/OperatorRole.sol";
 import {IAdapterRegistry} from "./interfaces/IAdapterRegistry.sol";
 
 /// @title AdapterRegistry
 /// @notice LoRA adapters, their developers and the provenance of every published version.
-contract AdapterRegistry is IAdapterRegistry, AccessControl {
-    /// @inheritdoc IAdapterRegistry
-    bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
-
+contract AdapterRegistry is IAdapterRegistry, OperatorRole {
     struct Registration {
         bytes32 adapterId;
         uint64 version;

@@ -1,19 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
-pragma solidity ^0.8.24;
+pragma solidity 0.8.30;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {OperatorRole} from "./access/OperatorRole.sol";
 import {IAttributionLedger} from "./interfaces/IAttributionLedger.sol";
 import {IRewardDistributor} from "./interfaces/IRewardDistributor.sol";
 
 /// @title AttributionLedger
 /// @notice Anchors loraledger's attribution log and funds the reward distributor, one epoch at a time.
-contract AttributionLedger is IAttributionLedger, AccessControl {
+contract AttributionLedger is IAttributionLedger, OperatorRole {
     using SafeERC20 for IERC20;
-
-    /// @inheritdoc IAttributionLedger
-    bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
 
     uint16 private constant _BPS = 10_000;
 
@@ -127,6 +124,9 @@ contract AttributionLedger is IAttributionLedger, AccessControl {
         external
         onlyRole(DEFAULT_ADMIN_ROLE)
     {
+        if (contributorsBps == _contributorsBps && developerBps == _developerBps && operatorBps == _operatorBps) {
+            revert FeeSplitUnchanged();
+        }
         _setFeeSplit(contributorsBps, developerBps, operatorBps);
     }
 

@@ -1,17 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-pragma solidity ^0.8.24;
+pragma solidity 0.8.30;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {OperatorRole} from "./access/OperatorRole.sol";
 import {IDatanetRegistry} from "./interfaces/IDatanetRegistry.sol";
 
 /// @title DatanetRegistry
 /// @notice Datanets, their owners and their versioned snapshot roots; the EIP-712 domain for contributions.
-contract DatanetRegistry is IDatanetRegistry, EIP712, AccessControl {
-    /// @inheritdoc IDatanetRegistry
-    bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
-
+contract DatanetRegistry is IDatanetRegistry, EIP712, OperatorRole {
     struct Datanet {
         address owner;
         uint64 latestVersion;
@@ -43,6 +40,7 @@ contract DatanetRegistry is IDatanetRegistry, EIP712, AccessControl {
     /// @inheritdoc IDatanetRegistry
     function setMetadata(uint256 datanetId, string calldata metadataURI) external {
         Datanet storage d = _onlyOwner(datanetId);
+        if (keccak256(bytes(metadataURI)) == keccak256(bytes(d.metadataURI))) revert MetadataUnchanged(datanetId);
         d.metadataURI = metadataURI;
         emit DatanetMetadataUpdated(datanetId, metadataURI);
     }
@@ -51,6 +49,7 @@ contract DatanetRegistry is IDatanetRegistry, EIP712, AccessControl {
     function transferDatanet(uint256 datanetId, address newOwner) external {
         Datanet storage d = _onlyOwner(datanetId);
         if (newOwner == address(0)) revert ZeroAddress();
+        if (newOwner == msg.sender) revert OwnerUnchanged(datanetId);
         d.owner = newOwner;
         emit DatanetTransferred(datanetId, msg.sender, newOwner);
     }

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {TestBase} from "./utils/TestBase.sol";
 import {AdapterRegistry} from "../src/AdapterRegistry.sol";
+import {ICommonErrors} from "../src/interfaces/ICommonErrors.sol";
 import {IAdapterRegistry} from "../src/interfaces/IAdapterRegistry.sol";
 
 contract AdapterRegistryTest is TestBase {
@@ -37,7 +38,7 @@ contract AdapterRegistryTest is TestBase {
     }
 
     function test_RevertWhen_ConstructorZeroAdmin() public {
-        vm.expectRevert(IAdapterRegistry.ZeroAddress.selector);
+        vm.expectRevert(ICommonErrors.ZeroAddress.selector);
         new AdapterRegistry(address(0));
     }
 
@@ -138,7 +139,7 @@ contract AdapterRegistryTest is TestBase {
     }
 
     function test_RevertWhen_ZeroDeveloper() public {
-        vm.expectRevert(IAdapterRegistry.ZeroAddress.selector);
+        vm.expectRevert(ICommonErrors.ZeroAddress.selector);
         register(operator, ID, address(0), keccak256("w1"));
     }
 

@@ -8,6 +8,7 @@ import {Fixture} from "./utils/Fixture.sol";
 import {AttributionLedger} from "../src/AttributionLedger.sol";
 import {RewardDistributor} from "../src/RewardDistributor.sol";
 import {OpenToken} from "../src/OpenToken.sol";
+import {ICommonErrors, IRootErrors} from "../src/interfaces/ICommonErrors.sol";
 import {IAttributionLedger} from "../src/interfaces/IAttributionLedger.sol";
 import {IRewardDistributor} from "../src/interfaces/IRewardDistributor.sol";
 
@@ -61,12 +62,12 @@ contract AttributionLedgerTest is Fixture {
     }
 
     function test_RevertWhen_ConstructorZeroAdmin() public {
-        vm.expectRevert(IAttributionLedger.ZeroAddress.selector);
+        vm.expectRevert(ICommonErrors.ZeroAddress.selector);
         new AttributionLedger(address(0), token, 7000, 2000, 1000);
     }
 
     function test_RevertWhen_ConstructorZeroToken() public {
-        vm.expectRevert(IAttributionLedger.ZeroAddress.selector);
+        vm.expectRevert(ICommonErrors.ZeroAddress.selector);
         new AttributionLedger(admin, IERC20(address(0)), 7000, 2000, 1000);
     }
 
@@ -99,7 +100,7 @@ contract AttributionLedgerTest is Fixture {
 
     function test_RevertWhen_SetDistributorZero() public {
         (AttributionLedger l,) = freshLedger();
-        vm.expectRevert(IAttributionLedger.ZeroAddress.selector);
+        vm.expectRevert(ICommonErrors.ZeroAddress.selector);
         vm.prank(admin);
         l.setDistributor(IRewardDistributor(address(0)));
     }
@@ -223,7 +224,7 @@ contract AttributionLedgerTest is Fixture {
     }
 
     function test_RevertWhen_PostEpochZeroRewardsRoot() public {
-        vm.expectRevert(IAttributionLedger.ZeroRoot.selector);
+        vm.expectRevert(IRootErrors.ZeroRoot.selector);
         postAs(operator, 1, 1000, bytes32(0), 0);
     }
 
@@ -316,6 +317,22 @@ contract AttributionLedgerTest is Fixture {
         ledger.setFeeSplit(6000, 2500, 1501);
     }
 
+    function test_RevertWhen_FeeSplitUnchanged() public {
+        // The split set at deployment.
+        vm.expectRevert(IAttributionLedger.FeeSplitUnchanged.selector);
+        vm.prank(admin);
+        ledger.setFeeSplit(7000, 2000, 1000);
+        // A split set later.
+        vm.prank(admin);
+        ledger.setFeeSplit(6000, 2500, 1500);
+        vm.expectRevert(IAttributionLedger.FeeSplitUnchanged.selector);
+        vm.prank(admin);
+        ledger.setFeeSplit(6000, 2500, 1500);
+        // The same shares in another order are a change.
+        vm.prank(admin);
+        ledger.setFeeSplit(6000, 1500, 2500);
+    }
+
     function test_RevertWhen_SetFeeSplitOverflowingSum() public {
         // 65535 + 65535 + 14002 wraps to 10,000 in 16 bits; the sum must be computed without wrapping.
         vm.expectRevert(abi.encodeWithSelector(IAttributionLedger.InvalidFeeSplit.selector, 65535, 65535, 14002));
@@ -323,10 +340,13 @@ contract AttributionLedgerTest is Fixture {
         ledger.setFeeSplit(65535, 65535, 14002);
     }
 
-    /// @dev Any split summing to 10,000 is accepted and stored; any other is rejected.
+    /// @dev Any split summing to 10,000 is accepted and stored, but for the current one; any other is rejected.
     function testFuzz_SetFeeSplit(uint16 c, uint16 d, uint16 o) public {
         vm.prank(admin);
-        if (uint256(c) + d + o == 10_000) {
+        if (c == 7000 && d == 2000 && o == 1000) {
+            vm.expectRevert(IAttributionLedger.FeeSplitUnchanged.selector);
+            ledger.setFeeSplit(c, d, o);
+        } else if (uint256(c) + d + o == 10_000) {
             ledger.setFeeSplit(c, d, o);
             (uint16 c2, uint16 d2, uint16 o2) = ledger.feeSplit();
             vm.assertEq(uint256(c2), c);
@@ -338,12 +358,13 @@ contract AttributionLedgerTest is Fixture {
         }
     }
 
-    /// @dev Valid splits drawn directly (two cut points in [0, 10,000]) are always accepted.
+    /// @dev Valid splits drawn directly (two cut points in [0, 10,000]) are always accepted, but for the current one.
     function testFuzz_SetFeeSplitValid(uint16 x, uint16 y) public {
         uint256 a = bound(x, 0, 10_000);
         uint256 b = bound(y, 0, 10_000);
         (uint256 lo, uint256 hi) = a < b ? (a, b) : (b, a);
         vm.prank(admin);
+        if (lo == 7000 && hi == 9000) vm.expectRevert(IAttributionLedger.FeeSplitUnchanged.selector);
         // All three are in [0, 10,000], so the casts are exact.
         // forge-lint: disable-next-line(unsafe-typecast)
         ledger.setFeeSplit(uint16(lo), uint16(hi - lo), uint16(10_000 - hi));

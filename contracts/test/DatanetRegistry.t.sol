@@ -5,6 +5,7 @@ import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol"
 import {TestBase} from "./utils/TestBase.sol";
 import {Merkle} from "./utils/Merkle.sol";
 import {DatanetRegistry} from "../src/DatanetRegistry.sol";
+import {ICommonErrors, IRootErrors} from "../src/interfaces/ICommonErrors.sol";
 import {IDatanetRegistry} from "../src/interfaces/IDatanetRegistry.sol";
 
 contract DatanetRegistryTest is TestBase {
@@ -50,7 +51,7 @@ contract DatanetRegistryTest is TestBase {
     }
 
     function test_RevertWhen_ConstructorZeroAdmin() public {
-        vm.expectRevert(IDatanetRegistry.ZeroAddress.selector);
+        vm.expectRevert(ICommonErrors.ZeroAddress.selector);
         new DatanetRegistry(address(0));
     }
 
@@ -94,7 +95,7 @@ contract DatanetRegistryTest is TestBase {
     }
 
     function test_RevertWhen_CreateDatanetZeroOwner() public {
-        vm.expectRevert(IDatanetRegistry.ZeroAddress.selector);
+        vm.expectRevert(ICommonErrors.ZeroAddress.selector);
         vm.prank(operator);
         registry.createDatanet(address(0), "ipfs://x");
     }
@@ -109,6 +110,19 @@ contract DatanetRegistryTest is TestBase {
         registry.setMetadata(id, "ar://new");
         (,,, string memory uri) = registry.getDatanet(id);
         vm.assertEq(uri, "ar://new");
+    }
+
+    function test_RevertWhen_MetadataUnchanged() public {
+        uint256 id = create(alice);
+        vm.expectRevert(abi.encodeWithSelector(IDatanetRegistry.MetadataUnchanged.selector, id));
+        vm.prank(alice);
+        registry.setMetadata(id, "ipfs://meta");
+        // Any other URI, the empty one included, is a change; setting it twice is not.
+        vm.prank(alice);
+        registry.setMetadata(id, "");
+        vm.expectRevert(abi.encodeWithSelector(IDatanetRegistry.MetadataUnchanged.selector, id));
+        vm.prank(alice);
+        registry.setMetadata(id, "");
     }
 
     function test_RevertWhen_SetMetadataNotOwner() public {
@@ -149,9 +163,16 @@ contract DatanetRegistryTest is TestBase {
 
     function test_RevertWhen_TransferDatanetToZero() public {
         uint256 id = create(alice);
-        vm.expectRevert(IDatanetRegistry.ZeroAddress.selector);
+        vm.expectRevert(ICommonErrors.ZeroAddress.selector);
         vm.prank(alice);
         registry.transferDatanet(id, address(0));
+    }
+
+    function test_RevertWhen_OwnerUnchanged() public {
+        uint256 id = create(alice);
+        vm.expectRevert(abi.encodeWithSelector(IDatanetRegistry.OwnerUnchanged.selector, id));
+        vm.prank(alice);
+        registry.transferDatanet(id, alice);
     }
 
     function test_RevertWhen_TransferDatanetUnknown() public {
@@ -207,7 +228,7 @@ contract DatanetRegistryTest is TestBase {
 
     function test_RevertWhen_PublishSnapshotZeroRoot() public {
         uint256 id = create(alice);
-        vm.expectRevert(IDatanetRegistry.ZeroRoot.selector);
+        vm.expectRevert(IRootErrors.ZeroRoot.selector);
         vm.prank(alice);
         registry.publishSnapshot(id, 1, bytes32(0), 10);
     }

@@ -7,6 +7,7 @@ import {Fixture} from "./utils/Fixture.sol";
 import {Merkle} from "./utils/Merkle.sol";
 import {MisbehavingToken} from "./mocks/MockTokens.sol";
 import {RewardDistributor} from "../src/RewardDistributor.sol";
+import {ICommonErrors} from "../src/interfaces/ICommonErrors.sol";
 import {IRewardDistributor} from "../src/interfaces/IRewardDistributor.sol";
 
 contract RewardDistributorTest is Fixture {
@@ -104,12 +105,12 @@ contract RewardDistributorTest is Fixture {
     }
 
     function test_RevertWhen_ConstructorZeroToken() public {
-        vm.expectRevert(IRewardDistributor.ZeroAddress.selector);
+        vm.expectRevert(ICommonErrors.ZeroAddress.selector);
         new RewardDistributor(IERC20(address(0)), address(ledger));
     }
 
     function test_RevertWhen_ConstructorZeroLedger() public {
-        vm.expectRevert(IRewardDistributor.ZeroAddress.selector);
+        vm.expectRevert(ICommonErrors.ZeroAddress.selector);
         new RewardDistributor(token, address(0));
     }
 

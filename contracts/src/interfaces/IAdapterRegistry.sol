@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-pragma solidity ^0.8.24;
+pragma solidity 0.8.30;
+
+import {ICommonErrors} from "./ICommonErrors.sol";
+import {IOperatorRole} from "./IOperatorRole.sol";
 
 /// @title IAdapterRegistry
 /// @notice Registry of LoRA adapters: who developed each adapter, the hash of every published version's weights,
@@ -8,7 +11,7 @@ pragma solidity ^0.8.24;
 /// of the same id is a new version, numbered from 1, by the same developer. A given weights hash can be
 /// registered once, under one id and version, across the whole registry. Roles: `DEFAULT_ADMIN_ROLE` manages
 /// roles; `OPERATOR_ROLE` (the loraledger node) may register on behalf of any developer.
-interface IAdapterRegistry {
+interface IAdapterRegistry is ICommonErrors, IOperatorRole {
     /// @notice The latest version of an adapter.
     /// @param developer The adapter's developer; fixed by the first registration.
     /// @param version The latest version number (from 1).
@@ -49,14 +52,8 @@ interface IAdapterRegistry {
     /// @notice A zero adapter id, adapter hash or base model hash was offered.
     error ZeroHash();
 
-    /// @notice The zero address was offered as a developer or admin.
-    error ZeroAddress();
-
     /// @notice `adapterHash` is already registered.
     error AdapterHashTaken(bytes32 adapterHash);
-
-    /// @notice Role of the loraledger node: `keccak256("OPERATOR_ROLE")`.
-    function OPERATOR_ROLE() external view returns (bytes32);
 
     /// @notice Registers the next version of adapter `adapterId` and returns its number (1 for a new id).
     /// @dev The first registration of an id may be made by `developer` itself or by an operator; later ones by

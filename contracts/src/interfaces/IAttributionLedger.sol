@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-pragma solidity ^0.8.24;
+pragma solidity 0.8.30;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {ICommonErrors, IRootErrors} from "./ICommonErrors.sol";
+import {IOperatorRole} from "./IOperatorRole.sol";
 import {IRewardDistributor} from "./IRewardDistributor.sol";
 
 /// @title IAttributionLedger
@@ -11,7 +13,7 @@ import {IRewardDistributor} from "./IRewardDistributor.sol";
 /// @dev Only roots and totals are posted, so the cost of {postEpoch} does not depend on how many records or
 /// accounts an epoch covers. Roles: `DEFAULT_ADMIN_ROLE` wires the distributor and sets the fee split;
 /// `OPERATOR_ROLE` (the node) posts epochs.
-interface IAttributionLedger {
+interface IAttributionLedger is ICommonErrors, IRootErrors, IOperatorRole {
     /// @notice Everything recorded for one posted epoch.
     /// @param logSize Number of entries in the attribution log at the end of the epoch (never shrinks).
     /// @param recordCount Number of attribution records the epoch covers.
@@ -45,13 +47,16 @@ interface IAttributionLedger {
     );
 
     /// @notice Emitted when the reward distributor is wired in (once).
-    event DistributorSet(address distributor);
+    event DistributorSet(address indexed distributor);
 
     /// @notice Emitted when the fee split changes (and once at deployment).
     event FeeSplitUpdated(uint16 contributorsBps, uint16 developerBps, uint16 operatorBps);
 
     /// @notice The three shares do not add up to 10,000 basis points.
     error InvalidFeeSplit(uint16 contributorsBps, uint16 developerBps, uint16 operatorBps);
+
+    /// @notice {setFeeSplit} was given the split already in force.
+    error FeeSplitUnchanged();
 
     /// @notice {setDistributor} was already called.
     error DistributorAlreadySet();
@@ -69,17 +74,8 @@ interface IAttributionLedger {
     /// @notice The attribution log is append-only: `given` is smaller than the previous epoch's `previous`.
     error LogShrank(uint64 previous, uint64 given);
 
-    /// @notice A zero rewards root was posted.
-    error ZeroRoot();
-
-    /// @notice The zero address was passed where an account or contract is required.
-    error ZeroAddress();
-
     /// @notice An epoch that has not been posted was requested.
     error UnknownEpoch(uint64 epoch);
-
-    /// @notice Role allowed to post epochs (the loraledger node): `keccak256("OPERATOR_ROLE")`.
-    function OPERATOR_ROLE() external view returns (bytes32);
 
     /// @notice The reward token (OPEN).
     function token() external view returns (IERC20);
@@ -123,6 +119,7 @@ interface IAttributionLedger {
     ) external;
 
     /// @notice Sets the fee split. Admin only.
-    /// @dev Reverts with {InvalidFeeSplit} unless the shares sum to 10,000. Emits {FeeSplitUpdated}.
+    /// @dev Reverts with {InvalidFeeSplit} unless the shares sum to 10,000 and with {FeeSplitUnchanged} if they
+    /// are the current split. Emits {FeeSplitUpdated}.
     function setFeeSplit(uint16 contributorsBps, uint16 developerBps, uint16 operatorBps) external;
 }

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-pragma solidity ^0.8.24;
+pragma solidity 0.8.30;
+
+import {ICommonErrors, IRootErrors} from "./ICommonErrors.sol";
+import {IOperatorRole} from "./IOperatorRole.sol";
 
 /// @title IDatanetRegistry
 /// @notice Registry of datanets: community datasets whose contents are committed to by versioned Merkle roots.
@@ -9,7 +12,7 @@ pragma solidity ^0.8.24;
 /// verifying contract) that contributors sign their contributions against; wallets read it with `eip712Domain()`.
 /// Roles: `DEFAULT_ADMIN_ROLE` manages roles; `OPERATOR_ROLE` (the loraledger node) may create datanets for any
 /// owner and publish snapshots of any datanet.
-interface IDatanetRegistry {
+interface IDatanetRegistry is ICommonErrors, IRootErrors, IOperatorRole {
     /// @notice Emitted when datanet `datanetId` is created for `owner`.
     event DatanetCreated(uint256 indexed datanetId, address indexed owner, string metadataURI);
 
@@ -31,14 +34,11 @@ interface IDatanetRegistry {
     /// @notice Snapshots are published in sequence from 1: `expected` was due, `given` was offered.
     error VersionOutOfOrder(uint64 expected, uint64 given);
 
-    /// @notice A zero snapshot root was offered.
-    error ZeroRoot();
+    /// @notice {setMetadata} was given the metadata URI datanet `datanetId` already has.
+    error MetadataUnchanged(uint256 datanetId);
 
-    /// @notice The zero address was offered as an owner or admin.
-    error ZeroAddress();
-
-    /// @notice Role of the loraledger node: `keccak256("OPERATOR_ROLE")`.
-    function OPERATOR_ROLE() external view returns (bytes32);
+    /// @notice {transferDatanet} was asked to hand datanet `datanetId` to its current owner.
+    error OwnerUnchanged(uint256 datanetId);
 
     /// @notice Creates a datanet owned by `owner` and returns its id (sequential from 1).
     /// @dev Anyone may create a datanet for themselves (`owner == msg.sender`); creating one for another owner
@@ -47,11 +47,13 @@ interface IDatanetRegistry {
     function createDatanet(address owner, string calldata metadataURI) external returns (uint256 datanetId);
 
     /// @notice Replaces the metadata URI of datanet `datanetId`. Owner only ({NotDatanetOwner}).
-    /// @dev Emits {DatanetMetadataUpdated}.
+    /// @dev Reverts with {UnknownDatanet} for an unknown id and with {MetadataUnchanged} if `metadataURI` is the
+    /// current URI. Emits {DatanetMetadataUpdated}.
     function setMetadata(uint256 datanetId, string calldata metadataURI) external;
 
-    /// @notice Hands datanet `datanetId` to `newOwner`. Owner only ({NotDatanetOwner}); {ZeroAddress} for a zero
-    /// `newOwner`. Emits {DatanetTransferred}.
+    /// @notice Hands datanet `datanetId` to `newOwner`. Owner only ({NotDatanetOwner}).
+    /// @dev Reverts with {UnknownDatanet} for an unknown id, {ZeroAddress} for a zero `newOwner` and
+    /// {OwnerUnchanged} if `newOwner` is the current owner. Emits {DatanetTransferred}.
     function transferDatanet(uint256 datanetId, address newOwner) external;
 
     /// @notice Publishes snapshot `version` of datanet `datanetId`: the Merkle root of its rows.

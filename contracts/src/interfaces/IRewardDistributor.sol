@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-pragma solidity ^0.8.24;
+pragma solidity 0.8.30;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {ICommonErrors} from "./ICommonErrors.sol";
 
 /// @title IRewardDistributor
 /// @notice Pays OPEN rewards against a cumulative Merkle root that the attribution ledger replaces every epoch.
@@ -9,7 +10,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 /// `keccak256(bytes.concat(keccak256(abi.encode(account, cumulativeAmount))))`, and inner nodes hash sorted pairs
 /// (OpenZeppelin `MerkleProof`). `cumulativeAmount` is everything `account` has earned up to and including the
 /// root's epoch, so a claim pays `cumulativeAmount - claimed(account)` and an account never has to claim every epoch.
-interface IRewardDistributor {
+interface IRewardDistributor is ICommonErrors {
     /// @notice Emitted when `amount` OPEN is paid to `account`, bringing its claimed total to `cumulativeAmount`.
     event Claimed(address indexed account, uint256 amount, uint256 cumulativeAmount);
 
@@ -30,9 +31,6 @@ interface IRewardDistributor {
 
     /// @notice A root was offered for epoch `attempted`, which is not after the current epoch `current`.
     error EpochNotIncreasing(uint64 current, uint64 attempted);
-
-    /// @notice The zero address was passed where a contract address is required.
-    error ZeroAddress();
 
     /// @notice The token call succeeded but did not return `true`.
     error TransferFailed();
