@@ -22,7 +22,6 @@ from eth_utils import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loraledger.crypto import merkle
 from loraledger.crypto.merkle import (
     MultiProof,
     StandardMerkleTree,
@@ -37,6 +36,7 @@ from loraledger.crypto.merkle import (
     standard_leaf_hash,
     to_json_value,
 )
+from loraledger.crypto.merkle import hashing as merkle_hashing
 from loraledger.errors import InputError, NotFoundError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -420,10 +420,10 @@ def test_core_helpers() -> None:
 
 
 def test_keccak_fallback_and_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    h, hh = merkle._new_hashers()
+    h, hh = merkle_hashing._new_hashers()
     assert h(b"abc") == keccak(b"abc") and hh(b"abc") == keccak(keccak(b"abc"))
-    monkeypatch.setattr(merkle, "_RAW_KECCAK", None)
-    h2, hh2 = merkle._new_hashers()
+    monkeypatch.setattr(merkle_hashing, "_RAW_KECCAK", None)
+    h2, hh2 = merkle_hashing._new_hashers()
     assert h2(b"x" * 300) == keccak(b"x" * 300) and hh2(b"") == keccak(keccak(b""))
     monkeypatch.undo()
     values = _gen(random.Random(2), AU, 3000)

@@ -1,1 +1,0 @@
-"""The node's local ledger (storage edge)."""
