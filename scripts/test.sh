@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: set-up if needed, then the Solidity tests (forge) and the Python
-# tests (pytest: unit, property, JS interop, real anvil, CLI, cast). Extra arguments go to pytest.
+# The whole test suite: set-up if needed, the import rules (lint-imports), then the Solidity
+# tests (forge) and the Python tests (pytest: unit, property, JS interop, real anvil, CLI, cast,
+# HTTP). Extra arguments go to pytest.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -19,6 +20,8 @@ if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bi
     echo "test: PostgreSQL is not installed (and this user cannot install it); its tests will be skipped" >&2
   fi
 fi
+echo "== lint-imports (the import rules of docs/architecture.md)" >&2
+.venv/bin/lint-imports --config pyproject.toml
 echo "== forge test" >&2
 forge test
 echo "== pytest" >&2

@@ -64,6 +64,7 @@ __all__ = [
     "is_sqlite",
     "make_engine",
     "read_scope",
+    "read_session",
     "session_scope",
 ]
 
@@ -227,6 +228,20 @@ def _read_options(engine: Engine) -> dict[str, Any]:
     if is_postgres(engine):
         options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
     return options
+
+
+@contextmanager
+def read_session(engine: Engine, *, what: str = "ledger database error") -> Iterator[Session]:
+    """An ORM ``Session`` on a read-only transaction (see :func:`read_scope`): for reads that
+    must not take SQLite's write lock; objects stay usable (detached) after the block.
+    Database failures become ``LedgerError``."""
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(**_read_options(engine))
+            with conn.begin(), Session(bind=conn, expire_on_commit=False) as session:
+                yield session
+    except SQLAlchemyError as exc:
+        raise database_error(exc, what) from exc
 
 
 @contextmanager

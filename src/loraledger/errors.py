@@ -8,12 +8,14 @@ structured fields for machines.
     LoraLedgerError
     ├── InputError          bad input from a user: malformed address, negative amount, ...  (also ValueError)
     ├── NotFoundError       a named thing does not exist: deployments file, epoch, record  (also LookupError)
+    ├── Unauthorized        a request lacks the credentials an action needs (admin token, owner signature)
     ├── ConfigError         settings or environment are unusable: missing key, no node_modules
     ├── LedgerError         the local ledger refused or is inconsistent
     ├── ChainError          the chain is unreachable or a call/transaction failed
     │   └── TransactionReverted   a transaction reverted; carries the decoded custom error
-    ├── ServingError        adapter serving failed
-    └── AttributionError    attribution could not be computed
+    └── ResourceError       the machine ran out of memory (host or GPU) or a device failed
+
+Serving and attribution add their own classes when they raise them.
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ class NotFoundError(LoraLedgerError, LookupError):
     code = "not_found"
 
 
+class Unauthorized(LoraLedgerError):
+    """A request lacks the credentials its action needs (the admin token, an owner's signature)."""
+
+    code = "unauthorized"
+
+
 class ConfigError(LoraLedgerError):
     """Settings or the environment are unusable (missing key, missing toolchain)."""
 
@@ -96,13 +104,8 @@ class TransactionReverted(ChainError):
         self.tx_hash = tx_hash
 
 
-class ServingError(LoraLedgerError):
-    """Adapter serving failed."""
+class ResourceError(LoraLedgerError):
+    """The machine ran out of a resource (host or GPU memory) or a device failed: not the
+    user's input, and retrying with a smaller batch, model or another device may work."""
 
-    code = "serving"
-
-
-class AttributionError(LoraLedgerError):
-    """Attribution could not be computed."""
-
-    code = "attribution"
+    code = "resource"

@@ -1,4 +1,9 @@
-"""Crash-safe file writes: a reader sees the old file or the new one, never half of one."""
+"""Crash-safe file writes: a reader sees the old file or the new one, never half of one.
+
+Files are written with the usual permissions of a new file (``0o666`` less the process's
+umask, so ``0644`` under the common umask): epoch files, manifests and adapters are
+published for audit. Secrets pass ``mode=0o600`` (keystores).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,25 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory, fsync, rename."""
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+#: The process's umask, read once (reading it means setting it, which is not thread-safe).
+_UMASK = _umask()
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same directory, fsync, rename.
+
+    ``mode`` defaults to what ``open()`` would give a new file (``0o666 & ~umask``); the temp
+    file ``mkstemp`` makes is ``0o600``, which would hide published files from other users."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK if mode is None else mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -31,11 +50,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def atomic_write_json(path: Path, value: Any, *, compact: bool = False) -> None:
+def atomic_write_json(path: Path, value: Any, *, compact: bool = False, mode: int | None = None) -> None:
     """Key-sorted JSON written atomically (stable bytes for the same value); pretty unless
-    ``compact`` (large files: a third smaller and faster to write)."""
+    ``compact`` (large files: a third smaller and faster to write). ``mode`` as for
+    :func:`atomic_write_bytes`."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":")) if compact else json.dumps(value, indent=2, sort_keys=True)
-    atomic_write_bytes(path, (text + "\n").encode("utf-8"))
+    atomic_write_bytes(path, (text + "\n").encode("utf-8"), mode=mode)
 
 
 def sha256_file(path: Path, *, chunk_size: int = 8 << 20) -> bytes:

@@ -1,1 +1,2 @@
-"""The chain edge: compile, deploy, transact and read the loraledger contracts (web3)."""
+"""The chain edge: web3 client (errors translated to ``ChainError``), contracts, deploy,
+compile, keys, the local devnet (anvil)."""

@@ -3,22 +3,38 @@
 Every transaction is signed locally (the key never leaves the process), given a nonce by
 ``NonceManager`` and waited for; a reverted transaction is a ``TransactionReverted`` with
 the contract's custom error decoded by name and arguments, never a silent success.
+
+Errors are translated where they enter: a chain that cannot be reached (connection refused,
+timeout: ``requests``/``OSError`` inside the provider) and any web3 failure of a call made
+through this client (an RPC error, a revert, undecodable output) come out as
+:class:`~loraledger.errors.ChainError` (``TransactionReverted`` for reverts), so the loops
+and the API above see one error hierarchy and never a ``requests`` exception.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 from eth_abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, Web3RPCError
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    ContractPanicError,
+    TransactionNotFound,
+    Web3Exception,
+    Web3RPCError,
+)
 
 from ..errors import ChainError, TransactionReverted
 from .compile import Artifact
@@ -126,6 +142,26 @@ class NonceManager:
             self._next.pop(address, None)
 
 
+class ChainUnreachable(ChainError):
+    """The chain's RPC endpoint did not answer (connection refused, reset or timed out)."""
+
+    code = "chain_unreachable"
+
+
+class _TranslatingProvider(Web3.HTTPProvider):
+    """web3's HTTP provider (with its retries), raising :class:`ChainUnreachable` instead of
+    ``requests``' exceptions once the retries are spent."""
+
+    def _make_request(self, method: Any, request_data: bytes) -> bytes:
+        try:
+            return super()._make_request(method, request_data)
+        except (requests.RequestException, OSError) as exc:
+            raise ChainUnreachable(
+                f"chain unreachable at {self.endpoint_uri} ({type(exc).__name__})",
+                rpc_url=str(self.endpoint_uri),
+            ) from None
+
+
 class ChainClient:
     """One connection to an EVM chain, with local signing and revert decoding."""
 
@@ -140,7 +176,7 @@ class ChainClient:
         request_timeout: float = 30.0,
     ):
         self.rpc_url = rpc_url
-        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": request_timeout}))
+        self.w3 = Web3(_TranslatingProvider(rpc_url, request_kwargs={"timeout": request_timeout}))
         self.confirmations = confirmations
         self.tx_timeout = tx_timeout
         self.errors = ErrorDecoder(error_abis or [])
@@ -164,7 +200,27 @@ class ChainClient:
         return self.w3.eth.contract(address=to_checksum_address(address), abi=abi)
 
     def has_code(self, address: str) -> bool:
-        return len(self.w3.eth.get_code(to_checksum_address(address))) > 0
+        with self.translated(f"read the code at {address}"):
+            return len(self.w3.eth.get_code(to_checksum_address(address))) > 0
+
+    def block_number(self) -> int:
+        with self.translated("read the block number"):
+            return int(self.w3.eth.block_number)
+
+    @contextmanager
+    def translated(self, what: str) -> Iterator[None]:
+        """Turn any web3 failure inside the block into a :class:`ChainError` naming ``what``
+        (a revert into :class:`TransactionReverted`, decoded); loraledger's own errors pass."""
+        try:
+            yield
+        except ChainError:
+            raise
+        except (ContractCustomError, ContractPanicError, ContractLogicError) as exc:
+            raise self._reverted(what, exc.data) from None
+        except Web3RPCError as exc:
+            raise ChainError(f"{what}: {_rpc_message(exc)}") from None
+        except (Web3Exception, requests.RequestException, OSError) as exc:
+            raise ChainError(f"{what}: {type(exc).__name__}: {exc}") from None
 
     # ---- transactions ----------------------------------------------------------------
     def deploy(self, account: LocalAccount, artifact: Artifact, *args: Any) -> tuple[str, dict[str, Any]]:
@@ -214,13 +270,15 @@ class ChainClient:
         """Wait for the receipt and ``confirmations`` blocks (the receipt's block counts as one)."""
         try:
             receipt = dict(self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.tx_timeout))
+        except ChainError:
+            raise
         except Exception as exc:
             raise ChainError(
                 f"{what}: no receipt for 0x{bytes(tx_hash).hex()} after {self.tx_timeout:.0f}s ({type(exc).__name__})",
                 tx_hash="0x" + bytes(tx_hash).hex(),
             ) from None
         deadline = time.monotonic() + self.tx_timeout
-        while self.w3.eth.block_number - receipt["blockNumber"] + 1 < self.confirmations:
+        while self.block_number() - receipt["blockNumber"] + 1 < self.confirmations:
             if time.monotonic() > deadline:
                 raise ChainError(f"{what}: waited {self.tx_timeout:.0f}s for {self.confirmations} confirmations")
             time.sleep(0.2)
@@ -233,7 +291,7 @@ class ChainClient:
         unless given."""
         tx_params: dict[str, Any] = {"from": account.address, "chainId": self.chain_id}
         tx_params["gas"] = self._gas(call, tx_params, what=what)
-        tx_params["nonce"] = self.w3.eth.get_transaction_count(account.address, "pending") if nonce is None else nonce
+        tx_params["nonce"] = self.nonce(account.address, "pending") if nonce is None else nonce
         signed = account.sign_transaction(call.build_transaction(tx_params))
         return SignedTx("0x" + bytes(signed.raw_transaction).hex(), "0x" + bytes(signed.hash).hex(), tx_params["nonce"])
 
@@ -249,44 +307,41 @@ class ChainClient:
 
     def receipt(self, tx_hash: str) -> dict[str, Any] | None:
         """The receipt of a mined transaction, or None while it is pending or unknown."""
-        from web3.exceptions import TransactionNotFound
-
-        try:
-            return dict(self.w3.eth.get_transaction_receipt(tx_hash))
-        except TransactionNotFound:
-            return None
+        with self.translated(f"read the receipt of {tx_hash}"):
+            try:
+                return dict(self.w3.eth.get_transaction_receipt(tx_hash))
+            except TransactionNotFound:
+                return None
 
     def is_pending(self, tx_hash: str) -> bool:
         """Whether the node knows the transaction (in its pool or mined)."""
-        from web3.exceptions import TransactionNotFound
-
-        try:
-            self.w3.eth.get_transaction(tx_hash)
-            return True
-        except TransactionNotFound:
-            return False
+        with self.translated(f"look up transaction {tx_hash}"):
+            try:
+                self.w3.eth.get_transaction(tx_hash)
+                return True
+            except TransactionNotFound:
+                return False
 
     def confirmations_of(self, receipt: dict[str, Any]) -> int:
         """Blocks on top of (and including) the receipt's block, 0 if a reorg dropped that block."""
-        try:
-            block = self.w3.eth.get_block(receipt["blockNumber"])
-        except Exception:  # noqa: BLE001 - block gone: the chain is shorter now
+        with self.translated(f"read block {receipt['blockNumber']}"):
+            try:
+                block = self.w3.eth.get_block(receipt["blockNumber"])
+            except (Web3RPCError, ValueError, LookupError):  # block gone: the chain is shorter now
+                return 0
+        if block is None or bytes(block["hash"]) != bytes(receipt["blockHash"]):
             return 0
-        if bytes(block["hash"]) != bytes(receipt["blockHash"]):
-            return 0
-        return self.w3.eth.block_number - receipt["blockNumber"] + 1
+        return self.block_number() - receipt["blockNumber"] + 1
 
     def nonce(self, address: str, block: str = "latest") -> int:
-        return int(self.w3.eth.get_transaction_count(address, block))
+        with self.translated(f"read the nonce of {address}"):
+            return int(self.w3.eth.get_transaction_count(address, block))
 
-    def call_view(self, fn: ContractFunction, *, what: str) -> Any:
-        """Call a view function, decoding a revert into ``TransactionReverted``."""
-        try:
-            return fn.call()
-        except (ContractCustomError, ContractPanicError, ContractLogicError) as exc:
-            raise self._reverted(what, exc.data) from None
-        except Web3RPCError as exc:
-            raise ChainError(f"{what}: {_rpc_message(exc)}") from None
+    def call_view(self, fn: ContractFunction, *, what: str, block: int | str = "latest") -> Any:
+        """Call a view function at ``block``; any failure is a ``ChainError`` (a revert, decoded,
+        a ``TransactionReverted``)."""
+        with self.translated(what):
+            return fn.call(block_identifier=block)
 
     # ---- errors ----------------------------------------------------------------------
     def _reverted(self, what: str, data: Any, tx_hash: str | None = None) -> TransactionReverted:

@@ -84,9 +84,10 @@ class LedgerContracts:
             raise ChainError(f"no contract at {ledger_address} on chain {client.chain_id}")
         ledger = client.contract(ledger_address, packaged_abi("AttributionLedger"))
         try:
-            token, distributor = ledger.functions.token().call(), ledger.functions.distributor().call()
-        except Exception as exc:  # noqa: BLE001 - not our contract, or no such function
-            raise ChainError(f"{ledger_address} does not answer as an AttributionLedger ({type(exc).__name__})") from None
+            token = client.call_view(ledger.functions.token(), what="read ledger.token")
+            distributor = client.call_view(ledger.functions.distributor(), what="read ledger.distributor")
+        except ChainError as exc:  # not our contract, or no such function
+            raise ChainError(f"{ledger_address} does not answer as an AttributionLedger ({exc.message})") from None
         contracts = {
             "OpenToken": DeployedContract(token, 0, None, None, ""),
             "AttributionLedger": DeployedContract(to_checksum_address(ledger_address), 0, None, None, ""),
@@ -97,7 +98,7 @@ class LedgerContracts:
 
     # ---- reads -----------------------------------------------------------------------
     def current_epoch(self) -> int:
-        return int(self.ledger.functions.currentEpoch().call())
+        return int(self.client.call_view(self.ledger.functions.currentEpoch(), what="read the current epoch"))
 
     def epoch(self, number: int) -> OnChainEpoch:
         info = self.client.call_view(self.ledger.functions.getEpoch(number), what=f"read epoch {number}")
@@ -107,27 +108,28 @@ class LedgerContracts:
         )
 
     def fee_split(self, block: int | str = "latest") -> tuple[int, int, int]:
-        return tuple(self.ledger.functions.feeSplit().call(block_identifier=block))  # type: ignore[return-value]
+        return tuple(self.client.call_view(self.ledger.functions.feeSplit(), what="read the fee split", block=block))  # type: ignore[return-value]
 
     def epoch_post_blocks(self) -> dict[int, int]:
         """Block number of each ``EpochPosted`` event: epoch → block."""
-        logs = self.ledger.events.EpochPosted().get_logs(from_block=self.deployment.deploy_block)
+        with self.client.translated("read EpochPosted events"):
+            logs = self.ledger.events.EpochPosted().get_logs(from_block=self.deployment.deploy_block)
         return {int(log["args"]["epoch"]): int(log["blockNumber"]) for log in logs}
 
     def total_funded(self) -> int:
-        return int(self.ledger.functions.totalFunded().call())
+        return int(self.client.call_view(self.ledger.functions.totalFunded(), what="read totalFunded"))
 
     def merkle_root(self) -> str:
-        return _hex(self.distributor.functions.merkleRoot().call())
+        return _hex(self.client.call_view(self.distributor.functions.merkleRoot(), what="read the reward root"))
 
     def distributor_epoch(self) -> int:
-        return int(self.distributor.functions.epoch().call())
+        return int(self.client.call_view(self.distributor.functions.epoch(), what="read the distributor's epoch"))
 
     def claimed(self, account: str) -> int:
-        return int(self.distributor.functions.claimed(to_checksum_address(account)).call())
+        return int(self.client.call_view(self.distributor.functions.claimed(to_checksum_address(account)), what="read claimed"))
 
     def balance_of(self, account: str) -> int:
-        return int(self.token.functions.balanceOf(to_checksum_address(account)).call())
+        return int(self.client.call_view(self.token.functions.balanceOf(to_checksum_address(account)), what="read a balance"))
 
     # ---- writes ----------------------------------------------------------------------
     def ensure_allowance(self, owner: LocalAccount, amount: int, *, what: str) -> None:
@@ -140,7 +142,8 @@ class LedgerContracts:
                 f"operator {owner.address} holds {balance} OPEN wei but {what} needs {amount}; fund the operator first"
             )
         spender = self.ledger.address
-        if int(self.token.functions.allowance(owner.address, spender).call()) < amount:
+        allowance = self.client.call_view(self.token.functions.allowance(owner.address, spender), what="read the allowance")
+        if int(allowance) < amount:
             self.client.transact(owner, self.token.functions.approve(spender, amount), what=f"approve {amount} for {what}")
 
     def post_epoch_call(

@@ -189,7 +189,7 @@ class Deployer:
         artifact = self.artifacts.get(name)
         deployment.contracts[name] = DeployedContract(
             address=address,
-            block=int(receipt["blockNumber"]) if receipt else self.client.w3.eth.block_number,
+            block=int(receipt["blockNumber"]) if receipt else self.client.block_number(),
             tx_hash="0x" + bytes(receipt["transactionHash"]).hex() if receipt else None,
             build_hash=artifact.code_hash if (artifact and receipt) else None,
             abi_hash=abi_hash(artifact.abi) if artifact else "",
@@ -232,7 +232,9 @@ class Deployer:
             raise ConfigError(f"AttributionLedger {ledger} is wired to distributor {current}, not {distributor}")
         for name in OPERATED:
             contract = self.client.contract(deployment.address(name), self.artifacts[name].abi)
-            if not contract.functions.hasRole(OPERATOR_ROLE, deployment.operator).call():
+            has_role = self.client.call_view(contract.functions.hasRole(OPERATOR_ROLE, deployment.operator),
+                                             what=f"read OPERATOR_ROLE on {name}")
+            if not has_role:
                 self.client.transact(
                     self.account,
                     contract.functions.grantRole(OPERATOR_ROLE, deployment.operator),
@@ -242,6 +244,6 @@ class Deployer:
     def _check_wiring(self, deployment: Deployment) -> None:
         """A complete deployment must still be wired as recorded (no silent drift)."""
         ledger = self.client.contract(deployment.address("AttributionLedger"), self.artifacts["AttributionLedger"].abi)
-        wired = to_checksum_address(ledger.functions.distributor().call())
+        wired = to_checksum_address(self.client.call_view(ledger.functions.distributor(), what="read ledger.distributor"))
         if wired != deployment.address("RewardDistributor"):
             raise ConfigError(f"AttributionLedger is wired to {wired}, not the recorded distributor; pass --redeploy")

@@ -51,5 +51,5 @@ def write_keystore(account: LocalAccount, path: Path, password: str) -> None:
     """Encrypt ``account`` into a keystore file (mode 0600)."""
     from ..fsutil import atomic_write_json
 
-    atomic_write_json(path, Account.encrypt(account.key, password))
+    atomic_write_json(path, Account.encrypt(account.key, password), mode=0o600)  # a secret
     path.chmod(0o600)

@@ -41,6 +41,11 @@ for group, name in [(models.model_app, "model"), (adapters.adapters_app, "adapte
 app.command("train")(models.train)
 app.command("bench")(models.bench)
 
+#: Modules of the optional extras (pyproject.toml): a command that imports one that is missing
+#: says which extra to install instead of failing with ModuleNotFoundError.
+OPTIONAL_EXTRAS = {name: "ml" for name in ("torch", "transformers", "peft", "safetensors", "tokenizers",
+                                           "matplotlib", "tqdm", "accelerate", "bitsandbytes")}
+
 EXIT_CODES: list[tuple[type[LoraLedgerError], int]] = [
     (InputError, 2),
     (NotFoundError, 3),
@@ -78,6 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
+    except ModuleNotFoundError as exc:
+        extra = OPTIONAL_EXTRAS.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        typer.echo(f"error: this command needs loraledger's '{extra}' extra ({exc.name} is not installed): "
+                   f"pip install 'loraledger[{extra}]'", err=True)
+        return 4
     except Exception as exc:  # noqa: BLE001 - a bug: say so in one line unless debugging
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()  # a usage error (Typer's own copy of click: no stable class to import)

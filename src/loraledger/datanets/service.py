@@ -23,6 +23,7 @@ from sqlmodel import Session, func, select
 
 from ..chain.contracts import DatanetRegistryContract
 from ..crypto.merkle import StandardMerkleTree
+from ..db import read_session
 from ..errors import InputError, LedgerError, NotFoundError
 from ..fsutil import atomic_write_bytes, atomic_write_json
 from ..records.fields import parse_address
@@ -106,18 +107,18 @@ class DatanetService:
         return self.get(datanet_id)
 
     def get(self, datanet_id: int) -> DatanetRow:
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             row = session.get(DatanetRow, datanet_id)
         if row is None:
             raise NotFoundError(f"no datanet {datanet_id} on this node")
         return row
 
     def all(self) -> list[DatanetRow]:
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             return list(session.exec(select(DatanetRow).order_by(DatanetRow.id)))
 
     def counts(self, datanet_id: int) -> dict[str, int]:
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             rows = session.exec(
                 select(DatanetEntryRow.status, func.count()).where(DatanetEntryRow.datanet_id == datanet_id)
                 .group_by(DatanetEntryRow.status)
@@ -130,7 +131,7 @@ class DatanetService:
         dedup = self._dedup.get(datanet.id)
         if dedup is None:
             dedup = Deduplicator(threshold=datanet.near_duplicate_pct / 100)
-            with Session(self.engine) as session:
+            with read_session(self.engine) as session:
                 live = session.exec(
                     select(DatanetEntryRow).where(DatanetEntryRow.datanet_id == datanet.id,
                                                   DatanetEntryRow.status != RowStatus.REJECTED)
@@ -143,12 +144,12 @@ class DatanetService:
 
     def next_nonce(self, contributor: str) -> int:
         """The smallest nonce above every nonce ``contributor`` has used here."""
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             used = session.exec(select(func.max(UsedNonceRow.nonce)).where(UsedNonceRow.contributor == contributor)).one()
         return 0 if used is None else used + 1
 
     def _nonce_used(self, contributor: str, nonce: int) -> bool:
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             return session.get(UsedNonceRow, (contributor, nonce)) is not None
 
     def contribute(self, datanet_id: int, rows_data: bytes | str, contribution: Contribution, signature: str,
@@ -229,7 +230,7 @@ class DatanetService:
 
     # ---- review ----------------------------------------------------------------------
     def pending(self, datanet_id: int) -> list[DatanetEntryRow]:
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             return list(session.exec(
                 select(DatanetEntryRow).where(DatanetEntryRow.datanet_id == datanet_id,
                                               DatanetEntryRow.status == RowStatus.PENDING).order_by(DatanetEntryRow.id)
@@ -271,7 +272,7 @@ class DatanetService:
     def snapshot(self, datanet_id: int, operator: LocalAccount) -> SnapshotRow:
         """Freeze the accepted rows as the next version and publish its root on chain."""
         datanet = self.get(datanet_id)
-        with Session(self.engine) as session:  # hashes and owners only: contents can be large
+        with read_session(self.engine) as session:  # hashes and owners only: contents can be large
             accepted = list(session.exec(
                 select(DatanetEntryRow.row_hash, DatanetEntryRow.contributor)
                 .where(DatanetEntryRow.datanet_id == datanet_id, DatanetEntryRow.status == RowStatus.ACCEPTED)
@@ -339,7 +340,7 @@ class DatanetService:
         return version
 
     def snapshot_row(self, datanet_id: int, version: int) -> SnapshotRow:
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             snap = session.get(SnapshotRow, (datanet_id, version))
         if snap is None:
             raise NotFoundError(f"datanet {datanet_id} has no snapshot version {version}")
@@ -367,7 +368,7 @@ class DatanetService:
         tree = StandardMerkleTree.load(json.loads(snap.tree))
         members = {_hex(digest) for _, (digest, _) in tree.entries()}
         found = 0
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             entries = session.exec(
                 select(DatanetEntryRow).where(DatanetEntryRow.datanet_id == datanet_id).order_by(DatanetEntryRow.id)
             )

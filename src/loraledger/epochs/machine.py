@@ -21,6 +21,7 @@ tests SIGKILL the process between any two steps.
 from __future__ import annotations
 
 import fcntl
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from ..chain.contracts import LedgerContracts
+from ..db import read_session, session_scope
 from ..errors import ChainError, ConfigError, LedgerError, TransactionReverted
 from ..failpoints import failpoint
 from ..records.ledger import RecordLedger
@@ -42,6 +44,8 @@ from ..rewards.split import FeeSplit
 from .file import EpochLink, build_epoch_file, cumulative_after, data_hash
 from .store import EpochFileStore
 from .tables import BalanceRow, ChainTxRow, ChainTxStatus, EpochRow, EpochStatus, NodeBindingRow
+
+log = logging.getLogger("loraledger.epochs")
 
 
 @dataclass(frozen=True)
@@ -96,12 +100,11 @@ class EpochManager:
         """Tie this database to the deployment on first use; refuse any other later."""
         chain_id = self.contracts.client.chain_id
         ledger = self.contracts.ledger.address
-        with Session(self.engine) as session:
+        with session_scope(self.engine) as session:
             binding = session.get(NodeBindingRow, 1)
             if binding is None:
                 session.add(NodeBindingRow(id=1, chain_id=chain_id, ledger_address=ledger,
                                            distributor_address=self.contracts.distributor.address))
-                session.commit()
                 return
         if (binding.chain_id, binding.ledger_address) != (chain_id, ledger):
             raise ConfigError(
@@ -132,11 +135,11 @@ class EpochManager:
 
     # ---- reads -----------------------------------------------------------------------
     def epochs(self) -> list[EpochRow]:
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             return list(session.exec(select(EpochRow).order_by(EpochRow.number)))
 
     def latest(self) -> EpochRow | None:
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             return session.exec(select(EpochRow).order_by(EpochRow.number.desc())).first()  # type: ignore[union-attr]
 
     def sealed_size(self) -> int:
@@ -148,11 +151,11 @@ class EpochManager:
         return self.records.size() - self.sealed_size()
 
     def balances(self) -> dict[str, int]:
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             return {row.account: int(row.cumulative) for row in session.exec(select(BalanceRow))}
 
     def balance(self, account: str) -> int:
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             row = session.get(BalanceRow, account)
             return int(row.cumulative) if row else 0
 
@@ -175,10 +178,31 @@ class EpochManager:
 
     def _advance_all(self) -> list[EpochRow]:
         done = []
-        for row in self.epochs():
+        for row in self._reconcile(self.epochs()):
             if row.status != EpochStatus.CONFIRMED:
                 done.append(self._advance(row))
         return done
+
+    def _reconcile(self, rows: list[EpochRow]) -> list[EpochRow]:
+        """Send back to ``sealed`` every confirmed epoch the chain no longer has.
+
+        A chain can lose a confirmed post: a devnet restarted from state saved before it, or
+        on a real chain a reorg deeper than the confirmations. The epoch's file and roots are
+        unchanged, so posting it again (in order, once: afterwards the chain has it) restores
+        the chain's copy; without this, every later epoch would wait forever for it."""
+        confirmed = [row for row in rows if row.status == EpochStatus.CONFIRMED]
+        if not confirmed:
+            return rows
+        on_chain = self.contracts.current_epoch()
+        lost = [row.number for row in confirmed if row.number > on_chain]
+        if not lost:
+            return rows
+        log.warning("the chain is at epoch %s but epochs %s were confirmed here (chain rolled back or a deep "
+                    "reorg): posting them again", on_chain, lost)
+        for number in lost:
+            self._set_status(number, EpochStatus.SEALED, block_number=None, block_hash=None, gas_used=None,
+                             confirmed_at=None)
+        return self.epochs()
 
     def _advance(self, row: EpochRow) -> EpochRow:
         deadline = time.monotonic() + self.timeout
@@ -196,7 +220,7 @@ class EpochManager:
             time.sleep(0.2)
 
     def _get(self, number: int) -> EpochRow:
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             row = session.get(EpochRow, number)
             if row is None:
                 raise LedgerError(f"epoch {number} is not in the ledger")
@@ -206,7 +230,7 @@ class EpochManager:
     def seal(self) -> EpochRow | None:
         """Seal every record appended since the previous epoch into the next epoch."""
         split = FeeSplit.from_tuple(self.contracts.fee_split())  # chain I/O before taking the write lock
-        with Session(self.engine) as session:
+        with session_scope(self.engine) as session:
             _lock_for_update(session)
             latest = session.exec(select(EpochRow).order_by(EpochRow.number.desc())).first()  # type: ignore[union-attr]
             number = latest.number + 1 if latest else 1
@@ -256,8 +280,6 @@ class EpochManager:
             for account, amount in balances.items():
                 if previous_balances.get(account) != amount:
                     session.merge(BalanceRow(account=account, cumulative=str(amount), epoch=number))
-            session.commit()
-            session.refresh(row)
         failpoint("seal.after_commit")
         return row
 
@@ -270,7 +292,7 @@ class EpochManager:
     def _post_tx(self, row: EpochRow) -> ChainTxRow | None:
         if row.post_tx_id is None:
             return None
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             return session.get(ChainTxRow, row.post_tx_id)
 
     def _on_chain(self, row: EpochRow) -> bool:
@@ -321,7 +343,7 @@ class EpochManager:
             row.number, row.end_seq, row.log_root, row.rewards_root, total, row.record_count, row.data_uri, row.data_hash
         )
         signed = self.contracts.client.sign(operator, call, what=f"post epoch {row.number}")
-        with Session(self.engine) as session:
+        with session_scope(self.engine) as session:
             tx = ChainTxRow(epoch=row.number, purpose="post", sender=operator.address, nonce=signed.nonce,
                             tx_hash=signed.tx_hash, raw=signed.raw, status=ChainTxStatus.SIGNED, created_at=int(self.clock()))
             session.add(tx)
@@ -329,7 +351,6 @@ class EpochManager:
             epoch_row = session.get(EpochRow, row.number)
             epoch_row.post_tx_id = tx.id
             session.add(epoch_row)
-            session.commit()
             tx_id = tx.id
         failpoint("submit.after_sign")
         self.contracts.client.broadcast(signed.raw, what=f"post epoch {row.number}")
@@ -337,7 +358,7 @@ class EpochManager:
         self._mark_broadcast(row.number, tx_id)
 
     def _mark_broadcast(self, number: int, tx_id: int | None) -> None:
-        with Session(self.engine) as session:
+        with session_scope(self.engine) as session:
             if tx_id is not None:
                 tx = session.get(ChainTxRow, tx_id)
                 if tx.status == ChainTxStatus.SIGNED:
@@ -346,25 +367,22 @@ class EpochManager:
             epoch_row = session.get(EpochRow, number)
             epoch_row.status = EpochStatus.SUBMITTED
             session.add(epoch_row)
-            session.commit()
 
     def _set_status(self, number: int, status: str, **fields: Any) -> None:
-        with Session(self.engine) as session:
+        with session_scope(self.engine) as session:
             epoch_row = session.get(EpochRow, number)
             epoch_row.status = status
             for key, value in fields.items():
                 setattr(epoch_row, key, value)
             session.add(epoch_row)
-            session.commit()
 
     def _set_tx_status(self, tx_id: int | None, status: str, **fields: Any) -> None:
-        with Session(self.engine) as session:
+        with session_scope(self.engine) as session:
             tx = session.get(ChainTxRow, tx_id)
             tx.status = status
             for key, value in fields.items():
                 setattr(tx, key, value)
             session.add(tx)
-            session.commit()
 
     # ---- confirm ---------------------------------------------------------------------
     def confirm(self, row: EpochRow) -> bool:

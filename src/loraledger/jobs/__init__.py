@@ -1,0 +1,1 @@
+"""Background jobs: the queue and worker (``queue``), child-process isolation (``isolated``), tables."""

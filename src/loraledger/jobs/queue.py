@@ -55,6 +55,8 @@ from sqlmodel import select
 
 from ..db import read_scope, session_scope
 from ..errors import InputError, LoraLedgerError, NotFoundError
+from ..health import NodeHealth
+from ..loops import Retry
 from .tables import JobRow, JobStatus
 
 __all__ = [
@@ -535,31 +537,26 @@ class JobQueue:
 class JobWorker(threading.Thread):
     """Daemon thread running the queue's jobs one at a time (a training job takes the whole
     machine). Idle, it waits for a submit (starts the job at once) or ``tick`` seconds (jobs
-    queued by another process). A failing database is logged and retried with backoff."""
+    queued by another process). A failure (a locked or unreachable database) is logged once,
+    retried with backoff and reported to ``health`` until the worker works again."""
 
-    def __init__(self, queue: JobQueue, *, tick: float = 1.0, name: str = "job-worker") -> None:
+    def __init__(self, queue: JobQueue, *, tick: float = 1.0, name: str = "job-worker",
+                 health: NodeHealth | None = None) -> None:
         super().__init__(name=name, daemon=True)
         self.queue = queue
         self.tick = tick
         self.stopping = threading.Event()
+        self.retry = Retry("job worker", health=health, logger=log, base=tick)
 
     def run(self) -> None:
-        backoff = self.tick
         try:
             while not self.stopping.is_set():
                 try:
                     job = self.queue.run_one(stop=self.stopping)
-                except LoraLedgerError as exc:
-                    log.error("job worker: %s (retrying in %.0f s)", exc, backoff)
-                    self.stopping.wait(backoff)
-                    backoff = min(backoff * 2, 60.0)
+                except Exception as exc:  # noqa: BLE001 - the worker outlives any failure: logged, backed off
+                    self.stopping.wait(self.retry.failed(exc))
                     continue
-                except Exception:
-                    log.exception("job worker: unexpected error (retrying in %.0f s)", backoff)
-                    self.stopping.wait(backoff)
-                    backoff = min(backoff * 2, 60.0)
-                    continue
-                backoff = self.tick
+                self.retry.succeeded()
                 if job is None and not self.stopping.is_set():
                     self.queue.wait_for_work(self.tick)
         except BaseException as exc:  # a handler's SystemExit: the job is already marked failed

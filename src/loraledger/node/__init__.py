@@ -1,1 +1,2 @@
-"""The node: wiring of ledger, chain and epochs for the CLI, the API and the daemon."""
+"""The node: settings → services (``context``), the daemon (API + epoch loop + job worker),
+the job kinds it runs, and the client of a running node's API (``client``)."""

@@ -18,13 +18,13 @@ from ..db import create_all, make_engine
 from ..epochs import tables as epoch_tables
 from ..epochs.machine import EpochManager, EpochPolicy
 from ..epochs.store import EpochFileStore
+from ..health import NodeHealth
 from ..jobs import tables as job_tables
 from ..jobs.queue import JobQueue
 from ..records import tables as record_tables
 from ..records.ledger import RecordLedger
 from ..training import tables as adapter_tables
 from ..training.factory import ModelFactory
-from .health import NodeHealth
 from .job_kinds import factory_job_kinds
 
 

@@ -13,37 +13,41 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from ..config import Settings
-from ..errors import LoraLedgerError
 from ..jobs.queue import JobWorker
+from ..loops import Retry
 from .context import NodeContext, open_node
 
 log = logging.getLogger("loraledger.node")
 
 
 class EpochLoop(threading.Thread):
-    """Closes an epoch when the policy says so; a failure is logged and retried with backoff."""
+    """Closes an epoch when the policy says so. Any failure (the chain unreachable, the
+    database locked, a bug) is logged once, retried with backoff and reported to the node's
+    health until a close works again: the loop never dies."""
 
     def __init__(self, node: NodeContext, *, tick: float = 1.0):
         super().__init__(name="epoch-loop", daemon=True)
         self.node = node
         self.tick = tick
         self.stop = threading.Event()
+        self.retry = Retry("epoch loop", health=node.health, logger=log, base=tick)
 
     def run(self) -> None:
         last_close = time.monotonic()
-        backoff = self.tick
-        while not self.stop.wait(backoff):
+        wait = self.tick
+        while not self.stop.wait(wait):
+            wait = self.tick
             try:
                 pending = self.node.manager.pending_records()
-                if self.node.policy.due(pending, time.monotonic() - last_close):
+                # A failing loop retries the close (it also finishes half-done epochs) at once.
+                if self.retry.failing or self.node.policy.due(pending, time.monotonic() - last_close):
                     row = self.node.manager.close()
                     last_close = time.monotonic()
                     if row is not None:
                         log.info("epoch %s confirmed: %s records, total %s wei", row.number, row.record_count, row.total)
-                backoff = self.tick
-            except LoraLedgerError as exc:
-                log.error("closing an epoch failed: %s (retrying)", exc)
-                backoff = min(backoff * 2, 60.0)
+                self.retry.succeeded()
+            except Exception as exc:  # noqa: BLE001 - the loop outlives any failure: logged, backed off
+                wait = self.retry.failed(exc)
 
 
 def run_node(settings: Settings, *, operator: LocalAccount | None, host: str | None, port: int | None,
@@ -55,13 +59,10 @@ def run_node(settings: Settings, *, operator: LocalAccount | None, host: str | N
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     node = open_node(settings, operator=operator)
-    node.manager.advance()  # finish whatever a previous run left half done
-    interrupted = node.jobs.recover()  # jobs a previous run died under: failed, not left running
-    if interrupted:
-        log.warning("jobs %s were running when the node last stopped; marked failed", interrupted)
     loop = EpochLoop(node)
+    recover(node, loop)
     loop.start()
-    worker = JobWorker(node.jobs)
+    worker = JobWorker(node.jobs, health=node.health)
     worker.start()
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler
     # that was installed before it: with the default one the process dies there and this
@@ -75,6 +76,26 @@ def run_node(settings: Settings, *, operator: LocalAccount | None, host: str | N
         loop.stop.set()
         worker.stop()  # interrupts the running job at its next check (it ends failed)
         signal.signal(signal.SIGTERM, previous)
+
+
+def recover(node: NodeContext, loop: EpochLoop) -> None:
+    """Finish what a previous run left half done, and say what that was. A failure here does
+    not stop the node: ``loop`` starts in its failing state, so it retries at once (with
+    backoff) and ``/v1/health`` says why until it works."""
+    try:
+        finished = node.manager.advance()
+    except Exception as exc:  # noqa: BLE001 - handed to the loop's retry, which logs it
+        log.error("recovery: could not finish the epochs a previous run left open; the epoch loop retries")
+        loop.retry.failed(exc)
+    else:
+        if finished:
+            log.info("recovery: finished epochs %s left %s by a previous run", [row.number for row in finished],
+                     "unconfirmed")
+        else:
+            log.info("recovery: every epoch is confirmed; nothing to finish")
+    interrupted = node.jobs.recover()  # jobs a previous run died under: failed, not left running
+    if interrupted:
+        log.warning("recovery: jobs %s were running when the node last stopped; marked failed", interrupted)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

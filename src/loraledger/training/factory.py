@@ -34,6 +34,7 @@ from sqlmodel import Session, select
 from ..chain.contracts import AdapterRegistryContract
 from ..crypto.canonical import canonicalize
 from ..datanets.service import DatanetService
+from ..db import read_session, session_scope
 from ..errors import ChainError, InputError, LedgerError, NotFoundError
 from ..failpoints import failpoint
 from ..fsutil import atomic_write_json
@@ -43,7 +44,14 @@ from ..records.ledger import RecordLedger
 from .adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_hash, inspect_adapter, normalise_adapter_config
 from .config import TrainConfig, validate_adapter_name
 from .data import TrainingRow, build_examples, split_rows
-from .hf.basemodel import BaseModelHash, default_target_modules, hash_base_model, inspect_base_model, load_base_model
+from .hf.basemodel import (
+    BaseModelHash,
+    default_target_modules,
+    device_errors,
+    hash_base_model,
+    inspect_base_model,
+    load_base_model,
+)
 from .provenance import (
     PROVENANCE_FILE,
     PROVENANCE_FORMAT,
@@ -134,18 +142,18 @@ class ModelFactory:
 
     def get(self, name: str) -> AdapterRow:
         validate_adapter_name(name)
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             row = session.get(AdapterRow, name)
         if row is None:
             raise NotFoundError(f"no adapter named {name!r}; `loraledger adapters list` shows them")
         return row
 
     def all(self) -> list[AdapterRow]:
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             return list(session.exec(select(AdapterRow).order_by(AdapterRow.created_at, AdapterRow.name)))
 
     def _by_hash(self, digest: str) -> AdapterRow | None:
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             return session.exec(select(AdapterRow).where(AdapterRow.adapter_hash == digest)).first()
 
     def provenance(self, name: str) -> dict[str, Any]:
@@ -186,7 +194,7 @@ class ModelFactory:
         name = validate_adapter_name(request.name or
                                      f"d{request.datanet_id}-v{version}-r{request.config.rank}-s{request.config.seed}")
         out = (request.output_dir or self.adapters_dir / name).expanduser().resolve()
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             existing = session.get(AdapterRow, name)
         if existing is not None:
             hint = (f" (not yet registered on chain: `loraledger adapters register {name}` finishes it)"
@@ -263,9 +271,10 @@ class ModelFactory:
         # run that fails before one (e.g. unknown --target-modules) leaves nothing that would
         # block the next run under this name ("holds an unfinished run").
         pad_id = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else loaded.tokenizer.eos_token_id
-        outcome = train_lora(loaded.model, train_examples, val_examples, config, pad_id=pad_id, device=loaded.device,
-                             work_dir=partial, resume=request.resume, on_progress=on_progress,
-                             fingerprint_extra={"baseModel": base_hash.hash})
+        with device_errors(f"training {request.name}"):
+            outcome = train_lora(loaded.model, train_examples, val_examples, config, pad_id=pad_id,
+                                 device=loaded.device, work_dir=partial, resume=request.resume,
+                                 on_progress=on_progress, fingerprint_extra={"baseModel": base_hash.hash})
         stage("saving the adapter")
         staged = partial / "adapter"
         shutil.rmtree(staged, ignore_errors=True)
@@ -359,7 +368,7 @@ class ModelFactory:
                 return TrainResult(existing, self.provenance(name), None, existing.chain_version is not None,
                                    ["already imported"])
             raise InputError(f"this adapter (hash {digest.hash}) is already in the node as {existing.name!r}")
-        with Session(self.engine) as session:
+        with read_session(self.engine) as session:
             if session.get(AdapterRow, name) is not None:
                 raise InputError(f"an adapter named {name!r} exists already; choose another --name")
         out = self.adapters_dir / name
@@ -452,12 +461,11 @@ class ModelFactory:
             raise ChainError(f"adapter hash {row.adapter_hash} is registered on chain under another id ({registered_id})")
         else:
             tx_hash = row.tx_hash
-        with Session(self.engine) as session:
+        with session_scope(self.engine) as session:
             stored = session.get(AdapterRow, name)
             assert stored is not None
             stored.chain_version, stored.tx_hash = version, tx_hash
             session.add(stored)
-            session.commit()
         return self.get(name), fresh
 
     def verify(self, name: str) -> list[str]:
@@ -551,9 +559,10 @@ class ModelFactory:
                 raise LedgerError(f"the files of adapter {name} at {row.path} no longer match its recorded hash")
             adapters.append(BenchAdapter(name, Path(row.path), row.adapter_hash))
         loaded = load_base_model(base_dir, device=device)
-        report = run_benchmark(loaded.model, loaded.tokenizer, base_hash, adapters, eval_set, device=loaded.device,
-                               max_length=max_length, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                               on_model=on_model)
+        with device_errors("the benchmark"):
+            report = run_benchmark(loaded.model, loaded.tokenizer, base_hash, adapters, eval_set,
+                                   device=loaded.device, max_length=max_length, batch_size=batch_size,
+                                   max_new_tokens=max_new_tokens, on_model=on_model)
         timestamp = int(self.clock())
         records = [
             BenchmarkRecord(timestamp=timestamp, eval_set_hash=report.eval_set_hash, eval_examples=row.examples,

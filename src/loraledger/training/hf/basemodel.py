@@ -50,12 +50,13 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loraledger.errors import ConfigError, InputError, LoraLedgerError
+from loraledger.errors import ConfigError, InputError, LoraLedgerError, ResourceError
 from loraledger.fsutil import atomic_write_json, sha256_file
 
 #: ``format`` field of the base model manifest (see the module docstring).
@@ -404,6 +405,36 @@ def resolve_device(requested: str = "auto") -> str:
     return name
 
 
+def is_resource_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the machine failing (out of host or GPU memory, a CUDA fault) rather
+    than bad input."""
+    if isinstance(exc, MemoryError):
+        return True
+    import torch
+
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("CUDA" in text or "out of memory" in text.lower())
+
+
+def resource_error(exc: BaseException, what: str) -> ResourceError:
+    cause = (str(exc).strip().splitlines() or [""])[0]
+    return ResourceError(f"{what} failed: out of memory or a device fault ({type(exc).__name__}: {cause}); "
+                         "try a smaller batch size or max length, or another device")
+
+
+@contextmanager
+def device_errors(what: str) -> Iterator[None]:
+    """Raise out-of-memory and CUDA failures inside the block as :class:`ResourceError`."""
+    try:
+        yield
+    except Exception as exc:
+        if is_resource_error(exc):
+            raise resource_error(exc, what) from None
+        raise
+
+
 def load_base_model(
     path: str | Path, *, device: str = "auto", quantize: str | None = None, dtype: str | None = None
 ) -> LoadedBaseModel:
@@ -454,6 +485,8 @@ def load_base_model(
     except LoraLedgerError:
         raise
     except Exception as exc:  # transformers raises anything from OSError to KeyError
+        if is_resource_error(exc):
+            raise resource_error(exc, f"loading the base model from {info.path}") from None
         cause = (str(exc).strip().splitlines() or [""])[0]
         raise InputError(
             f"cannot load base model from {info.path}: {type(exc).__name__}: {cause}", path=str(info.path)
