@@ -118,28 +118,33 @@ def describe_revert(name: str | None, args: dict[str, Any]) -> str:
 
 
 class NonceManager:
-    """Hands out consecutive nonces per sender without a round trip for each transaction.
+    """Hands out nonces per sender so that threads sending from one key never collide.
 
-    It starts from the chain's pending count and resynchronises when the node reports a
-    nonce problem (another process sent from the same key, or a transaction was dropped).
+    Each ``take`` reads the chain's pending count (so a transaction sent by another process,
+    a dropped one, or a chain that went back — a devnet restarted from saved state, a deep
+    reorg — never leaves us with a stale nonce) and skips the nonces this process has taken
+    but not yet handed to the node (``release`` once sent or abandoned).
     """
 
     def __init__(self, w3: Web3):
         self._w3 = w3
-        self._next: dict[str, int] = {}
+        self._outstanding: dict[str, set[int]] = {}
         self._lock = threading.Lock()
 
     def take(self, address: str) -> int:
         with self._lock:
-            if address not in self._next:
-                self._next[address] = self._w3.eth.get_transaction_count(address, "pending")
-            nonce = self._next[address]
-            self._next[address] = nonce + 1
+            taken = self._outstanding.setdefault(address, set())
+            nonce = int(self._w3.eth.get_transaction_count(address, "pending"))
+            while nonce in taken or (taken and nonce < max(taken)):
+                nonce += 1
+            taken.add(nonce)
             return nonce
 
-    def reset(self, address: str) -> None:
+    def release(self, address: str, nonce: int) -> None:
+        """The transaction with ``nonce`` was sent (the node's pending count now covers it) or
+        will not be."""
         with self._lock:
-            self._next.pop(address, None)
+            self._outstanding.get(address, set()).discard(nonce)
 
 
 class ChainUnreachable(ChainError):
@@ -240,17 +245,18 @@ class ChainClient:
         tx_params["gas"] = self._gas(call, tx_params, what=what)
         for attempt in range(2):
             tx_params["nonce"] = self.nonces.take(account.address)
-            tx = call.build_transaction(tx_params)
-            signed = account.sign_transaction(tx)
             try:
+                tx = call.build_transaction(tx_params)
+                signed = account.sign_transaction(tx)
                 tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
                 break
             except Web3RPCError as exc:
                 message = _rpc_message(exc)
-                self.nonces.reset(account.address)
                 if "nonce" in message.lower() and attempt == 0:
-                    continue  # another sender used our nonce: resync once and retry
+                    continue  # another sender used our nonce: take a fresh one and retry once
                 raise ChainError(f"{what}: transaction rejected by the node: {message}") from None
+            finally:
+                self.nonces.release(account.address, tx_params["nonce"])
         receipt = self.wait(tx_hash, what=what)
         if receipt["status"] != 1:
             raise self._replay_revert(what, tx, receipt)
