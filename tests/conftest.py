@@ -7,12 +7,15 @@ contracts are compiled by the project's solc and deployed with real transactions
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,3 +196,59 @@ def deployed_settings(anvil: Anvil, deployer, artifacts, base: Path, **extra):
     client = chain_client(settings)
     Deployer(client, deployer, artifacts, settings.deployment_file(client.chain_id)).run()
     return settings
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, *, interval: float = 0.2):
+    """Poll ``predicate`` until it returns something truthy (returned); fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(interval)
+
+
+@dataclass
+class NodeProcess:
+    """A ``loraledger node run`` subprocess; ``output()`` is what it printed (after it stopped)."""
+
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+@contextmanager
+def node_process(env: dict[str, str], port: int, log: Path, *, timeout: float = 60) -> Iterator[NodeProcess]:
+    """Run ``loraledger node run --port PORT`` with ``env`` (its output to ``log``), wait until
+    ``/v1/health`` answers, and stop it with SIGTERM (then kill) at the end."""
+    import httpx
+
+    with open(log, "w") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "loraledger", "node", "run", "--port", str(port)], env=env,
+                                   stdout=sink, stderr=subprocess.STDOUT)
+    node = NodeProcess(f"http://127.0.0.1:{port}", process, log)
+
+    def up() -> bool:
+        assert node.alive(), f"the node exited with {process.returncode}:\n{node.output()}"
+        try:
+            return httpx.get(f"{node.url}/v1/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(up, timeout, "the node to start")
+        yield node
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

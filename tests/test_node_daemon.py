@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
 
 import httpx
-from conftest import cli_environment, free_port
+from conftest import cli_environment, free_port, node_process, wait_for
 
 from loraledger.chain.client import ChainClient
 from loraledger.chain.deploy import Deployer
@@ -29,19 +26,8 @@ def test_daemon_closes_an_epoch_when_enough_records_arrive(anvil, accounts, arti
     port = free_port()
     env = cli_environment(anvil.url, tmp_path, operator=accounts[0], deployments=deployments,
                           LORALEDGER_ADMIN_TOKEN="t0ken", LORALEDGER_EPOCH_RECORDS="3", LORALEDGER_EPOCH_SECONDS="3600")
-    daemon = subprocess.Popen([sys.executable, "-m", "loraledger", "node", "run", "--port", str(port)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/v1/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert daemon.poll() is None and time.monotonic() < deadline, "daemon did not start"
-            time.sleep(0.2)
+    with node_process(env, port, tmp_path / "node.log") as node:
+        url = node.url
         fee = {"kind": "fee", "timestamp": 1, "payer": accounts[5].address, "fee": "1000",
                "weights": {accounts[1].address: 1}, "operator": accounts[0].address}
         headers = {"Authorization": "Bearer t0ken"}
@@ -49,19 +35,8 @@ def test_daemon_closes_an_epoch_when_enough_records_arrive(anvil, accounts, arti
         time.sleep(2.5)
         assert httpx.get(f"{url}/v1/epochs").json() == []  # 2 records: below the policy's 3
         httpx.post(f"{url}/v1/records", json={**fee, "ref": "3"}, headers=headers).raise_for_status()
-        deadline = time.monotonic() + 60
-        while True:
-            epochs = httpx.get(f"{url}/v1/epochs").json()
-            if epochs and epochs[0]["status"] == "confirmed":
-                break
-            assert time.monotonic() < deadline, epochs
-            time.sleep(0.3)
+        epochs = wait_for(lambda: (e := httpx.get(f"{url}/v1/epochs").json()) and e[0]["status"] == "confirmed" and e,
+                          60, "the epoch to be confirmed", interval=0.3)
         assert epochs[0]["records"] == 3
         reward = httpx.get(f"{url}/v1/rewards/{accounts[1].address}").json()
         assert int(reward["cumulativeAmount"]) == 3 * 700  # the contributors' 70% of each 1000-wei fee
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            daemon.kill()

@@ -6,13 +6,12 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import cli_environment, free_port, tool
+from conftest import cli_environment, free_port, node_process, tool, wait_for
 
 from loraledger.chain.client import ChainClient
 from loraledger.chain.contracts import LedgerContracts, all_packaged_abis
@@ -47,16 +46,6 @@ def _anvil(port: int, state: Path) -> subprocess.Popen:
     pytest.fail("anvil did not start")
 
 
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
-
-
 def _get(url: str) -> httpx.Response | None:
     try:
         return httpx.get(url, timeout=5)
@@ -81,51 +70,44 @@ def test_chain_outage_degrades_health_then_posts_the_epoch_once(accounts, artifa
     contracts = LedgerContracts(client, deployment)
 
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_file = tmp_path / "node.log"
     env = cli_environment(rpc, tmp_path, operator=accounts[0], deployments=deployments,
                           LORALEDGER_ADMIN_TOKEN=TOKEN, LORALEDGER_EPOCH_RECORDS="1",
                           LORALEDGER_EPOCH_SECONDS="3600", LORALEDGER_TX_TIMEOUT="5")
-    with open(log_file, "w") as log:
-        daemon = subprocess.Popen([sys.executable, "-m", "loraledger", "node", "run", "--port", str(port)], env=env,
-                                  stdout=log, stderr=subprocess.STDOUT)
     headers = {"Authorization": f"Bearer {TOKEN}"}
+    log_file = tmp_path / "node.log"
     try:
-        _wait_for(lambda: (r := _get(f"{url}/v1/health")) is not None and r.status_code == 200, 30, "the node")
-        assert _get(f"{url}/v1/health").json()["status"] == "ok"
+        with node_process(env, port, log_file) as node:
+            url = node.url
+            assert _get(f"{url}/v1/health").json()["status"] == "ok"
 
-        chain.send_signal(signal.SIGTERM)  # the chain goes away (its state is kept)
-        chain.wait(timeout=10)
-        stopped_at = time.monotonic()
-        # Records still arrive (the ledger is local); the epoch loop cannot post them.
-        httpx.post(f"{url}/v1/records", json=_fee(accounts, "during-outage"), headers=headers).raise_for_status()
-        health = _wait_for(lambda: (h := _get(f"{url}/v1/health").json())["status"] == "degraded" and h, 15,
-                           "health to say degraded")
-        reasons = " ".join(p["reason"] for p in health["problems"])
-        assert "chain unreachable" in reasons, health
-        # Chain-backed reads and writes answer a JSON error, not a plain-text 500.
-        rewards = httpx.get(f"{url}/v1/rewards/{accounts[1].address}")
-        assert rewards.status_code == 502 and rewards.json()["error"] in ("chain", "chain_unreachable"), rewards.text
-        close = httpx.post(f"{url}/v1/epochs/close", headers=headers)
-        assert close.status_code == 502 and "chain unreachable" in close.json()["message"], close.text
-        time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped_at)))
-        assert daemon.poll() is None, "the node died during the outage"
+            chain.send_signal(signal.SIGTERM)  # the chain goes away (its state is kept)
+            chain.wait(timeout=10)
+            stopped_at = time.monotonic()
+            # Records still arrive (the ledger is local); the epoch loop cannot post them.
+            httpx.post(f"{url}/v1/records", json=_fee(accounts, "during-outage"), headers=headers).raise_for_status()
+            health = wait_for(lambda: (h := _get(f"{url}/v1/health").json())["status"] == "degraded" and h, 15,
+                              "health to say degraded")
+            reasons = " ".join(p["reason"] for p in health["problems"])
+            assert "chain unreachable" in reasons, health
+            # Chain-backed reads and writes answer a JSON error, not a plain-text 500.
+            rewards = httpx.get(f"{url}/v1/rewards/{accounts[1].address}")
+            assert rewards.status_code == 502 and rewards.json()["error"] == "chain_unreachable", rewards.text
+            close = httpx.post(f"{url}/v1/epochs/close", headers=headers)
+            assert close.status_code == 502 and "chain unreachable" in close.json()["message"], close.text
+            time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped_at)))
+            assert node.alive(), "the node died during the outage"
 
-        chain = _anvil(anvil_port, state)  # back, with the same chain
-        _wait_for(lambda: (r := _get(f"{url}/v1/health")) is not None and r.json()["status"] == "ok", 90,
-                  "health to say ok again")
-        epochs = _wait_for(lambda: [e for e in httpx.get(f"{url}/v1/epochs").json() if e["status"] == "confirmed"],
-                           60, "the epoch to be confirmed")
-        assert [e["epoch"] for e in epochs] == [1] and epochs[0]["records"] == 1
-        assert contracts.current_epoch() == 1
-        assert list(contracts.epoch_post_blocks()) == [1]  # posted exactly once
-        assert contracts.total_funded() == 1000
+            chain = _anvil(anvil_port, state)  # back, with the same chain
+            wait_for(lambda: (r := _get(f"{url}/v1/health")) is not None and r.json()["status"] == "ok", 90,
+                     "health to say ok again")
+            epochs = wait_for(
+                lambda: [e for e in httpx.get(f"{url}/v1/epochs").json() if e["status"] == "confirmed"], 60,
+                "the epoch to be confirmed")
+            assert [e["epoch"] for e in epochs] == [1] and epochs[0]["records"] == 1
+            assert contracts.current_epoch() == 1
+            assert list(contracts.epoch_post_blocks()) == [1]  # posted exactly once
+            assert contracts.total_funded() == 1000
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
         chain.kill()
     text = log_file.read_text()
     failing = [line for line in text.splitlines() if "epoch loop failing" in line]

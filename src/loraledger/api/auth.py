@@ -1,53 +1,46 @@
-"""The admin token check, shared by every API module with admin routes (one implementation).
+"""The one admin-token check of the API.
 
-Admin routes need ``Authorization: Bearer <LORALEDGER_ADMIN_TOKEN>``. A node without a
+Admin routes need ``Authorization: Bearer <LORALEDGER_ADMIN_TOKEN>``; a node without a
 configured token has its admin routes switched off. A refused call raises
-:class:`AdminUnauthorized`, which :func:`loraledger.api.app.create_app` answers with a 401
-JSON body ``{"error": "unauthorized", "message": ...}``.
-
-Use it as a route dependency::
-
-    require_admin = admin_dependency(settings)
-
-    @router.post("/v1/things", dependencies=[Depends(require_admin)])
-    def create_thing(...): ...
+:class:`loraledger.errors.Unauthorized`, answered 401 by the API's one error mapping
+(:mod:`loraledger.api.errors`). Routes use :data:`loraledger.api.deps.AdminOnly`; the
+datanet owner routes (admin token OR the owner's signature) call :func:`admin_token_ok`.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Header
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..config import Settings
+from ..errors import Unauthorized
 
-__all__ = ["AdminUnauthorized", "admin_dependency", "admin_token_ok"]
+__all__ = ["BearerToken", "admin_token_ok", "check_admin"]
 
-
-class AdminUnauthorized(Exception):
-    """An admin endpoint was called without the right token (answered 401)."""
+# Parses "Authorization: Bearer <token>" (scheme case-insensitive) and declares the scheme
+# in the OpenAPI document; auto_error=False so that the refusal is ours (a JSON 401).
+_bearer = HTTPBearer(auto_error=False, description="the node's admin token (LORALEDGER_ADMIN_TOKEN)")
+#: The bearer credentials of the request, if it sent any.
+BearerToken = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 def _expected(settings: Settings) -> str | None:
     return settings.admin_token.get_secret_value() if settings.admin_token else None
 
 
-def admin_token_ok(settings: Settings, authorization: str | None) -> bool:
-    """Whether the ``Authorization`` header carries the node's admin token (constant-time compare)."""
+def admin_token_ok(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> bool:
+    """Whether the request carries the node's admin token (constant-time compare)."""
     expected = _expected(settings)
-    given = (authorization or "").removeprefix("Bearer ").strip()
+    given = credentials.credentials.strip() if credentials is not None else ""
     return bool(expected and given and secrets.compare_digest(given.encode(), expected.encode()))
 
 
-def admin_dependency(settings: Settings) -> Callable[..., None]:
-    """A FastAPI dependency refusing (:class:`AdminUnauthorized`) calls without the admin token."""
-
-    def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
-        if not _expected(settings):
-            raise AdminUnauthorized("admin endpoints are disabled: set LORALEDGER_ADMIN_TOKEN on the node")
-        if not admin_token_ok(settings, authorization):
-            raise AdminUnauthorized("missing or wrong admin token (Authorization: Bearer <token>)")
-
-    return require_admin
+def check_admin(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> None:
+    """:class:`Unauthorized` unless the credentials are the admin token (saying why)."""
+    if not _expected(settings):
+        raise Unauthorized("admin endpoints are disabled: set LORALEDGER_ADMIN_TOKEN on the node")
+    if not admin_token_ok(settings, credentials):
+        raise Unauthorized("missing or wrong admin token (Authorization: Bearer <token>)")

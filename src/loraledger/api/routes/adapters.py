@@ -20,20 +20,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, Request
 
-from ...config import Settings
+from ...errors import ConfigError
 from ...training.factory import ModelFactory, adapter_to_dict
-from ..auth import admin_dependency
+from ..deps import AdminOnly, current_node
+from ..schemas import errors
 
-__all__ = ["install_adapters"]
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/adapters", tags=["adapters"])
 
 
 def _factory(request: Request) -> ModelFactory:
-    return request.app.state.node.factory
+    factory = current_node(request).factory
+    if factory is None:
+        raise ConfigError("this node has no model factory")
+    return factory
 
 
-# Module level, so that FastAPI can resolve the (string) annotations of the routes.
 Factory = Annotated[ModelFactory, Depends(_factory)]
 
 
@@ -43,25 +48,22 @@ def _public(row: Any) -> dict[str, Any]:
     return data
 
 
-def install_adapters(app: FastAPI, settings: Settings) -> None:
-    router = APIRouter(prefix="/v1/adapters", tags=["adapters"])
-    require_admin = admin_dependency(settings)
+@router.get("", responses=errors(409, 503))
+def list_adapters(factory: Factory) -> list[dict[str, Any]]:
+    return [_public(row) for row in factory.all()]
 
-    @router.get("")
-    def list_adapters(factory: Factory) -> list[dict[str, Any]]:
-        return [_public(row) for row in factory.all()]
 
-    @router.get("/{name}")
-    def get_adapter(factory: Factory, name: str) -> dict[str, Any]:
-        return {**_public(factory.get(name)), "provenance": factory.provenance(name)}
+@router.get("/{name}", responses=errors(400, 404, 409, 503))
+def get_adapter(factory: Factory, name: str) -> dict[str, Any]:
+    return {**_public(factory.get(name)), "provenance": factory.provenance(name)}
 
-    @router.get("/{name}/rows/{row_hash}/proof")
-    def row_proof(factory: Factory, name: str, row_hash: str) -> dict[str, Any]:
-        return factory.training_row_proof(name, row_hash)
 
-    @router.post("/{name}/register", dependencies=[Depends(require_admin)])
-    def register(factory: Factory, name: str) -> dict[str, Any]:
-        row, fresh = factory.register(name)
-        return {**_public(row), "newlyRegistered": fresh}
+@router.get("/{name}/rows/{row_hash}/proof", responses=errors(400, 404, 409, 503))
+def row_proof(factory: Factory, name: str, row_hash: str) -> dict[str, Any]:
+    return factory.training_row_proof(name, row_hash)
 
-    app.include_router(router)
+
+@router.post("/{name}/register", dependencies=[AdminOnly], responses=errors(400, 401, 404, 409, 502, 503))
+def register(factory: Factory, name: str) -> dict[str, Any]:
+    row, fresh = factory.register(name)
+    return {**_public(row), "newlyRegistered": fresh}

@@ -27,43 +27,32 @@ starts; an app served without it queues jobs that wait for a worker.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
-from ...config import Settings
 from ...errors import InputError, NotFoundError
 from ...jobs.queue import JobQueue, job_to_dict
-from ..auth import admin_dependency
+from ..body import BodyLimits, JsonBody
+from ..deps import AdminOnly, current_node
+from ..params import CanonicalInt
+from ..schemas import JOB_BODY, JOB_EXAMPLE, errors, json_body
 
-__all__ = ["install_jobs", "jobs_router"]
+__all__ = ["router"]
 
-PREFIX = "/v1/jobs"
-#: Largest request body ``POST /v1/jobs`` reads (job params are small: no data goes inline).
-MAX_BODY_BYTES = 1024 * 1024
 _MAX_ID = 2**63 - 1  # what the ledger database stores
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+# Job params are small: no data goes inline (1 MiB, the default).
+_job_body = JsonBody(BodyLimits(), empty='request body is empty; send {"kind": "...", "params": {...}}')
 
 
 def _queue(request: Request) -> JobQueue:
-    return request.app.state.node.jobs
+    return current_node(request).jobs
 
 
-async def _json_body(request: Request) -> Any:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise InputError(f"request body is larger than {MAX_BODY_BYTES} bytes")
-    if not body.strip():
-        raise InputError('request body is empty; send {"kind": "...", "params": {...}}')
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        raise InputError("request body is not JSON") from None
-
-
-# Module level, so that FastAPI can resolve the (string) annotations of the routes.
 Jobs = Annotated[JobQueue, Depends(_queue)]
-JsonBody = Annotated[Any, Depends(_json_body)]
 
 
 def _job_id(value: int) -> int:
@@ -72,49 +61,40 @@ def _job_id(value: int) -> int:
     return value
 
 
-def jobs_router(settings: Settings) -> APIRouter:
-    """The ``/v1/jobs`` routes; ``settings`` gives the admin token."""
-    router = APIRouter(prefix=PREFIX, tags=["jobs"])
-    require_admin = admin_dependency(settings)
-
-    @router.get("")
-    def list_jobs(
-        jobs: Jobs,
-        status: str | None = None,
-        kind: str | None = None,
-        limit: Annotated[int, Query(description="at most this many jobs, 1..1000")] = 100,
-    ) -> list[dict[str, Any]]:
-        return [job_to_dict(row) for row in jobs.list(status=status, kind=kind, limit=limit)]
-
-    @router.get("/{job_id}")
-    def get_job(jobs: Jobs, job_id: int) -> dict[str, Any]:
-        return job_to_dict(jobs.get(_job_id(job_id)))
-
-    @router.post("", status_code=201, dependencies=[Depends(require_admin)])
-    def submit(jobs: Jobs, body: JsonBody) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise InputError(f"request body must be a JSON object, got {type(body).__name__}")
-        unknown = sorted(set(body) - {"kind", "params"})
-        if unknown:
-            raise InputError(f"unknown field(s) {', '.join(unknown)}; allowed: kind, params")
-        kind = body.get("kind")
-        if not isinstance(kind, str) or not kind:
-            raise InputError("kind is required: the name of a job kind (a string)", field="kind")
-        params = body.get("params", {})
-        if params is None:
-            params = {}
-        if not isinstance(params, dict):
-            raise InputError(f"params must be a JSON object, got {type(params).__name__}", field="params")
-        return job_to_dict(jobs.submit(kind, params))
-
-    @router.post("/{job_id}/cancel", dependencies=[Depends(require_admin)])
-    def cancel(jobs: Jobs, job_id: int) -> dict[str, Any]:
-        return job_to_dict(jobs.cancel(_job_id(job_id)))
-
-    return router
+@router.get("", responses=errors(400, 409, 422, 503))
+def list_jobs(
+    jobs: Jobs,
+    status: str | None = None,
+    kind: str | None = None,
+    limit: Annotated[CanonicalInt, Query(description="at most this many jobs, 1..1000")] = 100,
+) -> list[dict[str, Any]]:
+    return [job_to_dict(row) for row in jobs.list(status=status, kind=kind, limit=limit)]
 
 
-def install_jobs(app: FastAPI, settings: Settings) -> None:
-    """Add the job routes to ``app``. Refused admin calls and job errors are answered by the
-    app's own handlers (``AdminUnauthorized`` → 401, ``InputError`` → 400, ``NotFoundError`` → 404)."""
-    app.include_router(jobs_router(settings))
+@router.get("/{job_id}", responses=errors(400, 404, 409, 422, 503))
+def get_job(jobs: Jobs, job_id: CanonicalInt) -> dict[str, Any]:
+    return job_to_dict(jobs.get(_job_id(job_id)))
+
+
+@router.post("", status_code=201, dependencies=[AdminOnly], responses=errors(400, 401, 409, 413, 503),
+             openapi_extra=json_body(JOB_BODY, example=JOB_EXAMPLE))
+def submit(jobs: Jobs, body: Annotated[Any, Depends(_job_body)]) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InputError(f"request body must be a JSON object, got {type(body).__name__}")
+    unknown = sorted(set(body) - {"kind", "params"})
+    if unknown:
+        raise InputError(f"unknown field(s) {', '.join(unknown)}; allowed: kind, params")
+    kind = body.get("kind")
+    if not isinstance(kind, str) or not kind:
+        raise InputError("kind is required: the name of a job kind (a string)", field="kind")
+    params = body.get("params", {})
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise InputError(f"params must be a JSON object, got {type(params).__name__}", field="params")
+    return job_to_dict(jobs.submit(kind, params))
+
+
+@router.post("/{job_id}/cancel", dependencies=[AdminOnly], responses=errors(400, 401, 404, 409, 422, 503))
+def cancel(jobs: Jobs, job_id: CanonicalInt) -> dict[str, Any]:
+    return job_to_dict(jobs.cancel(_job_id(job_id)))
