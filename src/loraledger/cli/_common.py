@@ -7,26 +7,27 @@ import os
 import sys
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ..config import Settings, load_settings
 from ..errors import ConfigError
 
+if TYPE_CHECKING:  # imported for real only inside the commands that open a node (fast --help)
+    from eth_account.signers.local import LocalAccount
+
+    from ..node.context import NodeContext
+
 KeyEnvOption = Annotated[
     str | None,
     typer.Option("--key-env", help="Environment variable holding the signing key (hex)."),
 ]
-
-
 KeystoreOption = Annotated[
     Path | None,
     typer.Option("--keystore", help="Encrypted JSON keystore to sign with; password from "
                  "LORALEDGER_KEYSTORE_PASSWORD or a prompt."),
 ]
-
-
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
@@ -94,7 +95,9 @@ def _maybe_operator(settings, key_env, keystore):
         return None
 
 
-def _factory_node(ctx: typer.Context, *, operator: Any = None):
+def _open_node(ctx: typer.Context, operator: LocalAccount | None = None) -> NodeContext:
+    """The node of these settings (database, chain, datanets, model factory), opened in this
+    process; ``operator`` signs what it sends (read-only without)."""
     from ..node.context import open_node
 
     return open_node(_settings(ctx), operator=operator)

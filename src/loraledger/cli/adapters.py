@@ -13,8 +13,8 @@ from ._common import (
     KeyEnvOption,
     KeystoreOption,
     _echo_json,
-    _factory_node,
     _maybe_operator,
+    _open_node,
     _operator,
     _settings,
 )
@@ -25,7 +25,7 @@ adapters_app = typer.Typer(help="LoRA adapters: list, show, import, register, ve
 @adapters_app.command("list")
 def adapters_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Adapters in this node, oldest first."""
-    rows = _factory_node(ctx).factory.all()
+    rows = _open_node(ctx).factory.all()
     if as_json:
         _echo_json([adapter_to_dict(r) for r in rows])
         return
@@ -40,7 +40,7 @@ def adapters_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @adapters_app.command("show")
 def adapters_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Adapter name.")]) -> None:
     """An adapter's row and its provenance.json."""
-    node = _factory_node(ctx)
+    node = _open_node(ctx)
     _echo_json({**adapter_to_dict(node.factory.get(name)), "provenance": node.factory.provenance(name)})
 
 
@@ -69,7 +69,7 @@ def adapters_import(
     """Import an external adapter with provenance `external` (never credited to datanet contributors)."""
     settings = _settings(ctx)
     operator = _operator(settings, key_env, keystore) if register else _maybe_operator(settings, key_env, keystore)
-    node = _factory_node(ctx, operator=operator)
+    node = _open_node(ctx, operator=operator)
     result = node.factory.import_adapter(directory, name=name, base_dir=base, base_model_hash=base_model_hash,
                                          developer=developer, expect_hash=expect_hash, register=register)
     row = result.adapter
@@ -86,7 +86,7 @@ def adapters_register(
 ) -> None:
     """Register (or finish registering) an adapter in AdapterRegistry; safe to repeat."""
     settings = _settings(ctx)
-    node = _factory_node(ctx, operator=_operator(settings, key_env, keystore))
+    node = _open_node(ctx, operator=_operator(settings, key_env, keystore))
     row, fresh = node.factory.register(name)
     typer.echo(f"{row.name}: AdapterRegistry version {row.chain_version}" + ("" if fresh else " (already registered)"))
 
@@ -98,13 +98,13 @@ def adapters_proof(
     row_hash: Annotated[str, typer.Argument(help="The datanet row's hash.")],
 ) -> None:
     """Prove that a datanet row trained an adapter (Merkle proof against its AdapterRecord)."""
-    _echo_json(_factory_node(ctx).factory.training_row_proof(name, row_hash))
+    _echo_json(_open_node(ctx).factory.training_row_proof(name, row_hash))
 
 
 @adapters_app.command("verify")
 def adapters_verify(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Adapter name.")]) -> None:
     """Recompute an adapter's hashes from its files; compare with the ledger and the chain."""
-    node = _factory_node(ctx)
+    node = _open_node(ctx)
     problems = node.factory.verify(name)
     if problems:
         for problem in problems:

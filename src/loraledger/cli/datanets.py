@@ -16,18 +16,13 @@ from ._common import (
     KeyEnvOption,
     KeystoreOption,
     _echo_json,
+    _open_node,
     _operator,
     _settings,
     _signer,
 )
 
 datanet_app = typer.Typer(help="Community datasets: create, contribute, review, snapshot, export.", no_args_is_help=True)
-
-
-def _datanet_node(ctx: typer.Context, operator=None):
-    from ..node.context import open_node
-
-    return open_node(_settings(ctx), operator=operator)
 
 
 def _datanet_json(node, datanet_id: int) -> dict[str, Any]:
@@ -64,7 +59,7 @@ def datanet_create(
     """Create a datanet: registered in DatanetRegistry and recorded in the ledger."""
     settings = _settings(ctx)
     operator = _operator(settings, key_env, keystore)
-    node = _datanet_node(ctx, operator)
+    node = _open_node(ctx, operator)
     row = node.datanets.create(operator, owner=owner or operator.address, name=name, row_schema=schema,
                                licenses=license, policy=policy, near_duplicate_pct=near_pct, metadata_uri=metadata_uri)
     typer.echo(f"datanet {row.id} '{row.name}' created (owner {row.owner}, schema {row.row_schema}, policy {row.policy})")
@@ -87,7 +82,7 @@ def datanet_contribute(
     from ..datanets.contribution import Contribution, sign_contribution
 
     contributor = _signer(key_env, keystore, default_env="LORALEDGER_KEY")
-    node = _datanet_node(ctx)
+    node = _open_node(ctx)
     schema = node.datanets.get(datanet_id).row_schema
     try:
         lines = file.read_bytes().decode("utf-8").splitlines(keepends=True)
@@ -132,7 +127,7 @@ def datanet_review(
     """The owner (or the operator for the owner) accepts or rejects pending rows; recorded in the ledger."""
     settings = _settings(ctx)
     signer = _signer(key_env, keystore, default_env="LORALEDGER_KEY", settings_key=settings.operator_key)
-    node = _datanet_node(ctx)
+    node = _open_node(ctx)
     datanet = node.datanets.get(datanet_id)
     if signer.address not in (datanet.owner, node.contracts.deployment.operator):
         raise InputError(f"only the owner {datanet.owner} or the node operator may review datanet {datanet_id}")
@@ -152,7 +147,7 @@ def datanet_snapshot(
     """Freeze the accepted rows as the next version; publish its root to DatanetRegistry."""
     settings = _settings(ctx)
     operator = _operator(settings, key_env, keystore)
-    node = _datanet_node(ctx, operator)
+    node = _open_node(ctx, operator)
     snap = node.datanets.snapshot(datanet_id, operator)
     typer.echo(f"datanet {datanet_id} version {snap.version}: {snap.row_count} rows, root {snap.root}")
     if export is not None:
@@ -167,7 +162,7 @@ def datanet_export(
     version: Annotated[int | None, typer.Option(help="Snapshot version (default: latest).")] = None,
 ) -> None:
     """Export a snapshot as JSONL + manifest (reads with datasets.load_dataset("json", ...))."""
-    node = _datanet_node(ctx)
+    node = _open_node(ctx)
     _export(node, datanet_id, node.datanets.resolve_version(datanet_id, version), directory)
 
 
@@ -178,7 +173,7 @@ def datanet_show(
     as_json: JsonOption = False,
 ) -> None:
     """A datanet's rules, row counts, latest version and EIP-712 domain."""
-    info = _datanet_json(_datanet_node(ctx), datanet_id)
+    info = _datanet_json(_open_node(ctx), datanet_id)
     if as_json:
         _echo_json(info)
         return
@@ -194,5 +189,5 @@ def datanet_proof(
     version: Annotated[int | None, typer.Option(help="Snapshot version (default: latest).")] = None,
 ) -> None:
     """Prove a row is in a snapshot; the proof is checked by DatanetRegistry.verifyRow on chain."""
-    node = _datanet_node(ctx)
+    node = _open_node(ctx)
     _echo_json(node.datanets.row_proof(datanet_id, node.datanets.resolve_version(datanet_id, version), row_hash))

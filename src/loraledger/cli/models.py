@@ -17,8 +17,8 @@ from ._common import (
     KeystoreOption,
     ProgressBar,
     _echo_json,
-    _factory_node,
     _maybe_operator,
+    _open_node,
     _operator,
     _settings,
 )
@@ -119,7 +119,7 @@ def train(
     )
     settings = _settings(ctx)
     operator = _operator(settings, key_env, keystore) if register else _maybe_operator(settings, key_env, keystore)
-    node = _factory_node(ctx, operator=operator)
+    node = _open_node(ctx, operator=operator)
     bar = ProgressBar(enabled=not as_json)
     request = TrainRequest(datanet_id=datanet, base_dir=base, config=config, snapshot_version=snapshot, name=name,
                            developer=developer, output_dir=out, resume=resume, device=device, register=register)
@@ -182,7 +182,7 @@ def bench(
 ) -> None:
     """Benchmark the base model and adapters: loss, perplexity, exact match, ROUGE-L.
     Results are recorded as BenchmarkRecords citing the eval set hash."""
-    node = _factory_node(ctx)
+    node = _open_node(ctx)
     names = [n.strip() for n in adapters.split(",") if n.strip()]
     if eval_file is None:
         datanet, snapshot, val_fraction = node.factory.training_source(names, datanet=datanet, snapshot=snapshot,

@@ -11,7 +11,7 @@ from ._common import (
     KeyEnvOption,
     KeystoreOption,
     ProgressBar,
-    _factory_node,
+    _open_node,
     _operator,
     _settings,
 )
@@ -31,7 +31,7 @@ def pipeline_run(
 
     spec = load_pipeline(file)
     settings = _settings(ctx)
-    node = _factory_node(ctx, operator=_operator(settings, key_env, keystore))
+    node = _open_node(ctx, operator=_operator(settings, key_env, keystore))
     bar = ProgressBar(enabled=True)
     try:
         run = run_pipeline(node.factory, spec, on_progress=bar, on_stage=bar.stage)
