@@ -198,7 +198,8 @@ def deployed_settings(anvil: Anvil, deployer, artifacts, base: Path, **extra):
     return settings
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, *, interval: float = 0.2):
+def wait_for(predicate: Callable[[], object], timeout: float = 5.0, what: str = "condition", *,
+             interval: float = 0.05):
     """Poll ``predicate`` until it returns something truthy (returned); fail after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:

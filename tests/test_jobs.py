@@ -18,7 +18,7 @@ import time
 
 import httpx
 import pytest
-from conftest import cli_environment, deployed_settings, free_port, serve
+from conftest import cli_environment, deployed_settings, free_port, serve, wait_for
 
 from loraledger.api import create_app
 from loraledger.db import make_engine, session_scope
@@ -86,16 +86,6 @@ def kinds(probe: Probe | None = None) -> list[JobKind]:
     if probe is not None:
         found.append(JobKind("probe", probe, any_params))
     return found
-
-
-def wait_for(predicate, timeout: float = 5.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 # ------------------------------------------------------------------------- fixtures

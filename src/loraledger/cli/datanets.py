@@ -23,6 +23,8 @@ from ._common import (
 )
 
 datanet_app = typer.Typer(help="Community datasets: create, contribute, review, snapshot, export.", no_args_is_help=True)
+DatanetArg = Annotated[int, typer.Argument(help="Datanet id.")]
+VersionOption = Annotated[int | None, typer.Option(help="Snapshot version (default: latest).")]
 
 
 def _datanet_json(node, datanet_id: int) -> dict[str, Any]:
@@ -68,7 +70,7 @@ def datanet_create(
 @datanet_app.command("contribute")
 def datanet_contribute(
     ctx: typer.Context,
-    datanet_id: Annotated[int, typer.Argument(help="Datanet id.")],
+    datanet_id: DatanetArg,
     file: Annotated[Path, typer.Argument(help="Rows as JSON lines.")],
     license: Annotated[str, typer.Option(help="SPDX licence of these rows.")],
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per signed batch.")] = 1_000,
@@ -116,7 +118,7 @@ def datanet_contribute(
 @datanet_app.command("review")
 def datanet_review(
     ctx: typer.Context,
-    datanet_id: Annotated[int, typer.Argument(help="Datanet id.")],
+    datanet_id: DatanetArg,
     row_hashes: Annotated[list[str] | None, typer.Argument(help="Row hashes to decide.")] = None,
     accept: Annotated[bool, typer.Option("--accept/--reject", help="Accept or reject the rows.")] = True,
     all_pending: Annotated[bool, typer.Option("--all-pending", help="Decide every pending row.")] = False,
@@ -139,7 +141,7 @@ def datanet_review(
 @datanet_app.command("snapshot")
 def datanet_snapshot(
     ctx: typer.Context,
-    datanet_id: Annotated[int, typer.Argument(help="Datanet id.")],
+    datanet_id: DatanetArg,
     export: Annotated[Path | None, typer.Option(help="Also export the snapshot to this directory.")] = None,
     key_env: KeyEnvOption = None,
     keystore: KeystoreOption = None,
@@ -157,9 +159,9 @@ def datanet_snapshot(
 @datanet_app.command("export")
 def datanet_export(
     ctx: typer.Context,
-    datanet_id: Annotated[int, typer.Argument(help="Datanet id.")],
+    datanet_id: DatanetArg,
     directory: Annotated[Path, typer.Argument(help="Output directory (rows.jsonl + manifest.json).")],
-    version: Annotated[int | None, typer.Option(help="Snapshot version (default: latest).")] = None,
+    version: VersionOption = None,
 ) -> None:
     """Export a snapshot as JSONL + manifest (reads with datasets.load_dataset("json", ...))."""
     node = _open_node(ctx)
@@ -169,7 +171,7 @@ def datanet_export(
 @datanet_app.command("show")
 def datanet_show(
     ctx: typer.Context,
-    datanet_id: Annotated[int, typer.Argument(help="Datanet id.")],
+    datanet_id: DatanetArg,
     as_json: JsonOption = False,
 ) -> None:
     """A datanet's rules, row counts, latest version and EIP-712 domain."""
@@ -184,9 +186,9 @@ def datanet_show(
 @datanet_app.command("proof")
 def datanet_proof(
     ctx: typer.Context,
-    datanet_id: Annotated[int, typer.Argument(help="Datanet id.")],
+    datanet_id: DatanetArg,
     row_hash: Annotated[str, typer.Argument(help="The row's hash.")],
-    version: Annotated[int | None, typer.Option(help="Snapshot version (default: latest).")] = None,
+    version: VersionOption = None,
 ) -> None:
     """Prove a row is in a snapshot; the proof is checked by DatanetRegistry.verifyRow on chain."""
     node = _open_node(ctx)
