@@ -113,6 +113,7 @@ def test_chain_outage_degrades_health_then_posts_the_epoch_once(accounts, artifa
     failing = [line for line in text.splitlines() if "epoch loop failing" in line]
     assert 1 <= len(failing) <= 2, text  # one clear line (at most one more if the reason changed)
     assert "epoch loop recovered" in text, text
+    assert "recovery: every epoch is confirmed; nothing to finish" in text, text  # start-up says what it did
     assert "Traceback" not in text, text
 
 
