@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ChainError, ConfigError, InputError, LoraLedgerError, NotFoundError
-from . import adapters, contracts, datanets, devnet, epochs, fees, jobs, models, node, pipeline, rewards
+from . import adapters, contracts, datanets, devnet, epochs, fees, jobs, keys, models, node, pipeline, rewards
 
 app = typer.Typer(
     name="loraledger",
@@ -36,7 +36,8 @@ app.command("claim")(rewards.claim)
 app.command("balance")(rewards.balance)
 app.command("verify")(rewards.verify)
 for group, name in [(models.model_app, "model"), (adapters.adapters_app, "adapters"),
-                    (pipeline.pipeline_app, "pipeline"), (jobs.jobs_app, "jobs")]:
+                    (pipeline.pipeline_app, "pipeline"), (jobs.jobs_app, "jobs"),
+                    (keys.keys_app, "keys")]:
     app.add_typer(group, name=name)
 app.command("train")(models.train)
 app.command("bench")(models.bench)

@@ -23,6 +23,8 @@ from ..jobs import tables as job_tables
 from ..jobs.queue import JobQueue
 from ..records import tables as record_tables
 from ..records.ledger import RecordLedger
+from ..serving import tables as serving_tables
+from ..serving.payers import PayerKeys
 from ..training import tables as adapter_tables
 from ..training.factory import ModelFactory
 from .job_kinds import factory_job_kinds
@@ -44,7 +46,7 @@ def ledger_contracts(settings: Settings) -> LedgerContracts:
 
 
 #: Every module that defines tables of the ledger database.
-TABLE_MODULES = (record_tables, epoch_tables, datanet_tables, adapter_tables, job_tables)
+TABLE_MODULES = (record_tables, epoch_tables, datanet_tables, adapter_tables, job_tables, serving_tables)
 
 
 def create_tables(engine: Engine) -> None:
@@ -82,10 +84,14 @@ class NodeContext:
     factory: ModelFactory | None = None
     #: What is failing right now (the epoch loop and the job worker report here; ``/v1/health`` reads it).
     health: NodeHealth = field(default_factory=NodeHealth)
+    #: The payers' API keys (hashes only).
+    payers: PayerKeys = None  # type: ignore[assignment]  # made on ``engine`` by __post_init__ when not given
 
     def __post_init__(self) -> None:
         if self.jobs is None:
             self.jobs = JobQueue(self.engine)
+        if self.payers is None:
+            self.payers = PayerKeys(self.engine)
 
     @property
     def policy(self) -> EpochPolicy:

@@ -68,6 +68,8 @@ __all__ = [
     "ContributionRecord",
     "DatanetCreatedRecord",
     "FeeRecord",
+    "InferenceRecord",
+    "PriceRecord",
     "RECORD_KINDS",
     "Record",
     "RewardGrantRecord",
@@ -343,6 +345,67 @@ class BenchmarkRecord(Record):
     perplexity: Metric | None = None
     exact_match: Metric | None = None
     rouge_l: Metric | None = None
+
+
+# -------------------------------------------------------------------------- serving
+
+
+class PriceRecord(Record):
+    """The price of a model served by the node, in wei of OPEN per 1,000 tokens, from now on.
+
+    Set by the adapter's developer (``signature``: EIP-191 over the canonical price) or by the
+    node's admin (``signature`` null); every fee names the price record it applied, so each
+    fee can be recomputed from the log alone."""
+
+    kind: Literal["price"] = "price"
+    #: The adapter's name, or the base model's served name.
+    model: Annotated[Text, Field(min_length=1, max_length=64)]
+    #: Hash of the priced adapter (null for the base model).
+    adapter_hash: Bytes32 | None = None
+    input_per_1k: Wei
+    output_per_1k: Wei
+    #: Who set it: the adapter's developer, or the node's operator for an admin change.
+    set_by: Address
+    signature: Annotated[Text, Field(max_length=200)] | None = None
+
+
+class InferenceRecord(Record):
+    """One finished (or cancelled) request the node answered, committed before the answer ends.
+
+    Texts are not in the record, only their keccak256 hashes; the node keeps the texts (for
+    attribution, with a retention setting). The request's ``fee`` record has
+    ``ref = "inference:<seq>"``."""
+
+    kind: Literal["inference"] = "inference"
+    #: The served name: an adapter's name, or the base model's.
+    model: Annotated[Text, Field(min_length=1, max_length=64)]
+    #: Null when the base model answered.
+    adapter_hash: Bytes32 | None = None
+    base_model_hash: Bytes32
+    #: keccak256 of the prompt as the model saw it (chat template applied), UTF-8.
+    prompt_hash: Bytes32
+    #: keccak256 of the output text, UTF-8.
+    output_hash: Bytes32
+    prompt_tokens: SafeUint
+    completion_tokens: SafeUint
+    #: ``stop``, ``length``, ``cancelled`` or ``error``.
+    finish_reason: Literal["stop", "length", "cancelled", "error"]
+    #: The sampling parameters as used (temperature, top_p, max_tokens, seed, stop count...).
+    sampling: dict[Annotated[str, Field(max_length=32)], float | int | bool | None]
+    payer: Address
+    #: Seq of the price record applied (null: the node's default price).
+    price_seq: SafeUint | None = None
+    input_per_1k: Wei
+    output_per_1k: Wei
+    fee: Wei
+    #: Milliseconds: waiting, to the first token, in all.
+    queue_ms: SafeUint
+    first_token_ms: SafeUint | None = None
+    total_ms: SafeUint
+    #: ``builtin`` or the upstream server that generated the answer.
+    backend: Annotated[Text, Field(min_length=1, max_length=200)]
+    #: ``completions`` or ``chat``.
+    api: Literal["completions", "chat"]
 
 
 # ------------------------------------------------------------------------- functions
