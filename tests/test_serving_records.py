@@ -15,7 +15,7 @@ PAYER = "0x" + "22" * 20
 
 
 def inference(**changes) -> InferenceRecord:
-    fields = {"timestamp": 1, "model": "qa-lora", "adapter_hash": H, "base_model_hash": H, "prompt_hash": H,
+    fields = {"timestamp": 1, "request_id": "ab" * 16, "model": "qa-lora", "adapter_hash": H, "base_model_hash": H, "prompt_hash": H,
               "output_hash": H, "prompt_tokens": 12, "completion_tokens": 7, "finish_reason": "stop",
               "sampling": {"temperature": 0.0, "top_p": 1.0, "max_tokens": 16, "seed": None}, "payer": PAYER,
               "input_per_1k": 1000, "output_per_1k": 3000, "fee": 33, "queue_ms": 1, "first_token_ms": 20,
@@ -37,6 +37,7 @@ def test_an_inference_record_round_trips_through_its_canonical_json():
     ({"fee": "1.5"}, "fee"),
     ({"api": "embeddings"}, "api"),
     ({"model": ""}, "model"),
+    ({"request_id": "../x"}, "request_id"),
     ({"sampling": {"x" * 40: 1}}, "sampling"),
 ])
 def test_bad_inference_fields_are_named(changes, field):

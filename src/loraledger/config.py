@@ -101,6 +101,20 @@ class Settings(BaseSettings):
     #: A solc executable to use instead of the project's ``scripts/solc`` wrapper.
     solc: Path | None = None
 
+    #: Serving (``node run --base DIR``): the base model directory to serve, adapters in device
+    #: slots and in host memory (LRU bounds, like vLLM's max_loras / max_cpu_loras), the
+    #: highest LoRA rank served, and the default price in wei of OPEN per 1,000 tokens.
+    serve_base: Path | None = None
+    max_loras: int = Field(default=8, ge=1, le=1024)
+    max_cpu_loras: int = Field(default=64, ge=1)
+    max_lora_rank: int = Field(default=64, ge=1, le=1024)
+    price_input_per_1k: int = Field(default=10**15, ge=0)
+    price_output_per_1k: int = Field(default=2 * 10**15, ge=0)
+    #: Serve without API keys, every answer paid by this address (local use only; off by default).
+    open_payer: str | None = None
+    #: Days the node keeps the texts of prompts and answers (attribution reads them); 0 keeps them.
+    inference_text_days: int = Field(default=30, ge=0)
+
     #: Default fee split (basis points) used when deploying AttributionLedger.
     contributors_bps: int = Field(default=7_000, ge=0, le=BPS_DENOMINATOR)
     developer_bps: int = Field(default=2_000, ge=0, le=BPS_DENOMINATOR)
@@ -124,6 +138,13 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://", "ws://", "wss://")):
             raise ValueError(f"rpc_url must start with http://, https://, ws:// or wss://, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _cpu_tier_holds_the_device_tier(self) -> Settings:
+        if self.max_cpu_loras < self.max_loras:
+            raise ValueError(f"max_cpu_loras ({self.max_cpu_loras}) must be at least max_loras ({self.max_loras}): "
+                             "an adapter in a device slot is also kept in host memory")
+        return self
 
     @model_validator(mode="after")
     def _fee_split_sums_to_whole(self) -> Settings:

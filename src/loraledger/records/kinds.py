@@ -373,10 +373,12 @@ class InferenceRecord(Record):
     """One finished (or cancelled) request the node answered, committed before the answer ends.
 
     Texts are not in the record, only their keccak256 hashes; the node keeps the texts (for
-    attribution, with a retention setting). The request's ``fee`` record has
-    ``ref = "inference:<seq>"``."""
+    attribution, with a retention setting). The request's ``fee`` record (appended in the same
+    transaction, right after it) has ``ref = "inference:<request_id>"``."""
 
     kind: Literal["inference"] = "inference"
+    #: The node's id of the request (random, 32 hex digits): what the fee record refers to.
+    request_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
     #: The served name: an adapter's name, or the base model's.
     model: Annotated[Text, Field(min_length=1, max_length=64)]
     #: Null when the base model answered.

@@ -19,3 +19,27 @@ class PayerKeyRow(SQLModel, table=True):
     label: str | None = None
     created_at: int
     revoked_at: int | None = None
+
+
+class PriceRow(SQLModel, table=True):
+    """The price in force for one served model (its latest ``price`` record, ``seq``)."""
+
+    __tablename__ = "prices"
+
+    model: str = Field(primary_key=True)
+    adapter_hash: str | None = None
+    input_per_1k: str  # wei, decimal
+    output_per_1k: str
+    seq: int
+    set_by: str
+
+
+class InferenceTextRow(SQLModel, table=True):
+    """The texts of one answered request (attribution reads them), kept ``inference_text_days``."""
+
+    __tablename__ = "inference_texts"
+
+    seq: int = Field(primary_key=True)  # the inference record's seq
+    prompt: str
+    output: str
+    created_at: int = Field(index=True)
