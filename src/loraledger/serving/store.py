@@ -247,6 +247,14 @@ class AdapterStore:
             else:
                 self._in_use.pop(name, None)
 
+    def touch(self, name: str) -> None:
+        """``name`` served a step: most recently used in both tiers."""
+        with self._lock:
+            if name in self._device:
+                self._device.move_to_end(name)
+            if name in self._host:
+                self._host.move_to_end(name)
+
     # ---- operator actions ------------------------------------------------------------
     def preload(self, name: str, *, device: bool = True) -> None:
         """Load ``name`` into host memory (and a device slot, when one is free or evictable)."""

@@ -1,0 +1,380 @@
+"""The batched multi-LoRA engine on tiny random models: rows of a mixed batch (several adapters and
+the base, different prompt lengths) give PEFT's single-adapter logits and greedy tokens; seeds,
+stop strings, finish reasons, slot limits, cancellation and the background loop."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from loraledger.errors import InputError
+from loraledger.serving.engine import Engine
+from loraledger.serving.loop import EngineLoop
+from loraledger.serving.lora import LoraSlots
+from loraledger.serving.runner import ModelRunner, prefill_groups
+from loraledger.serving.sampling import SamplingParams
+from loraledger.serving.scheduler import StaticSlots
+from loraledger.serving.text import TextTracker
+from loraledger.serving.weights import AdapterWeights, LoraModuleWeights, load_adapter_weights
+from loraledger.training.hf.tiny import init_tiny_model
+
+peft = pytest.importorskip("peft")
+transformers = pytest.importorskip("transformers")
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+MAX_RANK = 8
+#: (rank, alpha, rslora, which targets) of the adapters made for each family.
+ADAPTERS = {"a1": (2, 4, False, 0), "a2": (4, 8, True, 1), "a3": (8, 8, False, 2)}
+TARGETS = {
+    "llama": [["q_proj", "v_proj"], ["q_proj", "k_proj", "o_proj", "down_proj"], ["v_proj", "gate_proj", "up_proj"]],
+    "qwen2": [["q_proj", "v_proj"], ["k_proj", "o_proj", "up_proj"], ["q_proj", "v_proj", "down_proj"]],
+    "gpt2": [["c_attn"], ["c_attn", "c_proj"], ["c_fc", "c_proj"]],
+}
+
+
+class Family:
+    def __init__(self, root: Path, family: str) -> None:
+        self.base = init_tiny_model(root / "base", family).path
+        self.adapters: dict[str, Path] = {}
+        for i, (name, (rank, alpha, rslora, targets)) in enumerate(ADAPTERS.items()):
+            model = self.load()
+            config = peft.LoraConfig(r=rank, lora_alpha=alpha, use_rslora=rslora, lora_dropout=0.0,
+                                     target_modules=TARGETS[family][targets])
+            wrapped = peft.get_peft_model(model, config)
+            gen = torch.Generator().manual_seed(100 + i)
+            with torch.no_grad():  # B random too, so every adapter changes the output
+                for pname, param in wrapped.named_parameters():
+                    if "lora_" in pname:
+                        param.copy_(torch.randn(param.shape, generator=gen) * 0.3)
+            wrapped.save_pretrained(root / name)
+            self.adapters[name] = root / name
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(self.base)
+        self.weights = {name: load_adapter_weights(path, name=name, adapter_hash="0" * 64, max_rank=MAX_RANK)
+                        for name, path in self.adapters.items()}
+
+    def load(self):
+        return transformers.AutoModelForCausalLM.from_pretrained(self.base, dtype=torch.float32).to(DEVICE).eval()
+
+    def peft_model(self):
+        names = list(self.adapters)
+        model = peft.PeftModel.from_pretrained(self.load(), self.adapters[names[0]], adapter_name=names[0])
+        for name in names[1:]:
+            model.load_adapter(self.adapters[name], adapter_name=name)
+        return model.eval()
+
+    def engine(self, *, max_loras: int = 3, max_running: int = 8, max_batch_tokens: int = 512, **kwargs):
+        model = self.load()
+        slots = LoraSlots(model, max_loras=max_loras, max_rank=MAX_RANK)
+        provider = StaticSlots(slots, self.weights)
+        return Engine(model, self.tokenizer, slots, slot_provider=provider, max_running=max_running,
+                      max_batch_tokens=max_batch_tokens, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def families(tmp_path_factory) -> dict[str, Family]:
+    root = tmp_path_factory.mktemp("serving")
+    return {family: Family(root / family, family) for family in ("llama", "qwen2", "gpt2")}
+
+
+def prompts_of(lengths, seed=0, vocab=300):
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randint(3, vocab, (n,), generator=gen).tolist() for n in lengths]
+
+
+def reference_logits(ref, adapter: str | None, ids: list[int]) -> torch.Tensor:
+    with torch.no_grad():
+        inputs = torch.tensor([ids], device=DEVICE)
+        if adapter is None:
+            with ref.disable_adapter():
+                return ref(inputs).logits[0, -1].float()
+        ref.set_adapter(adapter)
+        return ref(inputs).logits[0, -1].float()
+
+
+def run(engine: Engine) -> None:
+    while engine.has_work():
+        engine.step()
+
+
+def collect(handle):
+    events = list(handle.events.queue)
+    assert events and events[-1].finished and all(not e.finished for e in events[:-1])
+    return events, "".join(e.text for e in events), [t for e in events for t in e.token_ids]
+
+
+# ---- (a) logits of a mixed batch = PEFT's single-adapter forward, every step ---------------
+@pytest.mark.parametrize(("family", "op"), [("llama", "group"), ("llama", "gather"), ("qwen2", "group"),
+                                            ("gpt2", "group")])
+def test_mixed_batch_logits_match_peft_every_step(families, family, op):
+    fam = families[family]
+    ref = fam.peft_model()
+    model = fam.load()
+    slots = LoraSlots(model, max_loras=3, max_rank=MAX_RANK, op=op)
+    names = list(fam.weights)
+    for slot, name in enumerate(names, start=1):
+        slots.load(slot, fam.weights[name])
+    runner = ModelRunner(model, slots)
+    # Rows: base, a1, a2, a3, a2 again; different prompt lengths; two rows join after 3 steps.
+    plan = [(None, 0), ("a1", 1), ("a2", 2), ("a3", 3), ("a2", 2)]
+    prompts = prompts_of([5, 11, 3, 8, 14], seed=1)
+    start, late = [0, 1, 2], [3, 4]
+    seqs = {i: list(prompts[i]) for i in range(5)}
+    caches: dict[int, tuple] = {}
+    worst = 0.0
+
+    def check(rows, logits):
+        nonlocal worst
+        for row, i in enumerate(rows):
+            expected = reference_logits(ref, plan[i][0], seqs[i])
+            worst = max(worst, (logits[row] - expected).abs().max().item())
+
+    logits, kvs = runner.prefill([prompts[i] for i in start], [plan[i][1] for i in start])
+    caches.update(zip(start, kvs))
+    check(start, logits)
+    gen = torch.Generator().manual_seed(7)
+    for step in range(8):
+        if step == 3:
+            logits, kvs = runner.prefill([prompts[i] for i in late], [plan[i][1] for i in late])
+            caches.update(zip(late, kvs))
+            check(late, logits)
+        rows = sorted(caches, key=lambda i: plan[i][1])
+        forced = torch.randint(3, 300, (len(rows),), generator=gen).tolist()  # teacher forcing
+        for i, token in zip(rows, forced):
+            seqs[i].append(token)
+        logits, kvs = runner.decode(forced, [caches[i] for i in rows], [plan[i][1] for i in rows])
+        caches.update(zip(rows, kvs))
+        check(rows, logits)
+    assert worst < 1e-4, worst
+    # The adapters do change the output (else the comparison above would prove nothing).
+    assert (reference_logits(ref, "a1", seqs[1]) - reference_logits(ref, None, seqs[1])).abs().max() > 1e-2
+
+
+# ---- (b) greedy = PEFT generate, with other adapters in the batch --------------------------
+@pytest.mark.parametrize("family", ["llama", "qwen2", "gpt2"])
+def test_greedy_generation_matches_peft_generate(families, family):
+    fam = families[family]
+    engine = fam.engine()
+    prompts = prompts_of([6, 13, 4, 9], seed=2)
+    adapters = [None, "a1", "a2", "a3"]
+    greedy = SamplingParams(temperature=0, max_tokens=10)
+    handles = [engine.submit(p, adapter=a, params=greedy) for p, a in zip(prompts, adapters)]
+    engine.step()
+    late = engine.submit(prompts_of([7], seed=3)[0], adapter="a2", params=greedy)  # joins mid-flight
+    run(engine)
+    ref = fam.peft_model()
+    for prompt, adapter, handle in [*zip(prompts, adapters, handles), (prompts_of([7], seed=3)[0], "a2", late)]:
+        events, text, tokens = collect(handle)
+        inputs = torch.tensor([prompt], device=DEVICE)
+        with torch.no_grad():
+            if adapter is None:
+                with ref.disable_adapter():
+                    out = ref.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs), max_new_tokens=10,
+                                       do_sample=False)
+            else:
+                ref.set_adapter(adapter)
+                out = ref.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs), max_new_tokens=10,
+                                   do_sample=False)
+        assert tokens == out[0, len(prompt):].tolist(), adapter
+        assert events[-1].completion_tokens == len(tokens) and events[-1].prompt_tokens == len(prompt)
+
+
+# ---- (c) seeds --------------------------------------------------------------------------------
+def test_same_seed_same_text_alone_or_batched(families):
+    fam = families["llama"]
+    params = SamplingParams(temperature=0.9, top_p=0.9, max_tokens=12, seed=1234)
+    prompt = "The quick brown fox"
+    alone = fam.engine()
+    handle = alone.submit(prompt, adapter="a2", params=params)
+    run(alone)
+    busy = fam.engine()
+    others = [busy.submit(p, adapter=a, params=SamplingParams(temperature=1.0, max_tokens=15, seed=s))
+              for p, a, s in [("Hello there", "a1", 1), ("Water boils at", None, 2), ("In 1969, two", "a3", 3)]]
+    busy.step()
+    batched = busy.submit(prompt, adapter="a2", params=params)
+    others.append(busy.submit("The capital of France", adapter="a2", params=SamplingParams(max_tokens=5)))
+    run(busy)
+    _, text_alone, tokens_alone = collect(handle)
+    _, text_batched, tokens_batched = collect(batched)
+    assert tokens_alone == tokens_batched and text_alone == text_batched
+    # A different seed samples something else (the seed is what decides).
+    other = fam.engine()
+    handle = other.submit(prompt, adapter="a2", params=SamplingParams(temperature=0.9, top_p=0.9, max_tokens=12,
+                                                                      seed=99))
+    run(other)
+    assert collect(handle)[2] != tokens_alone
+
+
+# ---- (d) finish reasons, stop strings, logprobs ---------------------------------------------
+def test_max_tokens_stop_strings_and_eos(families):
+    fam = families["llama"]
+    prompt = "Please summarise the following"
+    engine = fam.engine()
+    full = engine.submit(prompt, adapter="a2", params=SamplingParams(temperature=0, max_tokens=20,
+                                                                     logprobs=True, top_logprobs=3))
+    run(engine)
+    events, text, tokens = collect(full)
+    assert events[-1].finish_reason == "length" and len(tokens) == 20 and events[-1].completion_tokens == 20
+    logprobs = [lp for e in events for lp in e.logprobs]
+    assert [lp.token_id for lp in logprobs] == tokens
+    for lp in logprobs:  # greedy: the chosen token is the most likely one
+        assert len(lp.top) == 3 and lp.top[0][0] == lp.token_id and lp.top[0][1] == pytest.approx(lp.logprob)
+        assert lp.top[0][1] >= lp.top[1][1] >= lp.top[2][1] and lp.logprob <= 0
+
+    # A stop string from the middle of that text: the output ends right before it.
+    stop = next(text[i:i + 2] for i in range(len(text) // 2, len(text) - 1)
+                if text[i:i + 2].isprintable() and text[i:i + 2].strip() and text.find(text[i:i + 2]) > 0)
+    engine = fam.engine()
+    cut = engine.submit(prompt, adapter="a2", params=SamplingParams(temperature=0, max_tokens=20,
+                                                                    stop=("\x00never", stop)))
+    run(engine)
+    events, stopped_text, _ = collect(cut)
+    assert events[-1].finish_reason == "stop" and events[-1].stop == stop
+    assert stopped_text == text[:text.find(stop)]
+    assert all(stop not in e.text for e in events)
+
+    # End of sequence: pretend the 5th greedy token is EOS; it ends the output and adds no text.
+    engine = fam.engine()
+    engine.eos_ids = frozenset({tokens[4]})
+    first = tokens.index(tokens[4])
+    eos = engine.submit(prompt, adapter="a2", params=SamplingParams(temperature=0, max_tokens=20))
+    run(engine)
+    events, eos_text, eos_tokens = collect(eos)
+    assert events[-1].finish_reason == "stop" and eos_tokens == tokens[:first + 1]
+    assert eos_text == fam.tokenizer.decode(tokens[:first], skip_special_tokens=True)
+
+
+def test_text_tracker_holds_back_a_possible_stop_string(families):
+    tok = families["llama"].tokenizer
+    ids = tok("The river flows north")["input_ids"]
+    tracker = TextTracker(tok, [], stop=["flows south"])
+    sent, seen = "", []
+    for token in ids:
+        assert not tracker.push(token)
+        sent += tracker.take(final=False)
+        seen.append((tracker.text, sent))
+    # While the text ends in "flows" it might still become "flows south": that part waits.
+    assert ("The river flows", "The river ") in seen
+    assert sent + tracker.take(final=True) == "The river flows north"
+    tracker = TextTracker(tok, [], stop=["flows south"])
+    assert any(tracker.push(t) for t in tok("The river flows south today")["input_ids"])
+    assert tracker.text == "The river " and tracker.stopped_by == "flows south"
+
+
+# ---- (e) never more adapters than slots ------------------------------------------------------
+def test_requests_wait_for_a_slot_and_all_finish(families):
+    fam = families["qwen2"]
+    weights = dict(fam.weights)
+    # A fourth adapter: a1's weights under another name (its output must then equal a1's).
+    weights["a4"] = AdapterWeights("a4", "1" * 64, weights["a1"].rank, weights["a1"].modules)
+    model = fam.load()
+    slots = LoraSlots(model, max_loras=2, max_rank=MAX_RANK)
+    provider = StaticSlots(slots, weights)
+    engine = Engine(model, fam.tokenizer, slots, slot_provider=provider, max_running=6, max_batch_tokens=512)
+    greedy = SamplingParams(temperature=0, max_tokens=6)
+    order = ["a1", "a2", "a3", "a4", None, "a3", "a1", "a4"]
+    prompts = prompts_of([5, 6, 7, 8, 9, 4, 5, 6], seed=4)
+    handles = [engine.submit(p, adapter=a, params=greedy) for p, a in zip(prompts, order)]
+    steps = 0
+    while engine.has_work():
+        engine.step()
+        steps += 1
+        adapters = {s.adapter for s in engine.scheduler.running} - {"base"}
+        assert len(adapters) <= 2
+        assert len(engine.last_step_adapters - {"base"}) <= 2
+        assert steps < 100
+    assert provider.loads > 2 and all(h == 0 for h in provider.holds.values())
+    # Every request finished, and with the tokens an engine with a slot per adapter gives.
+    roomy = fam.engine(max_loras=3)
+    expected = []
+    for p, a in zip(prompts, order):
+        h = roomy.submit(p, adapter="a1" if a == "a4" else a, params=greedy)
+        run(roomy)
+        expected.append(collect(h)[2])
+    assert [collect(h)[2] for h in handles] == expected
+    assert all(collect(h)[0][-1].finish_reason == "length" for h in handles)
+
+
+# ---- (f) cancel ---------------------------------------------------------------------------------
+def test_cancel_frees_the_row(families):
+    fam = families["gpt2"]
+    engine = fam.engine(max_running=2)
+    long = SamplingParams(temperature=0, max_tokens=50)
+    first = engine.submit("Hello there", adapter="a1", params=long)
+    second = engine.submit("Water boils at", adapter="a2", params=long)
+    third = engine.submit("The library opens", adapter="a3", params=SamplingParams(temperature=0, max_tokens=3))
+    engine.step()
+    assert engine.running == 2 and engine.waiting == 1
+    first.cancel()
+    events = engine.step()
+    assert events[0].request_id == first.request_id and events[0].finish_reason == "cancelled"
+    assert {s.adapter for s in engine.scheduler.running} == {"a2", "a3"}
+    assert engine.scheduler.provider.holds["a1"] == 0
+    second.cancel()
+    run(engine)
+    assert collect(second)[0][-1].finish_reason == "cancelled"
+    assert collect(third)[0][-1].finish_reason == "length" and len(collect(third)[2]) == 3
+    assert engine.running == 0 and engine.waiting == 0
+
+
+# ---- the background loop ------------------------------------------------------------------------
+def test_engine_loop_serves_threads_and_stops(families):
+    fam = families["llama"]
+    engine = fam.engine()
+    seen: list[str] = []
+    with EngineLoop(engine) as loop:
+        handles: list = []
+
+        def client(adapter):
+            handles.append(loop.submit("The quick brown fox", adapter=adapter,
+                                       params=SamplingParams(temperature=0, max_tokens=8),
+                                       on_event=lambda e: seen.append(e.request_id)))
+
+        threads = [threading.Thread(target=client, args=(a,)) for a in ("a1", "a2", None)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        results = {h.request.adapter: [t for e in h for t in e.token_ids] for h in handles}
+        endless = loop.submit("Hello", adapter="a3", params=SamplingParams(max_tokens=10_000, ignore_eos=True))
+        endless.get(timeout=30)
+    assert all(len(tokens) == 8 for tokens in results.values())
+    assert list(endless)[-1].finish_reason == "cancelled"  # stopping the loop ends what is left
+    assert len(seen) >= 6
+
+
+# ---- refusals --------------------------------------------------------------------------------------
+def test_bad_adapters_and_requests_are_refused(families):
+    fam = families["llama"]
+    model = fam.load()
+    slots = LoraSlots(model, max_loras=2, max_rank=4)
+    a = torch.zeros(2, 64)
+    bad_module = AdapterWeights("x", "", 2, {"model.layers.0.self_attn.nope": LoraModuleWeights(a, torch.zeros(64, 2))})
+    with pytest.raises(InputError, match="no target layer"):
+        slots.load(1, bad_module)
+    bad_shape = AdapterWeights("x", "", 2, {"model.layers.0.self_attn.q_proj": LoraModuleWeights(a, torch.zeros(5, 2))})
+    with pytest.raises(InputError, match="q_proj"):
+        slots.load(1, bad_shape)
+    with pytest.raises(InputError, match="rank 8"):
+        slots.load(1, fam.weights["a3"])
+    with pytest.raises(InputError, match="slot"):
+        slots.load(0, fam.weights["a1"])
+    for bad in ({"temperature": -1}, {"top_p": 0}, {"max_tokens": 0}, {"stop": [""]}, {"top_logprobs": 3}):
+        with pytest.raises(InputError):
+            SamplingParams(**bad)
+    engine = fam.engine(max_batch_tokens=16)
+    with pytest.raises(InputError, match="budget"):
+        engine.submit(list(range(3, 40)))
+    with pytest.raises(InputError, match="empty"):
+        engine.submit([])
+    unknown = engine.submit("Hello", adapter="nobody")
+    run(engine)
+    event = collect(unknown)[0][-1]
+    assert event.finish_reason == "error" and "unknown adapter" in event.error
+
+
+def test_prefill_groups_keep_padding_small():
+    assert prefill_groups([10, 11, 12, 9]) == [[3, 0, 1, 2]]
+    assert prefill_groups([8, 200, 30, 40, 12]) == [[0, 4], [2, 3], [1]]
