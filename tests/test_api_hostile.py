@@ -28,7 +28,8 @@ from conftest import cli_environment, deployed_settings, free_port, node_process
 
 from loraledger.api import create_app
 from loraledger.api.body import CONTRIBUTION_MAX_BYTES, DEFAULT_MAX_BYTES, RECORDS_MAX_BYTES
-from loraledger.api.routes import adapters, datanets, jobs, ledger
+from loraledger.api.errors import OPENAI_PATHS
+from loraledger.api.routes import adapters, datanets, jobs, ledger, openai
 from loraledger.node.context import open_node
 
 TOKEN = "hostile-admin-token"
@@ -117,7 +118,7 @@ def node_api(anvil, accounts, artifacts, tmp_path_factory) -> Iterator[dict[str,
 def operations(app) -> list[Operation]:
     """Every operation the app serves, from its OpenAPI document (built from its routes),
     checked against the routers' own route lists so that none is missed."""
-    served = {(method, route.path) for module in (ledger, datanets, jobs, adapters)
+    served = {(method, route.path) for module in (ledger, datanets, jobs, adapters, openai)
               for route in module.router.routes for method in route.methods if method != "HEAD"}
     ops = [Operation(method.upper(), path, re.findall(r"\{(\w+)\}", path))
            for path, item in app.openapi()["paths"].items() for method in item]
@@ -205,6 +206,10 @@ def assert_json_error(response: httpx.Response, what: str) -> None:
     assert 400 <= response.status_code < 500, f"{what}: {response.status_code} {response.text[:300]}"
     assert response.headers["content-type"].startswith("application/json"), what
     body = response.json()
+    if isinstance(body.get("error"), dict):  # the OpenAI-compatible routes answer OpenAI's shape
+        assert response.url.path in OPENAI_PATHS, (what, body)
+        assert set(body["error"]) == {"message", "type", "param", "code"}, (what, body)
+        body = {"error": body["error"]["code"], "message": body["error"]["message"]}
     assert isinstance(body.get("error"), str) and body["error"], (what, body)
     assert isinstance(body.get("message"), str) and body["message"], (what, body)
     assert "Traceback" not in body["message"], (what, body)

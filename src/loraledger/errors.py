@@ -14,6 +14,7 @@ structured fields for machines.
     ├── ChainError          the chain is unreachable or a call/transaction failed
     │   └── TransactionReverted   a transaction reverted; carries the decoded custom error
     └── ResourceError       the machine ran out of memory (host or GPU) or a device failed
+        └── Overloaded      the node is at capacity now; retry after ``retry_after`` seconds
 
 Serving and attribution add their own classes when they raise them.
 """
@@ -109,3 +110,14 @@ class ResourceError(LoraLedgerError):
     user's input, and retrying with a smaller batch, model or another device may work."""
 
     code = "resource"
+
+
+class Overloaded(ResourceError):
+    """The node is at capacity (its queue is full): the same request may succeed after
+    ``retry_after`` seconds (answered 429 with ``Retry-After``)."""
+
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: int = 1, **details: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **details)
+        self.retry_after = retry_after

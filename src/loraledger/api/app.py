@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from ..config import Settings
 from ..node.context import NodeContext, open_node
 from .errors import install_error_handlers
-from .routes import adapters, datanets, jobs, ledger
+from .routes import adapters, datanets, jobs, ledger, openai
 from .schemas import install_openapi
 
 __all__ = ["create_app"]
@@ -53,7 +53,7 @@ def create_app(settings: Settings, *, operator: LocalAccount | None = None, node
     app.state.close_lock = threading.Lock()
     app.state.snapshot_lock = threading.Lock()
     app.state.owner_signatures = datanets.SeenSignatures()
-    for module in (ledger, datanets, jobs, adapters):
+    for module in (ledger, datanets, jobs, adapters, openai):
         app.include_router(module.router)
     install_error_handlers(app)
     install_openapi(app)

@@ -31,6 +31,7 @@ from ..errors import (
     LedgerError,
     LoraLedgerError,
     NotFoundError,
+    Overloaded,
     ResourceError,
     Unauthorized,
 )
@@ -62,6 +63,7 @@ STATUS_BY_ERROR: list[tuple[type[LoraLedgerError], int]] = [
     (LedgerError, 409),
     (ChainError, 502),
     (ConfigError, 503),
+    (Overloaded, 429),
     (ResourceError, 503),  # out of memory or a device failed: try again later
 ]
 
@@ -81,9 +83,37 @@ def status_of(exc: LoraLedgerError) -> int:
     return next((status for cls, status in STATUS_BY_ERROR if isinstance(exc, cls)), 500)
 
 
-def error_response(exc: LoraLedgerError, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The JSON response for ``exc``."""
-    return JSONResponse(status_code=status_of(exc), content=_jsonable(exc.to_dict()), headers=headers)
+#: The OpenAI-compatible routes answer errors in OpenAI's shape, which its clients parse:
+#: ``{"error": {"message", "type", "param", "code"}}``.
+OPENAI_PATHS = frozenset({"/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/load_lora_adapter",
+                          "/v1/unload_lora_adapter"})
+_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error",
+                 405: "invalid_request_error", 413: "invalid_request_error", 422: "invalid_request_error",
+                 429: "rate_limit_error"}
+
+
+def is_openai_route(request: Request | None) -> bool:
+    return request is not None and (request.url.path in OPENAI_PATHS or request.url.path.startswith("/v1/models/"))
+
+
+def openai_body(status: int, code: str, message: str, param: str | None = None) -> dict[str, Any]:
+    """OpenAI's error body."""
+    return {"error": {"message": message, "type": _OPENAI_TYPES.get(status, "server_error"), "param": param,
+                      "code": code}}
+
+
+def error_response(exc: LoraLedgerError, headers: dict[str, str] | None = None, *,
+                   request: Request | None = None) -> JSONResponse:
+    """The JSON response for ``exc`` (OpenAI's shape on the OpenAI-compatible routes)."""
+    status = status_of(exc)
+    if isinstance(exc, Overloaded):
+        headers = {**(headers or {}), "Retry-After": str(exc.retry_after)}
+    if is_openai_route(request):
+        code = "model_not_found" if status == 404 and request.url.path != "/v1/models" else exc.code
+        content = openai_body(status, code, exc.message, exc.details.get("param"))
+    else:
+        content = _jsonable(exc.to_dict())
+    return JSONResponse(status_code=status, content=content, headers=headers)
 
 
 def _jsonable(value: Any) -> Any:
@@ -105,20 +135,22 @@ def _where(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in loc)
 
 
-async def _ledger_error(_: Request, exc: Exception) -> JSONResponse:
+async def _ledger_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, LoraLedgerError)
-    return error_response(exc)
+    return error_response(exc, request=request)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     for error in errors:
         cause = (error.get("ctx") or {}).get("error")
         if isinstance(cause, NonCanonicalInteger):  # an integer spelled "1.0", "+1", "01", " 1": 400
             name = str(error["loc"][-1]) if error.get("loc") else "parameter"
-            return error_response(InputError(f"{_where(error.get('loc', ()))}: {cause}", field=name))
+            return error_response(InputError(f"{_where(error.get('loc', ()))}: {cause}", field=name), request=request)
     problems = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in errors)
+    if is_openai_route(request):
+        return JSONResponse(status_code=422, content=openai_body(422, "invalid_input", problems[:2000]))
     return JSONResponse(status_code=422, content={"error": "invalid_input", "message": problems[:2000]})
 
 
@@ -138,6 +170,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     else:
         message = str(exc.detail) if exc.detail else HTTPStatus(status).phrase
     code = _CODES.get(status, "invalid_input" if status < 500 else "internal")
+    if is_openai_route(request):
+        return JSONResponse(status_code=status, content=openai_body(status, code, message), headers=exc.headers)
     return JSONResponse(status_code=status, content={"error": code, "message": message}, headers=exc.headers)
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..datanets.content import SCHEMAS
 from ..records.kinds import RECORD_KINDS
-from .errors import ErrorBody
+from .errors import OPENAI_PATHS, ErrorBody
 
 __all__ = [
     "CONTRIBUTION_BODY",
@@ -157,6 +157,82 @@ _COMPONENTS[RECORDS_BODY] = {
 }
 
 
+# ------------------------------------------------------------- the OpenAI-compatible routes
+
+
+class OpenAIError(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorBody(BaseModel):
+    """How the OpenAI-compatible routes answer an error (what the ``openai`` client parses)."""
+
+    error: OpenAIError
+
+
+def openai_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for an OpenAI-compatible route: each status answered with an ``OpenAIErrorBody``."""
+    return {status: {"model": OpenAIErrorBody, "description": _ERROR_DESCRIPTIONS.get(status, HTTPStatus(status).phrase)}
+            for status in statuses}
+
+
+class _Message(BaseModel):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[dict[str, Any]]
+    name: str | None = None
+
+
+class _OpenAIBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, description="an adapter's name, or the base model's (GET /v1/models)")
+    max_tokens: int | None = Field(None, ge=1, le=32_768)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    stream: bool = False
+    stream_options: dict[str, bool] | None = None
+    n: Literal[1] = 1
+    user: str | None = None
+
+
+class CompletionBody(_OpenAIBody):
+    """``POST /v1/completions`` (OpenAI's fields; what the node does not do is refused by name)."""
+
+    prompt: str | list[str]
+    logprobs: int | None = Field(None, ge=0, le=20)
+
+
+class ChatBody(_OpenAIBody):
+    """``POST /v1/chat/completions`` (OpenAI's fields; the adapter's chat template renders the messages)."""
+
+    messages: list[_Message] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1, le=32_768)
+    logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+
+
+class LoraAdapterBody(BaseModel):
+    """vLLM's ``/v1/load_lora_adapter`` / ``/v1/unload_lora_adapter`` body. ``lora_path`` is refused:
+    only registered adapters load."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lora_name: str = Field(min_length=1)
+    lora_path: str | None = None
+    pin: bool = False
+
+
+COMPLETION_BODY = _component(CompletionBody)
+CHAT_BODY = _component(ChatBody)
+LORA_ADAPTER_BODY = _component(LoraAdapterBody)
+_OPENAI_ERROR_BODY = _component(OpenAIErrorBody)
+
+
 # ---------------------------------------------------------------------- the document
 
 
@@ -174,12 +250,13 @@ def install_openapi(app: FastAPI) -> None:
             # FastAPI documents its own 422 body on every operation with parameters; ours
             # is an ErrorBody like any other error.
             error_422 = errors(422)[422]
-            for item in document.get("paths", {}).values():
+            for path, item in document.get("paths", {}).items():
+                body = _OPENAI_ERROR_BODY if path in OPENAI_PATHS else "ErrorBody"
                 for operation in item.values():
                     if "422" in operation.get("responses", {}):
                         operation["responses"]["422"] = {
                             "description": error_422["description"],
-                            "content": {"application/json": {"schema": _ref("ErrorBody")}},
+                            "content": {"application/json": {"schema": _ref(body)}},
                         }
             app.openapi_schema = document
         return app.openapi_schema

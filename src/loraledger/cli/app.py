@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ChainError, ConfigError, InputError, LoraLedgerError, NotFoundError
-from . import adapters, contracts, datanets, devnet, epochs, fees, jobs, keys, models, node, pipeline, rewards
+from . import adapters, contracts, datanets, devnet, epochs, fees, infer, jobs, keys, models, node, pipeline, rewards
 
 app = typer.Typer(
     name="loraledger",
@@ -41,6 +41,7 @@ for group, name in [(models.model_app, "model"), (adapters.adapters_app, "adapte
     app.add_typer(group, name=name)
 app.command("train")(models.train)
 app.command("bench")(models.bench)
+app.command("infer")(infer.infer)
 
 #: Modules of the optional extras (pyproject.toml): a command that imports one that is missing
 #: says which extra to install instead of failing with ModuleNotFoundError.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,12 +24,17 @@ def node_run(
     port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
     key_env: KeyEnvOption = None,
     keystore: KeystoreOption = None,
+    base: Annotated[Path | None, typer.Option("--base", help="Serve this base model directory and its registered "
+                                              "adapters (OpenAI-compatible API).")] = None,
+    open_payer: Annotated[str | None, typer.Option("--open", help="Serve without API keys, every answer paid by "
+                                                   "this address (local use only).")] = None,
 ) -> None:
-    """Serve the /v1 API and close epochs by policy (every N seconds or M records)."""
+    """Serve the /v1 API and close epochs by policy (every N seconds or M records); with
+    --base, also answer /v1/completions and /v1/chat/completions with the base model and its adapters."""
     from ..api import create_app
     from ..node.daemon import run_node
 
-    settings = _settings(ctx)
+    settings = _settings(ctx, serve_base=base, open_payer=open_payer)
     operator = _operator(settings, key_env, keystore)
     run_node(settings, operator=operator, host=host, port=port,
              make_app=lambda node: create_app(settings, operator=operator, node=node))

@@ -4,6 +4,7 @@ datanets, the model factory, background jobs."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.engine import Engine
@@ -18,6 +19,7 @@ from ..db import create_all, make_engine
 from ..epochs import tables as epoch_tables
 from ..epochs.machine import EpochManager, EpochPolicy
 from ..epochs.store import EpochFileStore
+from ..errors import ConfigError
 from ..health import NodeHealth
 from ..jobs import tables as job_tables
 from ..jobs.queue import JobQueue
@@ -29,6 +31,8 @@ from ..training import tables as adapter_tables
 from ..training.factory import ModelFactory
 from .job_kinds import factory_job_kinds
 
+if TYPE_CHECKING:  # imports torch: only the daemon opens it, and only with --base
+    from ..serving.service import ServingService
 
 def chain_client(settings: Settings) -> ChainClient:
     return ChainClient(
@@ -84,6 +88,8 @@ class NodeContext:
     factory: ModelFactory | None = None
     #: What is failing right now (the epoch loop and the job worker report here; ``/v1/health`` reads it).
     health: NodeHealth = field(default_factory=NodeHealth)
+    #: The model this node serves (``node run --base DIR``; opened by the daemon), else None.
+    serving: ServingService | None = None
     #: The payers' API keys (hashes only).
     payers: PayerKeys = None  # type: ignore[assignment]  # made on ``engine`` by __post_init__ when not given
 
@@ -127,3 +133,24 @@ def open_factory(settings: Settings, *, operator: LocalAccount | None = None) ->
     factory = open_node(settings, operator=operator).factory
     assert factory is not None  # open_node always makes one
     return factory
+
+
+def open_serving(node: NodeContext) -> ServingService:
+    """The model ``node.settings.serve_base`` names, loaded with its engine (the daemon calls
+    this when the node is started with ``--base``; it imports torch)."""
+    from ..records.fields import parse_address
+    from ..serving.pricing import Price, Prices
+    from ..serving.recorder import InferenceRecorder
+    from ..serving.service import ServingService
+
+    settings = node.settings
+    assert settings.serve_base is not None and node.factory is not None
+    if node.operator is None:
+        raise ConfigError("serving needs the operator key: every answer's fee names the operator who served it")
+    prices = Prices(node.engine, node.records, default=Price(settings.price_input_per_1k, settings.price_output_per_1k))
+    recorder = InferenceRecorder(node.records, operator=node.operator.address,
+                                 retention_days=settings.inference_text_days)
+    return ServingService.open(settings.serve_base, factory=node.factory, prices=prices, recorder=recorder,
+                               max_loras=settings.max_loras, max_cpu_loras=settings.max_cpu_loras,
+                               max_rank=settings.max_lora_rank,
+                               open_payer=parse_address(settings.open_payer) if settings.open_payer else None)

@@ -15,7 +15,7 @@ from eth_account.signers.local import LocalAccount
 from ..config import Settings
 from ..jobs.queue import JobWorker
 from ..loops import Retry
-from .context import NodeContext, open_node
+from .context import NodeContext, open_node, open_serving
 
 log = logging.getLogger("loraledger.node")
 
@@ -59,6 +59,8 @@ def run_node(settings: Settings, *, operator: LocalAccount | None, host: str | N
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     node = open_node(settings, operator=operator)
+    if settings.serve_base is not None:
+        node.serving = open_serving(node)
     loop = EpochLoop(node)
     recover(node, loop)
     loop.start()
@@ -75,6 +77,8 @@ def run_node(settings: Settings, *, operator: LocalAccount | None, host: str | N
     finally:
         loop.stop.set()
         worker.stop()  # interrupts the running job at its next check (it ends failed)
+        if node.serving is not None:
+            node.serving.close()  # running requests end cancelled, and are recorded
         signal.signal(signal.SIGTERM, previous)
 
 

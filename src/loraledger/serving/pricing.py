@@ -13,7 +13,6 @@ wei, in integers (rounded up, so a short answer at a non-zero price is never fre
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,7 +56,7 @@ def price_message(model: str, adapter_hash: str | None, input_per_1k: int, outpu
 
 
 class Prices:
-    """The prices of one node's models (``prices`` table + ``price`` records); thread-safe reads."""
+    """The prices of one node's models (``prices`` table + ``price`` records)."""
 
     def __init__(self, engine: Engine, records: RecordLedger, *, default: Price,
                  clock: Callable[[], float] = time.time) -> None:
@@ -65,21 +64,13 @@ class Prices:
         self.records = records
         self.default = default
         self.clock = clock
-        self._cache: dict[str, Price] = {}
-        self._lock = threading.Lock()
-
     def current(self, model: str) -> Price:
-        """The price in force for ``model`` (its latest price record, else the default)."""
-        with self._lock:
-            cached = self._cache.get(model)
-        if cached is not None:
-            return cached
+        """The price in force for ``model`` (its latest price record, else the default). Read from
+        the database each time (one primary-key read), so a price set by another process of the
+        node (the CLI) applies to the next request."""
         with read_session(self.engine, what="reading a price") as session:
             row = session.get(PriceRow, model)
-        price = self.default if row is None else Price(int(row.input_per_1k), int(row.output_per_1k), row.seq)
-        with self._lock:
-            self._cache[model] = price
-        return price
+        return self.default if row is None else Price(int(row.input_per_1k), int(row.output_per_1k), row.seq)
 
     def set(self, model: str, *, adapter_hash: str | None, developer: str | None, input_per_1k: object,
             output_per_1k: object, admin: str | None = None, signature: str | None = None) -> PriceRecord:
@@ -114,7 +105,4 @@ class Prices:
             session.merge(PriceRow(model=model, adapter_hash=adapter_hash, input_per_1k=str(price_in),
                                    output_per_1k=str(price_out), seq=seq, set_by=set_by))
 
-        stamped = self.records.append_many([record], in_transaction=store)[0]
-        with self._lock:
-            self._cache[model] = Price(price_in, price_out, stamped.seq)
-        return stamped  # type: ignore[return-value]
+        return self.records.append_many([record], in_transaction=store)[0]  # type: ignore[return-value]

@@ -119,7 +119,7 @@ def _common(body: Any, api: str, known: set[str]) -> dict[str, Any]:
         raise _bad("top_p", "must be above 0")
     return {"model": model, "api": api, "stream": stream, "include_usage": bool(options.get("include_usage")),
             "temperature": temperature, "top_p": top_p, "stop": _stop(body),
-            "seed": _integer(body, "seed", None, -(2**63), 2**63 - 1)}
+            "seed": _integer(body, "seed", None, 0, 2**63 - 1)}
 
 
 _COMMON_KEYS = {"model", "n", "stream", "stream_options", "temperature", "top_p", "stop", "seed", "presence_penalty",

@@ -118,7 +118,10 @@ class AdapterStore:
             validate_adapter_name(name)
         except InputError:
             raise NotFoundError(f"no model {name[:80]!r} on this node") from None
-        row = self._lookup(name)  # NotFoundError for an unregistered name
+        try:
+            row = self._lookup(name)
+        except NotFoundError:
+            raise NotFoundError(f"no model {name!r} on this node (GET /v1/models lists them)") from None
         if row.base_model_hash != self.base_model_hash:
             raise InputError(f"adapter {name} was trained for base model {row.base_model_hash}, but this node serves "
                              f"base model {self.base_model_hash}")

@@ -40,6 +40,7 @@ __all__ = [
     "encode_row",
     "in_validation",
     "prompt_and_reference",
+    "render_chat",
     "split_rows",
 ]
 
@@ -92,6 +93,13 @@ def _messages(data: dict[str, Any]) -> list[dict[str, str]]:
     if "prompt" in data and "completion" in data:
         return [{"role": "user", "content": data["prompt"]}, {"role": "assistant", "content": data["completion"]}]
     raise InputError(f"row has neither 'text', 'prompt'/'completion' nor 'messages' (keys: {sorted(data)})")
+
+
+def render_chat(tokenizer: Any, messages: list[dict[str, str]], *, generation_prompt: bool = True) -> str:
+    """The text a model sees for ``messages``: its tokenizer's chat template, or the Alpaca-style
+    fallback. Training and serving both use this, so an adapter is asked the way it was taught;
+    tokenise the result with ``add_special_tokens=False`` (the template holds them)."""
+    return _render(tokenizer, messages, generation_prompt=generation_prompt)
 
 
 def _render(tokenizer: Any, messages: list[dict[str, str]], *, generation_prompt: bool) -> str:
