@@ -19,7 +19,6 @@ from transformers import AutoModelForCausalLM
 from loraledger.api import create_app
 from loraledger.node.context import open_node
 from loraledger.records.kinds import FeeRecord, InferenceRecord, record_hash
-from loraledger.serving.pricing import Price, Prices
 from loraledger.serving.recorder import InferenceRecorder
 from loraledger.serving.service import ServingService
 from loraledger.training.hf.tiny import init_tiny_model
@@ -42,15 +41,15 @@ def _adapter(base, out, seed: int):
 @pytest.fixture(scope="module")
 def served(anvil, accounts, artifacts, tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")
-    settings = deployed_settings(anvil, accounts[0], artifacts, root, admin_token=TOKEN)
+    settings = deployed_settings(anvil, accounts[0], artifacts, root, admin_token=TOKEN, price_input_per_1k=1000,
+                                 price_output_per_1k=2000)
     node = open_node(settings, operator=accounts[0])
     base = init_tiny_model(root / "tiny-llama", "llama").path
     for i, name in enumerate(ADAPTERS):
         node.factory.import_adapter(_adapter(base, root / f"src-{name}", i), name=name, base_dir=base,
                                     developer=accounts[4].address, register=False)
-    prices = Prices(node.engine, node.records, default=Price(1000, 2000))
     recorder = InferenceRecorder(node.records, operator=accounts[0].address)
-    node.serving = ServingService.open(base, factory=node.factory, prices=prices, recorder=recorder, max_loras=2,
+    node.serving = ServingService.open(base, factory=node.factory, prices=node.prices, recorder=recorder, max_loras=2,
                                        max_cpu_loras=3, max_rank=16, max_running=8)
     _, key = node.payers.create(accounts[5].address, label="tests")
     url, server, thread = serve(create_app(settings, node=node))
@@ -212,7 +211,16 @@ def test_node_run_with_base_serves_the_infer_command(anvil, accounts, artifacts,
                               text=True, timeout=120)
 
     key = cli("keys", "create", "--payer", accounts[5].address).stdout.strip()
-    with node_process(env, port, tmp_path / "node.log"):
+    imported = cli("adapters", "import", str(_adapter(base, tmp_path / "src-qa", 7)), "--name", "qa", "--base", str(base),
+                   "--no-register")
+    assert imported.returncode == 0, imported.stderr
+    assert cli("prices", "set", "qa", "--input", "0", "--output", "3000").returncode == 0
+    shown = json.loads(cli("prices", "show", "qa", "--json").stdout)
+    assert (shown["inputPer1k"], shown["outputPer1k"], shown["default"]) == ("0", "3000", False)
+    with node_process(env, port, tmp_path / "node.log") as node:
+        paid = json.loads(cli("infer", "qa", "Hello", "--max-tokens", "2", "--json", LORALEDGER_API_KEY=key).stdout)
+        record = httpx.get(f"{node.url}/v1/inferences/{paid['inference']}").json()["record"]
+        assert (record["model"], record["fee"], record["payer"]) == ("qa", "6", accounts[5].address)
         answer = cli("infer", "tiny-llama", "Hello", "--max-tokens", "4", LORALEDGER_API_KEY=key)
         assert answer.returncode == 0, answer.stderr
         assert "4 completion tokens; inference 0x" in answer.stderr
@@ -223,3 +231,32 @@ def test_node_run_with_base_serves_the_infer_command(anvil, accounts, artifacts,
         assert unknown.returncode == 3 and "no model" in unknown.stderr
         no_key = cli("infer", "tiny-llama", "Hello")
         assert no_key.returncode == 4 and "API key" in no_key.stderr
+
+
+def test_prices_are_set_by_the_admin_or_the_signing_developer_and_charged(served, accounts):
+    from eth_account.messages import encode_defunct
+
+    url, client = served["url"], served["client"]
+    shown = httpx.get(f"{url}/v1/adapters/beta/price").json()
+    assert (shown["inputPer1k"], shown["outputPer1k"], shown["default"]) == ("1000", "2000", True)
+    assert httpx.post(f"{url}/v1/adapters/beta/price", json={"inputPer1k": 1, "outputPer1k": 1}).status_code == 401
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    set_ = httpx.post(f"{url}/v1/adapters/beta/price", json={"inputPer1k": "0", "outputPer1k": "5000"}, headers=admin)
+    assert set_.status_code == 200 and set_.json()["record"]["kind"] == "price"
+    answer = client.completions.create(model="beta", prompt="Hi", max_tokens=3, temperature=0)
+    record = _inference(served, answer.model_extra["inference"])
+    assert (record.input_per_1k, record.output_per_1k, record.fee) == (0, 5000, 15)
+    assert record.price_seq == set_.json()["priceSeq"]
+
+    # The developer signs the next change; the message names the price it replaces.
+    message = httpx.get(f"{url}/v1/adapters/beta/price").json()["messageToSign"]
+    message = message.replace("<inputPer1k>", "7").replace("<outputPer1k>", "9")
+    signature = accounts[4].sign_message(encode_defunct(text=message)).signature.hex()
+    signature = signature if signature.startswith("0x") else "0x" + signature
+    signed = httpx.post(f"{url}/v1/adapters/beta/price",
+                        json={"inputPer1k": 7, "outputPer1k": 9, "signature": signature})
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["record"]["set_by"] == served["developer"]
+    replayed = httpx.post(f"{url}/v1/adapters/beta/price", json={"inputPer1k": 7, "outputPer1k": 9,
+                                                                 "signature": signature})
+    assert replayed.status_code == 401  # it named the price it replaced, which is no longer in force

@@ -137,6 +137,16 @@ class JobSubmit(_Body):
     params: dict[str, Any] | None = Field(None, description="the kind's parameters (default {})")
 
 
+class PriceBody(_Body):
+    """``POST /v1/adapters/{name}/price``: wei of OPEN per 1,000 tokens; ``signature`` is the developer's
+    EIP-191 signature of the message ``GET .../price`` shows (not needed with the admin token)."""
+
+    inputPer1k: int | str = Field(description="wei per 1,000 prompt tokens (integer or decimal string)")
+    outputPer1k: int | str = Field(description="wei per 1,000 completion tokens")
+    signature: str | None = Field(None, pattern=r"^0x[0-9a-fA-F]{130}$")
+
+
+PRICE_BODY = _component(PriceBody)
 DATANET_BODY = _component(DatanetCreate)
 CONTRIBUTION_BODY = _component(ContributionBody)
 REVIEW_BODY = _component(ReviewBody)

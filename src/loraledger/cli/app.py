@@ -17,7 +17,22 @@ from typing import Annotated
 import typer
 
 from ..errors import ChainError, ConfigError, InputError, LoraLedgerError, NotFoundError
-from . import adapters, contracts, datanets, devnet, epochs, fees, infer, jobs, keys, models, node, pipeline, rewards
+from . import (
+    adapters,
+    contracts,
+    datanets,
+    devnet,
+    epochs,
+    fees,
+    infer,
+    jobs,
+    keys,
+    models,
+    node,
+    pipeline,
+    prices,
+    rewards,
+)
 
 app = typer.Typer(
     name="loraledger",
@@ -37,7 +52,7 @@ app.command("balance")(rewards.balance)
 app.command("verify")(rewards.verify)
 for group, name in [(models.model_app, "model"), (adapters.adapters_app, "adapters"),
                     (pipeline.pipeline_app, "pipeline"), (jobs.jobs_app, "jobs"),
-                    (keys.keys_app, "keys")]:
+                    (keys.keys_app, "keys"), (prices.prices_app, "prices")]:
     app.add_typer(group, name=name)
 app.command("train")(models.train)
 app.command("bench")(models.bench)

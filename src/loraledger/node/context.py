@@ -27,6 +27,7 @@ from ..records import tables as record_tables
 from ..records.ledger import RecordLedger
 from ..serving import tables as serving_tables
 from ..serving.payers import PayerKeys
+from ..serving.pricing import Price, Prices
 from ..training import tables as adapter_tables
 from ..training.factory import ModelFactory
 from .job_kinds import factory_job_kinds
@@ -92,12 +93,17 @@ class NodeContext:
     serving: ServingService | None = None
     #: The payers' API keys (hashes only).
     payers: PayerKeys = None  # type: ignore[assignment]  # made on ``engine`` by __post_init__ when not given
+    #: The prices of the served models (price records; the settings' default otherwise).
+    prices: Prices = None  # type: ignore[assignment]  # made by __post_init__ when not given
 
     def __post_init__(self) -> None:
         if self.jobs is None:
             self.jobs = JobQueue(self.engine)
         if self.payers is None:
             self.payers = PayerKeys(self.engine)
+        if self.prices is None:
+            default = Price(self.settings.price_input_per_1k, self.settings.price_output_per_1k)
+            self.prices = Prices(self.engine, self.records, default=default)
 
     @property
     def policy(self) -> EpochPolicy:
@@ -139,7 +145,6 @@ def open_serving(node: NodeContext) -> ServingService:
     """The model ``node.settings.serve_base`` names, loaded with its engine (the daemon calls
     this when the node is started with ``--base``; it imports torch)."""
     from ..records.fields import parse_address
-    from ..serving.pricing import Price, Prices
     from ..serving.recorder import InferenceRecorder
     from ..serving.service import ServingService
 
@@ -147,10 +152,9 @@ def open_serving(node: NodeContext) -> ServingService:
     assert settings.serve_base is not None and node.factory is not None
     if node.operator is None:
         raise ConfigError("serving needs the operator key: every answer's fee names the operator who served it")
-    prices = Prices(node.engine, node.records, default=Price(settings.price_input_per_1k, settings.price_output_per_1k))
     recorder = InferenceRecorder(node.records, operator=node.operator.address,
                                  retention_days=settings.inference_text_days)
-    return ServingService.open(settings.serve_base, factory=node.factory, prices=prices, recorder=recorder,
+    return ServingService.open(settings.serve_base, factory=node.factory, prices=node.prices, recorder=recorder,
                                max_loras=settings.max_loras, max_cpu_loras=settings.max_cpu_loras,
                                max_rank=settings.max_lora_rank,
                                open_payer=parse_address(settings.open_payer) if settings.open_payer else None)

@@ -22,10 +22,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from ...errors import ConfigError
+from ...errors import ConfigError, InputError
+from ...serving.pricing import price_message
 from ...training.factory import ModelFactory, adapter_to_dict
-from ..deps import AdminOnly, current_node
-from ..schemas import errors
+from ..auth import BearerToken, admin_token_ok
+from ..body import BodyLimits, JsonBody
+from ..deps import AdminOnly, AppSettings, Node, current_node
+from ..schemas import PRICE_BODY, errors, json_body
 
 __all__ = ["router"]
 
@@ -67,3 +70,43 @@ def row_proof(factory: Factory, name: str, row_hash: str) -> dict[str, Any]:
 def register(factory: Factory, name: str) -> dict[str, Any]:
     row, fresh = factory.register(name)
     return {**_public(row), "newlyRegistered": fresh}
+
+
+# ---- prices ------------------------------------------------------------------------------
+
+_price_body = JsonBody(BodyLimits(max_values=16))
+
+
+def _price_json(node: Any, name: str, adapter_hash: str) -> dict[str, Any]:
+    price = node.prices.current(name)
+    return {"model": name, "inputPer1k": str(price.input_per_1k), "outputPer1k": str(price.output_per_1k),
+            "priceSeq": price.seq, "default": price.seq is None,
+            # What the developer signs (EIP-191 personal_sign) for the next change, with the new values in.
+            "messageToSign": price_message(name, adapter_hash, "<inputPer1k>", "<outputPer1k>", price.seq)}  # type: ignore[arg-type]
+
+
+@router.get("/{name}/price", responses=errors(400, 404, 409, 503))
+def get_price(node: Node, factory: Factory, name: str) -> dict[str, Any]:
+    """The price in force, and what the developer signs to change it."""
+    row = factory.get(name)
+    return {**_price_json(node, name, row.adapter_hash), "adapterHash": row.adapter_hash, "developer": row.developer}
+
+
+@router.post("/{name}/price", responses=errors(400, 401, 404, 409, 413, 503),
+             openapi_extra=json_body(PRICE_BODY, example={"inputPer1k": "1000000000000000",
+                                                          "outputPer1k": "2000000000000000"}))
+def set_price(node: Node, settings: AppSettings, factory: Factory, name: str, token: BearerToken,
+              body: Annotated[Any, Depends(_price_body)]) -> dict[str, Any]:
+    """Set the adapter's price: with the admin token, or signed by the adapter's developer."""
+    row = factory.get(name)
+    if not isinstance(body, dict) or set(body) - {"inputPer1k", "outputPer1k", "signature"}:
+        raise InputError("send {inputPer1k, outputPer1k, signature?}")
+    admin = None
+    if token is not None and admin_token_ok(settings, token):
+        if node.operator is None:
+            raise ConfigError("an admin price change is made by the operator: start the node with its key")
+        admin = node.operator.address
+    record = node.prices.set(name, adapter_hash=row.adapter_hash, developer=row.developer,
+                             input_per_1k=body.get("inputPer1k"), output_per_1k=body.get("outputPer1k"), admin=admin,
+                             signature=body.get("signature"))
+    return {**_price_json(node, name, row.adapter_hash), "record": record.model_dump(mode="json")}
