@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     open_payer: str | None = None
     #: Days the node keeps the texts of prompts and answers (attribution reads them); 0 keeps them.
     inference_text_days: int = Field(default=30, ge=0)
+    #: Models with a ``model`` label of their own in ``GET /metrics`` (the base included); the
+    #: rest are counted under ``other``, so the number of series stays bounded.
+    metrics_models: int = Field(default=20, ge=1, le=1000)
 
     #: Default fee split (basis points) used when deploying AttributionLedger.
     contributors_bps: int = Field(default=7_000, ge=0, le=BPS_DENOMINATOR)

@@ -156,5 +156,5 @@ def open_serving(node: NodeContext) -> ServingService:
                                  retention_days=settings.inference_text_days)
     return ServingService.open(settings.serve_base, factory=node.factory, prices=node.prices, recorder=recorder,
                                max_loras=settings.max_loras, max_cpu_loras=settings.max_cpu_loras,
-                               max_rank=settings.max_lora_rank,
+                               max_rank=settings.max_lora_rank, metrics_models=settings.metrics_models,
                                open_payer=parse_address(settings.open_payer) if settings.open_payer else None)

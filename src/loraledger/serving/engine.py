@@ -22,6 +22,7 @@ from __future__ import annotations
 import queue
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from collections.abc import Sequence as Seq
@@ -139,6 +140,9 @@ class Engine:
             self._finish(seq, "cancelled")
             touched.append(seq)
         admitted, refused = self.scheduler.admit()
+        now = time.monotonic()
+        for seq in admitted:
+            seq.handle.admitted_at = now
         for seq, exc in refused:
             self._finish(seq, "error", exc.message)
             touched.append(seq)

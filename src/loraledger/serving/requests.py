@@ -66,6 +66,9 @@ class RequestHandle:
         self._cancelled = threading.Event()
         self._wake = wake
         self.finished = False
+        #: When the engine admitted the request into its batch (``time.monotonic()``; None until
+        #: then): the end of its queue time.
+        self.admitted_at: float | None = None
 
     @property
     def request_id(self) -> str:

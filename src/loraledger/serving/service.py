@@ -26,6 +26,7 @@ from ..training.factory import ModelFactory
 from .engine import Engine
 from .loop import EngineLoop
 from .lora import LoraSlots
+from .metrics import DEFAULT_MAX_MODELS, ServingMetrics
 from .pricing import Price, Prices
 from .protocol import GenerationParams
 from .recorder import Answered, InferenceRecorder
@@ -93,7 +94,8 @@ class ServingService:
 
     def __init__(self, *, model: Any, tokenizer: Any, base_name: str, base_model_hash: str, factory: ModelFactory,
                  store: AdapterStore, loop: EngineLoop, prices: Prices, recorder: InferenceRecorder,
-                 open_payer: str | None = None, backend: str = "builtin") -> None:
+                 open_payer: str | None = None, backend: str = "builtin",
+                 metrics_models: int = DEFAULT_MAX_MODELS) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.base_name = base_name
@@ -106,6 +108,9 @@ class ServingService:
         self.open_payer = open_payer
         self.backend = backend
         self.started = int(time.time())
+        #: Prometheus metrics (``GET /metrics``): ``metrics_models`` models get a label of their own.
+        self.metrics = ServingMetrics(store=store, engine=loop.engine, recorder=recorder, base_name=base_name,
+                                      max_models=metrics_models)
         self._served: dict[str, ServedModel] = {}
         self._lock = threading.Lock()
 
@@ -113,7 +118,7 @@ class ServingService:
     def open(cls, base_dir: Path, *, factory: ModelFactory, prices: Prices, recorder: InferenceRecorder,
              max_loras: int, max_cpu_loras: int, max_rank: int, target_modules: tuple[str, ...] = DEFAULT_TARGETS,
              max_running: int = 16, max_batch_tokens: int = 4096, open_payer: str | None = None,
-             device: str = "auto") -> ServingService:
+             device: str = "auto", metrics_models: int = DEFAULT_MAX_MODELS) -> ServingService:
         """Load the base model at ``base_dir`` and start its engine."""
         from ..training.hf.basemodel import load_base_model
 
@@ -140,7 +145,8 @@ class ServingService:
         loop.start()
         log.info("serving %s (base model %s) on %s with %s adapter slots", name, base_hash, loaded.device, max_loras)
         return cls(model=loaded.model, tokenizer=loaded.tokenizer, base_name=name, base_model_hash=base_hash,
-                   factory=factory, store=store, loop=loop, prices=prices, recorder=recorder, open_payer=open_payer)
+                   factory=factory, store=store, loop=loop, prices=prices, recorder=recorder, open_payer=open_payer,
+                   metrics_models=metrics_models)
 
     # ---- models ----------------------------------------------------------------------
     def models(self) -> list[ServedModel]:
@@ -198,28 +204,34 @@ class ServingService:
                                   stop=params.stop, seed=params.seed, logprobs=params.logprobs is not None,
                                   top_logprobs=params.logprobs or 0)
         adapter = None if served.adapter_hash is None else served.name
+        submitted = time.monotonic()
         try:
             handle = self.loop.submit(ids, adapter=adapter, params=sampling)
         except RuntimeError as exc:  # the loop is stopping
             raise ResourceError(f"the engine is not accepting requests: {exc}") from None
         return Generation(handle, params, served, payer, self.prices.current(served.name), prompt_text, len(ids),
-                          time.monotonic())
+                          submitted)
 
     def finish(self, generation: Generation) -> InferenceRecord:
-        """Record the answer (blocks until its records are committed)."""
+        """Record the answer (blocks until its records are committed), then count it in the metrics."""
         now = time.monotonic()
         reason = generation.finish_reason or "cancelled"
         first = generation.first_token_at
+        admitted = generation.handle.admitted_at  # None: it never left the queue
         answered = Answered(
             model=generation.served.name, adapter_hash=generation.served.adapter_hash,
             base_model_hash=self.base_model_hash, prompt=generation.prompt_text, output=generation.output,
             prompt_tokens=generation.prompt_tokens, completion_tokens=generation.completion_tokens,
             finish_reason=reason if reason in ("stop", "length", "cancelled", "error") else "error",
             sampling=generation.params.sampling(), payer=generation.payer, price=generation.price,
-            queue_ms=0, first_token_ms=None if first is None else int((first - generation.submitted) * 1000),
+            queue_ms=int(((now if admitted is None else admitted) - generation.submitted) * 1000),
+            first_token_ms=None if first is None else int((first - generation.submitted) * 1000),
             total_ms=int((now - generation.submitted) * 1000), backend=self.backend, api=generation.params.api,
             developer=generation.served.developer, weights=generation.served.weights)
-        return self.recorder.record(answered)
+        record = self.recorder.record(answered)
+        self.metrics.observe(answered, submitted=generation.submitted, admitted=admitted, first_token=first,
+                             finished=now)
+        return record
 
     def close(self) -> None:
         self.loop.stop()
