@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     max_lora_rank: int = Field(default=64, ge=1, le=1024)
     price_input_per_1k: int = Field(default=10**15, ge=0)
     price_output_per_1k: int = Field(default=2 * 10**15, ge=0)
+    #: Generate on another OpenAI-compatible server with LoRA (vLLM --enable-lora, LoRAX, another
+    #: node): its URL, its API key, and its name for the base model (default: the base directory's name).
+    #: The node still resolves models, renders prompts, prices and records every answer.
+    upstream_url: str | None = None
+    upstream_api_key: SecretStr | None = None
+    upstream_model: str | None = None
     #: Serve without API keys, every answer paid by this address (local use only; off by default).
     open_payer: str | None = None
     #: Days the node keeps the texts of prompts and answers (attribution reads them); 0 keeps them.

@@ -28,13 +28,16 @@ def node_run(
                                               "adapters (OpenAI-compatible API).")] = None,
     open_payer: Annotated[str | None, typer.Option("--open", help="Serve without API keys, every answer paid by "
                                                    "this address (local use only).")] = None,
+    upstream: Annotated[str | None, typer.Option("--upstream", help="Generate on this OpenAI-compatible server "
+                                                 "with LoRA (vLLM, LoRAX, a node); key in LORALEDGER_UPSTREAM_API_KEY.")]
+    = None,
 ) -> None:
     """Serve the /v1 API and close epochs by policy (every N seconds or M records); with
     --base, also answer /v1/completions and /v1/chat/completions with the base model and its adapters."""
     from ..api import create_app
     from ..node.daemon import run_node
 
-    settings = _settings(ctx, serve_base=base, open_payer=open_payer)
+    settings = _settings(ctx, serve_base=base, open_payer=open_payer, upstream_url=upstream)
     operator = _operator(settings, key_env, keystore)
     run_node(settings, operator=operator, host=host, port=port,
              make_app=lambda node: create_app(settings, operator=operator, node=node))

@@ -154,7 +154,14 @@ def open_serving(node: NodeContext) -> ServingService:
         raise ConfigError("serving needs the operator key: every answer's fee names the operator who served it")
     recorder = InferenceRecorder(node.records, operator=node.operator.address,
                                  retention_days=settings.inference_text_days)
+    open_payer = parse_address(settings.open_payer) if settings.open_payer else None
+    if settings.upstream_url:
+        key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None
+        return ServingService.open_upstream(settings.serve_base, settings.upstream_url, factory=node.factory,
+                                            prices=node.prices, recorder=recorder, api_key=key,
+                                            upstream_model=settings.upstream_model, open_payer=open_payer,
+                                            metrics_models=settings.metrics_models)
     return ServingService.open(settings.serve_base, factory=node.factory, prices=node.prices, recorder=recorder,
                                max_loras=settings.max_loras, max_cpu_loras=settings.max_cpu_loras,
                                max_rank=settings.max_lora_rank, metrics_models=settings.metrics_models,
-                               open_payer=parse_address(settings.open_payer) if settings.open_payer else None)
+                               open_payer=open_payer)

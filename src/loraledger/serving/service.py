@@ -11,6 +11,7 @@ context, and the price in force taken. :meth:`ServingService.finish` records the
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -33,6 +34,7 @@ from .recorder import Answered, InferenceRecorder
 from .requests import OutputEvent, RequestHandle
 from .sampling import SamplingParams
 from .store import AdapterStore
+from .upstream import UpstreamBackend
 
 __all__ = ["Generation", "ServedModel", "ServingService"]
 
@@ -83,6 +85,8 @@ class Generation:
         if event.finished:
             self.finish_reason = event.finish_reason
             self.error = event.error
+            if event.prompt_tokens:  # the backend's own count (an upstream tokenises itself)
+                self.prompt_tokens = event.prompt_tokens
 
     @property
     def output(self) -> str:
@@ -93,9 +97,11 @@ class ServingService:
     """See the module docstring. Thread-safe: the API calls it from many threads at once."""
 
     def __init__(self, *, model: Any, tokenizer: Any, base_name: str, base_model_hash: str, factory: ModelFactory,
-                 store: AdapterStore, loop: EngineLoop, prices: Prices, recorder: InferenceRecorder,
-                 open_payer: str | None = None, backend: str = "builtin",
+                 store: AdapterStore, loop: EngineLoop | None, prices: Prices, recorder: InferenceRecorder,
+                 open_payer: str | None = None, upstream: UpstreamBackend | None = None,
                  metrics_models: int = DEFAULT_MAX_MODELS) -> None:
+        if (loop is None) == (upstream is None):
+            raise ValueError("a serving service generates with the built-in engine or an upstream, exactly one")
         self.model = model
         self.tokenizer = tokenizer
         self.base_name = base_name
@@ -106,10 +112,13 @@ class ServingService:
         self.prices = prices
         self.recorder = recorder
         self.open_payer = open_payer
-        self.backend = backend
+        #: Who generates: the built-in engine (``loop``) or an OpenAI-compatible upstream.
+        self.upstream = upstream
+        self.backend = "builtin" if upstream is None else upstream.name
         self.started = int(time.time())
         #: Prometheus metrics (``GET /metrics``): ``metrics_models`` models get a label of their own.
-        self.metrics = ServingMetrics(store=store, engine=loop.engine, recorder=recorder, base_name=base_name,
+        queue_of: Any = loop.engine if loop is not None else upstream  # both count running and waiting requests
+        self.metrics = ServingMetrics(store=store, engine=queue_of, recorder=recorder, base_name=base_name,
                                       max_models=metrics_models)
         self._served: dict[str, ServedModel] = {}
         self._lock = threading.Lock()
@@ -123,16 +132,7 @@ class ServingService:
         from ..training.hf.basemodel import load_base_model
 
         base_hash = factory.hash_base(base_dir).hash
-        name = base_dir.name.lower()
-        if not _SERVED_NAME.fullmatch(name):
-            raise InputError(f"the base model directory's name {base_dir.name!r} is not a usable model name "
-                             "([a-z0-9][a-z0-9._-]{0,63}); rename the directory")
-        try:
-            factory.get(name)
-        except NotFoundError:
-            pass
-        else:
-            raise InputError(f"an adapter is named {name!r} like the base model directory; rename the directory")
+        name = _served_name(base_dir, factory)
         loaded = load_base_model(base_dir, device=device)
         present = {n.rsplit(".", 1)[-1] for n, _ in loaded.model.named_modules()}
         slots = LoraSlots(loaded.model, max_loras=max_loras, max_rank=max_rank,
@@ -146,6 +146,28 @@ class ServingService:
         log.info("serving %s (base model %s) on %s with %s adapter slots", name, base_hash, loaded.device, max_loras)
         return cls(model=loaded.model, tokenizer=loaded.tokenizer, base_name=name, base_model_hash=base_hash,
                    factory=factory, store=store, loop=loop, prices=prices, recorder=recorder, open_payer=open_payer,
+                   metrics_models=metrics_models)
+
+    @classmethod
+    def open_upstream(cls, base_dir: Path, url: str, *, factory: ModelFactory, prices: Prices,
+                      recorder: InferenceRecorder, api_key: str | None = None, upstream_model: str | None = None,
+                      open_payer: str | None = None, metrics_models: int = DEFAULT_MAX_MODELS) -> ServingService:
+        """Serve ``base_dir``'s adapters with generation on the upstream at ``url``: only the
+        tokenizer is loaded here (to render prompts as training did), never the weights."""
+        from transformers import AutoTokenizer
+
+        name = _served_name(base_dir, factory)
+        base_hash = factory.hash_base(base_dir).hash
+        tokenizer = AutoTokenizer.from_pretrained(str(base_dir), local_files_only=True)
+        config = json.loads((base_dir / "config.json").read_text())
+        upstream = UpstreamBackend(url, api_key=api_key, base_model=upstream_model or name,
+                                   max_model_len=int(config.get("max_position_embeddings") or config.get("n_positions")
+                                                     or 2**31))
+        store = AdapterStore(factory.get, _NoSlots(), base_model_hash=base_hash, max_loras=1, max_cpu_loras=1,
+                             max_rank=1, base_name=name)
+        log.info("serving %s (base model %s) with generation on %s", name, base_hash, upstream.base_url)
+        return cls(model=None, tokenizer=tokenizer, base_name=name, base_model_hash=base_hash, factory=factory,
+                   store=store, loop=None, prices=prices, recorder=recorder, open_payer=open_payer, upstream=upstream,
                    metrics_models=metrics_models)
 
     # ---- models ----------------------------------------------------------------------
@@ -196,7 +218,7 @@ class ServingService:
         ``generation.handle.events`` and then calls :meth:`finish`."""
         served = self.resolve(params.model)
         prompt_text, ids = self._prompt(params)
-        context = self.loop.engine.max_model_len
+        context = self.loop.engine.max_model_len if self.loop is not None else self.upstream.max_model_len
         if len(ids) + params.max_tokens > context:
             raise InputError(f"the prompt has {len(ids)} tokens and max_tokens is {params.max_tokens}: more than "
                              f"the model's context of {context} tokens", param="max_tokens")
@@ -205,10 +227,13 @@ class ServingService:
                                   top_logprobs=params.logprobs or 0)
         adapter = None if served.adapter_hash is None else served.name
         submitted = time.monotonic()
-        try:
-            handle = self.loop.submit(ids, adapter=adapter, params=sampling)
-        except RuntimeError as exc:  # the loop is stopping
-            raise ResourceError(f"the engine is not accepting requests: {exc}") from None
+        if self.upstream is not None:
+            handle: Any = self.upstream.submit(prompt_text, adapter=adapter, params=sampling)
+        else:
+            try:
+                handle = self.loop.submit(ids, adapter=adapter, params=sampling)
+            except RuntimeError as exc:  # the loop is stopping
+                raise ResourceError(f"the engine is not accepting requests: {exc}") from None
         return Generation(handle, params, served, payer, self.prices.current(served.name), prompt_text, len(ids),
                           submitted)
 
@@ -233,7 +258,38 @@ class ServingService:
                              finished=now)
         return record
 
+    def waiting(self) -> tuple[int, int]:
+        """(requests waiting, requests that can run at once): what the API's capacity check reads."""
+        if self.loop is None:
+            return 0, 1  # the upstream answers 429 itself when it is full
+        engine = self.loop.engine
+        return engine.waiting, engine.scheduler.max_running
+
     def close(self) -> None:
-        self.loop.stop()
+        if self.loop is not None:
+            self.loop.stop()
         self.store.close()
         self.recorder.close()
+
+
+def _served_name(base_dir: Path, factory: ModelFactory) -> str:
+    """The API name of the base model: its directory's name (not an adapter's)."""
+    name = base_dir.name.lower()
+    if not _SERVED_NAME.fullmatch(name):
+        raise InputError(f"the base model directory's name {base_dir.name!r} is not a usable model name "
+                         "([a-z0-9][a-z0-9._-]{0,63}); rename the directory")
+    try:
+        factory.get(name)
+    except NotFoundError:
+        return name
+    raise InputError(f"an adapter is named {name!r} like the base model directory; rename the directory")
+
+
+class _NoSlots:
+    """The device tier of a node whose generation runs upstream: nothing is loaded here."""
+
+    def load(self, slot: int, weights: Any) -> None:
+        raise InputError("this node generates on an upstream server: load adapters there")
+
+    def clear(self, slot: int) -> None:
+        return None

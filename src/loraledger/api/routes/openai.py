@@ -103,9 +103,9 @@ def _finish_reason(generation: Generation) -> str:
 def _start(serving: ServingService, node: Any, token: Any, params: GenerationParams) -> Generation:
     payer = serving.payer_of(token.credentials if token is not None else None, node.payers)
     serving.resolve(params.model)  # 404 before anything is queued
-    engine = serving.loop.engine
-    if engine.waiting >= _MAX_WAITING_PER_RUNNING * max(1, engine.scheduler.max_running):
-        raise Overloaded(f"{engine.waiting} requests are waiting; try again shortly", retry_after=1)
+    waiting, running = serving.waiting()
+    if waiting >= _MAX_WAITING_PER_RUNNING * max(1, running):
+        raise Overloaded(f"{waiting} requests are waiting; try again shortly", retry_after=1)
     return serving.start(params, payer)
 
 
@@ -262,6 +262,8 @@ def _lora_name(body: Any) -> tuple[str, bool]:
 def load_lora_adapter(serving: Serving, body: Annotated[Any, Depends(_body)]) -> dict[str, Any]:
     """Load a registered adapter into host memory and a device slot now (``pin``: keep it there)."""
     name, pin = _lora_name(body)
+    if serving.upstream is not None:
+        raise InputError(f"this node generates on {serving.upstream.base_url}: load adapters there", param="lora_name")
     if name == serving.base_name:
         raise InputError("the base model is always loaded", param="lora_name")
     (serving.store.pin if pin else serving.store.preload)(name)
