@@ -253,3 +253,21 @@ def node_process(env: dict[str, str], port: int, log: Path, *, timeout: float = 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def make_peft_adapter(base: Path, out: Path, *, seed: int, rank: int = 4, alpha: int = 8, std: float = 0.05,
+                      targets: tuple[str, ...] = ("q_proj", "v_proj"), **config) -> Path:
+    """A real PEFT LoRA adapter of the model at ``base``, saved at ``out``: seeded, with a random
+    non-zero ``lora_B`` (``std``) so that it changes the model's output."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(base)),
+                           LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets), **config))
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=std)
+    model.save_pretrained(str(out))
+    return out

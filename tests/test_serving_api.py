@@ -11,10 +11,7 @@ import threading
 import httpx
 import openai
 import pytest
-import torch
-from conftest import deployed_settings, serve, wait_for
-from peft import LoraConfig, get_peft_model
-from transformers import AutoModelForCausalLM
+from conftest import deployed_settings, make_peft_adapter, serve, wait_for
 
 from loraledger.api import create_app
 from loraledger.node.context import open_node
@@ -27,17 +24,6 @@ TOKEN = "t0ken"
 ADAPTERS = ("alpha", "beta", "gamma")
 
 
-def _adapter(base, out, seed: int):
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(str(base))
-    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
-    for name, param in peft.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.05)
-    peft.save_pretrained(str(out))
-    return out
-
-
 @pytest.fixture(scope="module")
 def served(anvil, accounts, artifacts, tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")
@@ -46,7 +32,7 @@ def served(anvil, accounts, artifacts, tmp_path_factory):
     node = open_node(settings, operator=accounts[0])
     base = init_tiny_model(root / "tiny-llama", "llama").path
     for i, name in enumerate(ADAPTERS):
-        node.factory.import_adapter(_adapter(base, root / f"src-{name}", i), name=name, base_dir=base,
+        node.factory.import_adapter(make_peft_adapter(base, root / f"src-{name}", seed=i), name=name, base_dir=base,
                                     developer=accounts[4].address, register=False)
     recorder = InferenceRecorder(node.records, operator=accounts[0].address)
     node.serving = ServingService.open(base, factory=node.factory, prices=node.prices, recorder=recorder, max_loras=2,
@@ -211,7 +197,7 @@ def test_node_run_with_base_serves_the_infer_command(anvil, accounts, artifacts,
                               text=True, timeout=120)
 
     key = cli("keys", "create", "--payer", accounts[5].address).stdout.strip()
-    imported = cli("adapters", "import", str(_adapter(base, tmp_path / "src-qa", 7)), "--name", "qa", "--base", str(base),
+    imported = cli("adapters", "import", str(make_peft_adapter(base, tmp_path / "src-qa", seed=7)), "--name", "qa", "--base", str(base),
                    "--no-register")
     assert imported.returncode == 0, imported.stderr
     assert cli("prices", "set", "qa", "--input", "0", "--output", "3000").returncode == 0

@@ -14,12 +14,9 @@ from types import SimpleNamespace
 import httpx
 import openai
 import pytest
-import torch
-from conftest import deployed_settings, serve, wait_for
-from peft import LoraConfig, get_peft_model
+from conftest import deployed_settings, make_peft_adapter, serve, wait_for
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from transformers import AutoModelForCausalLM
 
 from loraledger.api import create_app
 from loraledger.errors import InputError
@@ -36,17 +33,6 @@ PRICE = Price(1000, 2000)
 STORE_COUNTERS = ("cold_loads", "host_hits", "device_hits", "host_evictions", "device_evictions", "load_failures")
 
 
-def _adapter(base, out, seed: int):
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(str(base))
-    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
-    for name, param in peft.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.05)
-    peft.save_pretrained(str(out))
-    return out
-
-
 @pytest.fixture(scope="module")
 def served(anvil, accounts, artifacts, tmp_path_factory):
     root = tmp_path_factory.mktemp("serving-metrics")
@@ -54,7 +40,7 @@ def served(anvil, accounts, artifacts, tmp_path_factory):
     node = open_node(settings, operator=accounts[0])
     base = init_tiny_model(root / BASE, "llama").path
     for i, name in enumerate(ADAPTERS):
-        node.factory.import_adapter(_adapter(base, root / f"src-{name}", i), name=name, base_dir=base,
+        node.factory.import_adapter(make_peft_adapter(base, root / f"src-{name}", seed=i), name=name, base_dir=base,
                                     developer=accounts[4].address, register=False)
     prices = Prices(node.engine, node.records, default=PRICE)
     recorder = InferenceRecorder(node.records, operator=accounts[0].address)

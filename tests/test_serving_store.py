@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from peft import LoraConfig, get_peft_model
+from conftest import make_peft_adapter
 from safetensors.torch import load_file, save_file
-from transformers import AutoModelForCausalLM
 
 from loraledger.errors import InputError, LedgerError, NotFoundError
 from loraledger.serving.store import AdapterStore
@@ -28,17 +27,6 @@ BASE_HASH = "0x" + "ba" * 32
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
     return init_tiny_model(tmp_path_factory.mktemp("base") / "tiny", "llama").path
-
-
-def make_adapter(base: Path, out: Path, *, seed: int, rank: int = 4, alpha: int = 8, **extra) -> Path:
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(str(base))
-    peft = get_peft_model(model, LoraConfig(r=rank, lora_alpha=alpha, target_modules=["q_proj", "v_proj"], **extra))
-    for name, param in peft.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.02)  # non-zero deltas
-    peft.save_pretrained(str(out))
-    return out
 
 
 @dataclass
@@ -70,7 +58,7 @@ def adapters(base, tmp_path_factory) -> dict[str, Row]:
     root = tmp_path_factory.mktemp("adapters")
     rows = {}
     for i, name in enumerate(["alpha", "beta", "gamma", "delta"]):
-        path = make_adapter(base, root / name, seed=i)
+        path = make_peft_adapter(base, root / name, seed=i, std=0.02)
         rows[name] = Row(name, str(path), adapter_hash(path).hash)
     return rows
 

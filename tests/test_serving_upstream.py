@@ -7,10 +7,7 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
-import torch
-from conftest import deployed_settings, serve
-from peft import LoraConfig, get_peft_model
-from transformers import AutoModelForCausalLM
+from conftest import deployed_settings, make_peft_adapter, serve
 
 from loraledger.api import create_app
 from loraledger.node.context import open_node
@@ -20,22 +17,11 @@ from loraledger.serving.service import ServingService
 from loraledger.training.hf.tiny import init_tiny_model
 
 
-def _adapter(base, out, seed):
-    torch.manual_seed(seed)
-    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(base)),
-                                LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
-    for name, param in peft_model.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.05)
-    peft_model.save_pretrained(str(out))
-    return out
-
-
 @pytest.fixture(scope="module")
 def nodes(anvil, accounts, artifacts, tmp_path_factory):
     root = tmp_path_factory.mktemp("upstream")
     base = init_tiny_model(root / "tiny-llama", "llama").path
-    adapter = _adapter(base, root / "src-qa", 3)
+    adapter = make_peft_adapter(base, root / "src-qa", seed=3)
     started = []
     apps = {}
     for role in ("upstream", "front"):
