@@ -62,3 +62,19 @@ def test_chat_refusals_name_the_field(messages, param):
     with pytest.raises(InputError) as caught:
         parse_chat({"model": "qa", "messages": messages})
     assert caught.value.details.get("param") == param
+
+
+def test_over_capacity_answers_429_with_retry_after_in_openai_shape():
+    import json
+
+    from starlette.requests import Request
+
+    from loraledger.api.errors import error_response
+    from loraledger.errors import Overloaded
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/completions", "headers": [], "query_string": b"",
+             "scheme": "http", "server": ("127.0.0.1", 8787)}
+    response = error_response(Overloaded("64 requests are waiting", retry_after=2), request=Request(scope))
+    assert response.status_code == 429 and response.headers["retry-after"] == "2"
+    body = json.loads(response.body)
+    assert body["error"]["type"] == "rate_limit_error" and body["error"]["code"] == "overloaded"

@@ -6,6 +6,7 @@ own slot tensors are tested in test_serving_engine.py)."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,4 +226,44 @@ def test_files_changed_after_registration_are_refused(adapters, tmp_path):
         while time.monotonic() < deadline:
             store.slot_for("alpha")
             time.sleep(0.01)
+    store.close()
+
+
+def test_a_cold_load_does_not_stall_requests_for_resident_adapters(base, adapters):
+    """While one adapter is read from disk (slowly here), a request for a resident adapter is
+    admitted and finishes; the cold one joins when its load completes."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from loraledger.serving.engine import Engine
+    from loraledger.serving.lora import LoraSlots
+    from loraledger.serving.sampling import SamplingParams
+
+    release = threading.Event()
+    rows = dict(adapters)
+
+    def slow_lookup(name: str) -> Row:
+        if name == "beta" and threading.current_thread().name.startswith("adapter-load"):
+            release.wait(10)  # the disk is slow for beta
+        return lookup_from(rows)(name)
+
+    model = AutoModelForCausalLM.from_pretrained(str(base)).eval()
+    slots = LoraSlots(model, max_loras=2, max_rank=16, target_modules=["q_proj", "v_proj"])
+    store = AdapterStore(slow_lookup, slots, base_model_hash=BASE_HASH, max_loras=2, max_cpu_loras=3, max_rank=16)
+    store.preload("alpha")
+    engine = Engine(model, AutoTokenizer.from_pretrained(str(base)), slots, slot_provider=store, base_name="base")
+    greedy = SamplingParams(temperature=0, max_tokens=4)
+    cold = engine.submit([5, 6, 7], adapter="beta", params=greedy)
+    warm = engine.submit([5, 6, 7], adapter="alpha", params=greedy)
+    for _ in range(20):
+        engine.step()
+        if warm.finished:
+            break
+    assert warm.finished and not cold.finished and "beta" in store.resident()["loading"]
+    release.set()
+    deadline = time.monotonic() + 10
+    while not cold.finished:
+        assert time.monotonic() < deadline, "the cold adapter never ran"
+        engine.step()
+        time.sleep(0.01)
+    assert [e for e in cold.events.queue][-1].finish_reason == "length"
     store.close()

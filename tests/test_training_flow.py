@@ -789,3 +789,35 @@ def test_train_killed_at_any_failpoint_then_resumed(world, point):
     assert len(records) == 1 and records[0].adapter_hash == row["adapterHash"]
     ok(cli(env, "adapters", "verify", name))
     assert not (adapters_dir(world) / f"{name}.partial").exists()
+
+
+def test_an_answer_of_a_trained_adapter_pays_its_contributors_by_training_rows(world, trained):
+    """Until attribution scores answers, a served trained adapter's fee is weighted by its training
+    rows per contributor (from its provenance), so the split is verifiable from the records."""
+    from loraledger.records.kinds import FeeRecord, InferenceRecord
+    from loraledger.serving.protocol import parse_completion
+    from loraledger.serving.recorder import InferenceRecorder
+    from loraledger.serving.service import ServingService
+
+    accounts = world["accounts"]
+    node = open_node(world["settings"], operator=accounts[0])
+    recorder = InferenceRecorder(node.records, operator=accounts[0].address)
+    serving = ServingService.open(Path(world["model"]), factory=node.factory, prices=node.prices, recorder=recorder,
+                                  max_loras=1, max_cpu_loras=1, max_rank=16, device="cpu")
+    try:
+        generation = serving.start(parse_completion({"model": "qa-lora", "prompt": "What is 2+2?", "max_tokens": 3,
+                                                     "temperature": 0}), accounts[5].address)
+        for event in iter(generation.handle.events.get, None):
+            generation.absorb(event)
+            if event.finished:
+                break
+        inference = serving.finish(generation)
+    finally:
+        serving.close()
+    fee = node.records.range(inference.seq + 1, inference.seq + 2)[0]
+    assert isinstance(inference, InferenceRecord) and isinstance(fee, FeeRecord)
+    expected = {c: n for c, n in node.factory.provenance("qa-lora")["trainingRows"]["contributors"].items()}
+    trained_rows = [c for h, c, _ in world["rows"] if not in_validation(h, VAL)]
+    assert dict(fee.weights) == expected == {c: trained_rows.count(c) for c in set(trained_rows)}
+    assert fee.developer == accounts[4].address and fee.ref == f"inference:{inference.request_id}"
+    node.engine.dispose()
