@@ -150,6 +150,8 @@ def load_adapter_weights(directory: str | Path, *, name: str, adapter_hash: str,
         if a.dim() != 2 or b.dim() != 2 or a.shape[0] != rank or b.shape[1] != rank:
             raise InputError(f"adapter {name}: {module} has shapes A {tuple(a.shape)}, B {tuple(b.shape)}, "
                              f"which do not match rank {rank}")
-        modules[module] = LoraModuleWeights(a.to(torch.float32).contiguous(),
+        # Copies, never views: safetensors maps the file, and a view would keep the whole mapping
+        # resident (and change if the file were rewritten after its hash was checked).
+        modules[module] = LoraModuleWeights(a.to(torch.float32, copy=True).contiguous(),
                                             (b.to(torch.float32) * scaling).contiguous())
     return AdapterWeights(name=name, adapter_hash=adapter_hash, rank=rank, modules=modules)
