@@ -108,9 +108,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchutil import MiB, peak_rss_mib, progress, rss_mib, table  # noqa: E402
-
 import torch  # noqa: E402
+from benchutil import MiB, peak_rss_mib, progress, rss_mib, table  # noqa: E402
 
 from loraledger.errors import NotFoundError  # noqa: E402
 
