@@ -267,3 +267,13 @@ def test_a_cold_load_does_not_stall_requests_for_resident_adapters(base, adapter
         time.sleep(0.01)
     assert [e for e in cold.events.queue][-1].finish_reason == "length"
     store.close()
+
+
+def test_per_adapter_counters_are_bounded():
+    from loraledger.serving.store import StoreStats
+
+    stats = StoreStats(max_named=3)
+    for i in range(10):
+        stats.count(f"a{i}", "cold_loads")
+    assert stats.cold_loads == 10
+    assert sorted(stats.per_adapter) == ["_other", "a0", "a1", "a2"] and stats.per_adapter["_other"]["cold_loads"] == 7

@@ -69,7 +69,8 @@ def sha256_file(path: Path, *, chunk_size: int = 8 << 20) -> bytes:
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     digest = hashlib.sha256()
-    buffer = bytearray(chunk_size)
+    # No bigger than the file (a 200 KiB adapter would otherwise zero-fill 8 MiB per hash).
+    buffer = bytearray(max(1, min(chunk_size, os.path.getsize(path))))
     view = memoryview(buffer)
     # Unbuffered: the reads go straight into our buffer instead of through a second one.
     with open(path, "rb", buffering=0) as handle:

@@ -68,8 +68,14 @@ class StoreStats:
     load_failures: int = 0
     per_adapter: dict[str, dict[str, int]] = field(default_factory=dict)
 
+    #: Adapters with counters of their own; the rest are counted together under ``_other``, so a
+    #: node that serves tens of thousands of adapters does not grow this without bound.
+    max_named: int = 1024
+
     def count(self, name: str, what: str) -> None:
         setattr(self, what, getattr(self, what) + 1)
+        if name not in self.per_adapter and len(self.per_adapter) >= self.max_named:
+            name = "_other"
         counters = self.per_adapter.setdefault(name, {})
         counters[what] = counters.get(what, 0) + 1
 
