@@ -214,3 +214,9 @@ def test_normalise_text_idempotent(text):
     once = normalise_text(text)
     assert normalise_text(once) == once
     assert normalise_text("  " + text + "\n") == once
+
+
+def test_deeply_nested_rows_are_refused_before_parsing():
+    deep = ("[" * 10_000 + "]" * 10_000 + "\n").encode()  # within the row size limit
+    with pytest.raises(InputError, match="row 1: nested deeper than 64 levels"):
+        parse_rows(deep, "text")

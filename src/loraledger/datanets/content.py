@@ -51,7 +51,7 @@ from typing import Any
 
 from eth_utils import keccak
 
-from ..crypto.canonical import canonicalize
+from ..crypto.canonical import MAX_JSON_DEPTH, canonicalize, json_depth_exceeds
 from ..errors import InputError
 
 __all__ = [
@@ -296,6 +296,10 @@ def parse_rows(
                 row=n,
             ) from None
         try:
+            # The same flat depth scan as request bodies, before the parser recurses: Python's C
+            # parser can overflow the stack on deep input once a library raised the recursion limit.
+            if json_depth_exceeds(text):
+                raise _RowError(f"nested deeper than {MAX_JSON_DEPTH} levels")
             try:
                 obj = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
             except json.JSONDecodeError as exc:
