@@ -29,6 +29,8 @@ KeystoreOption = Annotated[
                  "LORALEDGER_KEYSTORE_PASSWORD or a prompt."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+NodeUrlOption = Annotated[str | None, typer.Option("--node", help="Node API URL (default: public_url, else "
+                                                   "http://<api_host>:<api_port>).")]
 
 
 DeviceOption = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")]
@@ -157,3 +159,10 @@ class ProgressBar:
             self.bar.close()
             self.bar = None
 
+
+
+def _client_of_node(settings: Settings, node_url: str | None, **options: Any):
+    """A client of the running node at ``node_url`` (default: ``public_url``, else the API address)."""
+    from ..node.client import NodeClient
+
+    return NodeClient(node_url or settings.public_url or f"http://{settings.api_host}:{settings.api_port}", **options)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import JsonOption, _echo_json, _settings
+from ._common import JsonOption, NodeUrlOption, _client_of_node, _echo_json, _settings
 
 
 def infer(
@@ -19,18 +19,13 @@ def infer(
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 64,
     temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.0,
     seed: Annotated[int | None, typer.Option(min=0)] = None,
-    node_url: Annotated[str | None, typer.Option("--node", help="Node API URL (default: public_url, else "
-                                                 "http://<api_host>:<api_port>).")] = None,
+    node_url: NodeUrlOption = None,
     key_env: Annotated[str, typer.Option("--key-env", help="Environment variable holding the API key.")] =
         "LORALEDGER_API_KEY",
     as_json: JsonOption = False,
 ) -> None:
     """Generate an answer; it is recorded and paid for by the key's payer (its inference hash is printed)."""
-    from ..node.client import NodeClient
-
-    settings = _settings(ctx)
-    client = NodeClient(node_url or settings.public_url or f"http://{settings.api_host}:{settings.api_port}",
-                        timeout=600)
+    client = _client_of_node(_settings(ctx), node_url, timeout=600)
     body: dict = {"model": model, "max_tokens": max_tokens, "temperature": temperature, "stream": True,
                   "stream_options": {"include_usage": True}}
     if seed is not None:

@@ -10,26 +10,15 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import InputError
-from ._common import (
-    JsonOption,
-    _echo_json,
-    _settings,
-)
+from ._common import JsonOption, NodeUrlOption, _client_of_node, _echo_json, _settings
 
 jobs_app = typer.Typer(help="Background jobs of a running node: submit, list, show, cancel.", no_args_is_help=True)
 
 
-NodeUrlOption = Annotated[str | None, typer.Option("--node", help="Node API URL (default: public_url, else "
-                                                   "http://<api_host>:<api_port>).")]
-
-
 def _node_client(ctx: typer.Context, node_url: str | None):
-    from ..node.client import NodeClient
-
     settings = _settings(ctx)
-    url = node_url or settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
     token = settings.admin_token.get_secret_value() if settings.admin_token else None
-    return NodeClient(url, admin_token=token)
+    return _client_of_node(settings, node_url, admin_token=token)
 
 
 def _echo_job(job: dict[str, Any]) -> None:
