@@ -53,8 +53,9 @@ class Anvil:
     process: subprocess.Popen
 
 
-def start_anvil(*extra: str) -> Anvil:
-    port = free_port()
+def start_anvil(*extra: str, port: int | None = None) -> Anvil:
+    """anvil on ``port`` (a free one by default) with ``extra`` arguments, once it accepts connections."""
+    port = port or free_port()
     process = subprocess.Popen(
         [tool("anvil"), "--port", str(port), "--silent", *extra],
         stdout=subprocess.DEVNULL,

@@ -4,14 +4,13 @@ had confirmed. Real anvil, real daemon process, real HTTP."""
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import cli_environment, free_port, node_process, tool, wait_for
+from conftest import cli_environment, free_port, node_process, start_anvil, wait_for
 
 from loraledger.chain.client import ChainClient
 from loraledger.chain.contracts import LedgerContracts, all_packaged_abis
@@ -32,18 +31,7 @@ TOKEN = "t0ken"
 def _anvil(port: int, state: Path) -> subprocess.Popen:
     """anvil on a fixed port whose chain survives a restart (``--state`` loads it at start and
     dumps it every second and on a clean stop)."""
-    process = subprocess.Popen([tool("anvil"), "--port", str(port), "--silent", "--state", str(state),
-                                "--state-interval", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process
-        except OSError:
-            assert process.poll() is None, f"anvil exited with {process.returncode}"
-            time.sleep(0.05)
-    process.kill()
-    pytest.fail("anvil did not start")
+    return start_anvil("--state", str(state), "--state-interval", "1", port=port).process
 
 
 def _get(url: str) -> httpx.Response | None:
