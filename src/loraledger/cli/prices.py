@@ -18,10 +18,10 @@ def prices_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Th
     node = _open_node(ctx)
     row = node.factory.get(name)
     price = node.prices.current(row.name)
-    info = {"model": row.name, "inputPer1k": str(price.input_per_1k), "outputPer1k": str(price.output_per_1k),
-            "priceSeq": price.seq, "default": price.seq is None}
     if as_json:
-        _echo_json(info)
+        from ..serving.pricing import price_to_dict
+
+        _echo_json(price_to_dict(row.name, price))
         return
     source = "the node's default" if price.seq is None else f"price record {price.seq}"
     typer.echo(f"{row.name}: {price.input_per_1k} wei per 1k prompt tokens, {price.output_per_1k} wei per 1k "

@@ -28,7 +28,7 @@ from ..records.kinds import PriceRecord, Record
 from ..records.ledger import RecordLedger
 from .tables import PriceRow
 
-__all__ = ["Price", "Prices", "fee_for", "price_message"]
+__all__ = ["Price", "Prices", "fee_for", "price_message", "price_to_dict"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,12 @@ class Price:
     input_per_1k: int
     output_per_1k: int
     seq: int | None = None
+
+
+def price_to_dict(model: str, price: Price) -> dict[str, object]:
+    """A price as the API and the CLI show it (wei as decimal strings)."""
+    return {"model": model, "inputPer1k": str(price.input_per_1k), "outputPer1k": str(price.output_per_1k),
+            "priceSeq": price.seq, "default": price.seq is None}
 
 
 def fee_for(price: Price, prompt_tokens: int, completion_tokens: int) -> int:

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from ...errors import ConfigError, InputError
-from ...serving.pricing import price_message
+from ...serving.pricing import price_message, price_to_dict
 from ...training.factory import ModelFactory, adapter_to_dict
 from ..auth import BearerToken, admin_token_ok
 from ..body import BodyLimits, JsonBody
@@ -79,8 +79,7 @@ _price_body = JsonBody(BodyLimits(max_values=16))
 
 def _price_json(node: Any, name: str, adapter_hash: str) -> dict[str, Any]:
     price = node.prices.current(name)
-    return {"model": name, "inputPer1k": str(price.input_per_1k), "outputPer1k": str(price.output_per_1k),
-            "priceSeq": price.seq, "default": price.seq is None,
+    return {**price_to_dict(name, price),
             # What the developer signs (EIP-191 personal_sign) for the next change, with the new values in.
             "messageToSign": price_message(name, adapter_hash, "<inputPer1k>", "<outputPer1k>", price.seq)}  # type: ignore[arg-type]
 
