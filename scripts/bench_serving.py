@@ -201,6 +201,39 @@ def quiet() -> None:
     hf_logging.disable_progress_bar()
 
 
+def on_own_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on a new thread that ends with it (its result, or its error raised here).
+
+    Every torch kernel of this benchmark runs on such a thread or on an engine's own thread,
+    never on the main thread: torch's OpenMP runtime keeps a worker pool per thread that ran a
+    parallel kernel, for as long as that thread lives, and once the process holds more pool
+    threads than CPUs every pool sleeps between kernels instead of spinning, which makes an
+    engine on its own thread 1.5-2x slower (see ``loraledger.serving.loop``; the node loads its
+    model on the engine thread for the same reason). A thread that ends frees its pool.
+    """
+    result: list[Any] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        torch.set_num_threads(THREADS[0])  # per thread: OpenMP's thread count is a per-thread setting
+        torch.set_grad_enabled(False)
+        try:
+            result.append(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller
+            error.append(exc)
+
+    thread = threading.Thread(target=run, name=getattr(fn, "__name__", "torch-work"))
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]
+
+
+#: ``--threads``, read by every torch thread this benchmark starts.
+THREADS = [2]
+
+
 # ------------------------------------------------------------------------------ adapters
 
 
@@ -400,11 +433,15 @@ def load_engine_setup(label: str, base: Path, base_hash: str, args: argparse.Nam
     return EngineSetup(label, model, tokenizer, slots, base_hash, args.rank)
 
 
+def clear_slots(setup: EngineSetup) -> None:
+    for slot in range(1, setup.slots.max_loras + 1):
+        setup.slots.clear(slot)
+
+
 def new_store(setup: EngineSetup, rows: dict[str, AdapterRow], args: argparse.Namespace) -> Any:
     from loraledger.serving.store import AdapterStore
 
-    for slot in range(1, setup.slots.max_loras + 1):  # a fresh store assumes empty slots
-        setup.slots.clear(slot)
+    on_own_thread(clear_slots, setup)  # a fresh store assumes empty slots
     return AdapterStore(lookup_of(rows), setup.slots, base_model_hash=setup.base_hash, max_loras=args.max_loras,
                         max_cpu_loras=args.max_cpu_loras, max_rank=setup.max_rank)
 
@@ -425,8 +462,6 @@ def serve(setup: EngineSetup, store: Any, workload: Workload, args: argparse.Nam
     from loraledger.serving.loop import EngineLoop
     from loraledger.serving.sampling import SamplingParams
 
-    engine = Engine(setup.model, setup.tokenizer, setup.slots, slot_provider=store, max_running=args.max_running)
-    loop = EngineLoop(engine)
     count = len(workload.prompts)
     first: list[float | None] = [None] * count
     end: list[float | None] = [None] * count
@@ -454,17 +489,22 @@ def serve(setup: EngineSetup, store: Any, workload: Workload, args: argparse.Nam
                         done.set()
         return record
 
+    def make() -> Any:  # on the engine's thread, which then serves (one OpenMP pool: module docstring)
+        torch.set_num_threads(args.threads)
+        engine = Engine(setup.model, setup.tokenizer, setup.slots, slot_provider=store, max_running=args.max_running)
+        for i, (prompt, adapter) in enumerate(zip(workload.prompts, workload.adapters)):
+            engine.submit(prompt, adapter=adapter, params=params, on_event=on_event(i))  # queued: a closed batch
+        return engine
+
     start = time.perf_counter()
-    for i, (prompt, adapter) in enumerate(zip(workload.prompts, workload.adapters)):
-        engine.submit(prompt, adapter=adapter, params=params, on_event=on_event(i))  # queued: a closed batch
-    loop.start()
+    loop = EngineLoop.build(make)
     finished = done.wait(timeout)
     loop.stop()
     if not finished or errors:
         raise RuntimeError(f"engine run incomplete: {errors[:3] or 'timed out'}")
     latencies = [e - start for e in end if e is not None]
     ttfts = [f - start for f in first if f is not None]
-    return Served(tokens, latencies, ttfts, max(latencies), engine.steps)
+    return Served(tokens, latencies, ttfts, max(latencies), loop.engine.steps)
 
 
 def run_engine(setup: EngineSetup, adapters: Adapters, n: int, workload: Workload,
@@ -715,8 +755,7 @@ def check_registered(setup: EngineSetup, adapters: Adapters, args: argparse.Name
     touched_names = names[:min(args.touch, len(names))]
     one_adapter = max(adapters.tensor_bytes.values())
     bound = args.max_cpu_loras * one_adapter
-    for slot in range(1, setup.slots.max_loras + 1):
-        setup.slots.clear(slot)
+    on_own_thread(clear_slots, setup)
     store = AdapterStore(lookup_of(rows), setup.slots, base_model_hash=setup.base_hash, max_loras=args.max_loras,
                          max_cpu_loras=args.max_cpu_loras, max_rank=setup.max_rank)
     samples: list[tuple[int, float, int, int, int]] = []  # touched, RSS MiB, host, host bytes, device
@@ -771,7 +810,7 @@ def engine_rows(label: str, base: Path, base_hash: str, adapters: Adapters, prom
                 workloads: dict[tuple[int, str], Workload], record: Recorder, args: argparse.Namespace) -> None:
     """The engine's rows: base-only, then each (N, draw); one model and its slots for all of them."""
     progress(f"{label}: loading the engine")
-    setup = load_engine_setup(label, base, base_hash, args)
+    setup = on_own_thread(load_engine_setup, label, base, base_hash, args)
     warm = Workload(prompts[:16], draw_adapters(adapters.names[:10], len(prompts[:16]), "uniform", seed=99), 4,
                     "uniform")
     run_engine(setup, adapters, min(10, len(adapters.names)), warm, args)  # warm-up (untimed)
@@ -779,7 +818,7 @@ def engine_rows(label: str, base: Path, base_hash: str, adapters: Adapters, prom
     record("engine base", 0, base_workload, lambda: run_engine(setup, adapters, 0, base_workload, args))
     for (n, _draw), workload in workloads.items():
         record("engine", n, workload, lambda n=n, w=workload: run_engine(setup, adapters, n, w, args))
-    setup.slots.remove()
+    on_own_thread(setup.slots.remove)
 
 
 def bench_model(label: str, base: Path, adapters: Adapters, base_hash: str, counts: Sequence[int],
@@ -818,18 +857,23 @@ def bench_model(label: str, base: Path, adapters: Adapters, base_hash: str, coun
                                  "PeftModel is not a configuration PEFT serves (load_adapter of each into every layer)")
             continue
         progress(f"{label}: PEFT with {n} adapters: loading")
-        peft_model, seconds = load_peft(base, adapters, n)
+        peft_model, seconds = on_own_thread(load_peft, base, adapters, n)
         section.notes.append(f"{label}: PeftModel with {n} adapter(s) loaded in {seconds:.1f} s (in no row)")
-        with torch.inference_mode():  # warm-up (untimed)
-            ids = torch.tensor([prompts[0]])
-            peft_model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                generation_config=generation_config(tokenizer, 2))
+
+        def warm(m: Any = peft_model) -> None:  # untimed
+            with torch.inference_mode():
+                ids = torch.tensor([prompts[0]])
+                m.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                           generation_config=generation_config(tokenizer, 2))
+
+        on_own_thread(warm)
         uniform = workloads[(n, draws[0])]
-        record("peft per-request", n, uniform, lambda m=peft_model, w=uniform: run_peft_per_request(m, tokenizer, w))
+        record("peft per-request", n, uniform,
+               lambda m=peft_model, w=uniform: on_own_thread(run_peft_per_request, m, tokenizer, w))
         for draw in draws:
             workload = workloads[(n, draw)]
             record("peft mixed", n, workload,
-                   lambda m=peft_model, w=workload: run_peft_mixed(m, tokenizer, w, args.peft_batch))
+                   lambda m=peft_model, w=workload: on_own_thread(run_peft_mixed, m, tokenizer, w, args.peft_batch))
         del peft_model
         gc.collect()
 
@@ -933,8 +977,7 @@ def main() -> None:
         parser.error("--max-cpu-loras must be >= --max-loras")
 
     quiet()
-    torch.set_num_threads(args.threads)
-    torch.set_grad_enabled(False)
+    THREADS[0] = args.threads
     from loraledger.training.hf.basemodel import TINY_MARKER, hash_base_model
     from loraledger.training.hf.tiny import init_tiny_model
 
@@ -949,19 +992,21 @@ def main() -> None:
         label = f"tiny llama h{args.hidden} L{args.layers}"
         base = root / "tiny-llama"
         if not (base / "config.json").exists():
-            init_tiny_model(base, "llama", hidden_size=args.hidden, layers=args.layers, heads=args.heads)
+            on_own_thread(lambda: init_tiny_model(base, "llama", hidden_size=args.hidden, layers=args.layers,
+                                                  heads=args.heads))
         base_hash = hash_base_model(base).hash
         count = max(max(args.adapters), 100 + args.cold_repeats + 1)  # the checks need 100 + cold_repeats + 1
         progress(f"{label}: writing {count:,} adapters")
-        adapters = make_adapters(base, root / "tiny-adapters", count, rank=args.rank, base_hash=base_hash)
+        adapters = on_own_thread(lambda: make_adapters(base, root / "tiny-adapters", count, rank=args.rank,
+                                                       base_hash=base_hash))
         params = json.loads((base / TINY_MARKER).read_text())["parameters"]
         notes.append(f"{label}: {params / 1e6:.1f}M parameters; {count:,} adapters of "
                      f"{statistics.mean(adapters.tensor_bytes.values()) / 1024:.0f} KiB written in "
                      f"{adapters.seconds:.1f} s (setup, in no row)")
 
         progress("residency checks: host memory, cold load")
-        checks.append(check_host_memory(adapters, base_hash, 100))
-        checks.append(check_cold_load(adapters, base_hash, args.cold_repeats))
+        checks.append(on_own_thread(check_host_memory, adapters, base_hash, 100))
+        checks.append(on_own_thread(check_cold_load, adapters, base_hash, args.cold_repeats))
 
         section = bench_model(label, base, adapters, base_hash, args.adapters, args.requests, args.draws, args)
         results += section.results
@@ -974,7 +1019,7 @@ def main() -> None:
         progress(f"registered adapters: {args.registered:,} rows, touching {args.touch:,}")
         from transformers import AutoTokenizer
 
-        setup = load_engine_setup(label, base, base_hash, args)
+        setup = on_own_thread(load_engine_setup, label, base, base_hash, args)
         tokenizer = AutoTokenizer.from_pretrained(str(base))
         check, curve = check_registered(setup, adapters, args, len(tokenizer), set(tokenizer.all_special_ids))
         checks.append(check)
@@ -988,8 +1033,8 @@ def main() -> None:
             slabel = "SmolLM2-135M"
             progress(f"{slabel}: hashing the base model and writing {args.smollm_adapters} adapters")
             smol_hash = hash_base_model(smol).hash
-            smol_adapters = make_adapters(smol, root / "smollm-adapters", args.smollm_adapters, rank=args.rank,
-                                          base_hash=smol_hash)
+            smol_adapters = on_own_thread(lambda: make_adapters(smol, root / "smollm-adapters", args.smollm_adapters,
+                                                                rank=args.rank, base_hash=smol_hash))
             smol_section = bench_model(slabel, smol, smol_adapters, smol_hash, [args.smollm_adapters],
                                        args.smollm_requests, args.draws, args)
             results += smol_section.results
@@ -1001,7 +1046,7 @@ def main() -> None:
 
     table(f"Serving: engine vs PEFT, {args.requests} requests x {args.max_tokens} tokens (SmolLM2: "
           f"{args.smollm_requests}), closed batch, max_running {args.max_running}, max_loras {args.max_loras}, "
-          f"max_cpu_loras {args.max_cpu_loras}, rank {args.rank} q/k/v/o, CPU, {torch.get_num_threads()} threads",
+          f"max_cpu_loras {args.max_cpu_loras}, rank {args.rank} q/k/v/o, CPU, {args.threads} threads",
           HEAD, [r.cells() for r in results],
           [*notes,
            (f"tok/s: generated tokens / wall, best of {args.repeats} un-starved passes (tok/s med: their median); "

@@ -12,6 +12,7 @@ import torch
 
 from loraledger.errors import InputError
 from loraledger.serving.engine import Engine
+from loraledger.serving.kvcache import BatchKV
 from loraledger.serving.loop import EngineLoop
 from loraledger.serving.lora import LoraSlots
 from loraledger.serving.runner import ModelRunner, prefill_groups
@@ -117,36 +118,44 @@ def test_mixed_batch_logits_match_peft_every_step(families, family, op):
     for slot, name in enumerate(names, start=1):
         slots.load(slot, fam.weights[name])
     runner = ModelRunner(model, slots)
-    # Rows: base, a1, a2, a3, a2 again; different prompt lengths; two rows join after 3 steps.
+    # Rows: base, a1, a2, a3, a2 again; different prompt lengths; two rows join after 3 steps and
+    # row 1 leaves after 5 (the last row moves into its place in the batch cache).
     plan = [(None, 0), ("a1", 1), ("a2", 2), ("a3", 3), ("a2", 2)]
     prompts = prompts_of([5, 11, 3, 8, 14], seed=1)
     start, late = [0, 1, 2], [3, 4]
     seqs = {i: list(prompts[i]) for i in range(5)}
-    caches: dict[int, tuple] = {}
+    batch = BatchKV(runner.num_layers)
+    rows: list[int] = []  # rows[r] = the sequence in batch row r
     worst = 0.0
 
-    def check(rows, logits):
+    def check(which, logits):
         nonlocal worst
-        for row, i in enumerate(rows):
+        for row, i in enumerate(which):
             expected = reference_logits(ref, plan[i][0], seqs[i])
             worst = max(worst, (logits[row] - expected).abs().max().item())
 
-    logits, kvs = runner.prefill([prompts[i] for i in start], [plan[i][1] for i in start])
-    caches.update(zip(start, kvs))
-    check(start, logits)
+    def join(which):
+        logits, kvs = runner.prefill([prompts[i] for i in which], [plan[i][1] for i in which])
+        for i, kv in zip(which, kvs):
+            assert batch.add(kv) == len(rows)
+            rows.append(i)
+        check(which, logits)
+
+    join(start)
     gen = torch.Generator().manual_seed(7)
     for step in range(8):
         if step == 3:
-            logits, kvs = runner.prefill([prompts[i] for i in late], [plan[i][1] for i in late])
-            caches.update(zip(late, kvs))
-            check(late, logits)
-        rows = sorted(caches, key=lambda i: plan[i][1])
+            join(late)
+        if step == 5:
+            moved = batch.remove(rows.index(1))
+            assert moved == len(rows) - 1
+            rows[rows.index(1)] = rows.pop()
         forced = torch.randint(3, 300, (len(rows),), generator=gen).tolist()  # teacher forcing
         for i, token in zip(rows, forced):
             seqs[i].append(token)
-        logits, kvs = runner.decode(forced, [caches[i] for i in rows], [plan[i][1] for i in rows])
-        caches.update(zip(rows, kvs))
+        logits = runner.decode(forced, batch, [plan[i][1] for i in rows])
         check(rows, logits)
+        assert batch.lengths == [len(seqs[i]) for i in rows]
     assert worst < 1e-4, worst
     # The adapters do change the output (else the comparison above would prove nothing).
     assert (reference_logits(ref, "a1", seqs[1]) - reference_logits(ref, None, seqs[1])).abs().max() > 1e-2
@@ -268,7 +277,7 @@ def test_requests_wait_for_a_slot_and_all_finish(families):
     fam = families["qwen2"]
     weights = dict(fam.weights)
     # A fourth adapter: a1's weights under another name (its output must then equal a1's).
-    weights["a4"] = AdapterWeights("a4", "1" * 64, weights["a1"].rank, weights["a1"].modules)
+    weights["a4"] = AdapterWeights("a4", "1" * 64, weights["a1"].rank, weights["a1"].modules, weights["a1"].scaling)
     model = fam.load()
     slots = LoraSlots(model, max_loras=2, max_rank=MAX_RANK)
     provider = StaticSlots(slots, weights)
@@ -345,6 +354,31 @@ def test_engine_loop_serves_threads_and_stops(families):
     assert len(seen) >= 6
 
 
+def test_engine_loop_builds_and_runs_calls_on_its_own_thread(families):
+    """The model is made on the engine's thread and operator calls run there between steps (one
+    thread for every torch kernel); errors of either reach the caller."""
+    fam = families["llama"]
+    threads: dict[str, threading.Thread] = {}
+
+    def make():
+        threads["make"] = threading.current_thread()
+        return fam.engine()
+
+    loop = EngineLoop.build(make, name="engine-under-test")
+    try:
+        assert threads["make"].name == "engine-under-test" and threads["make"] is not threading.current_thread()
+        handle = loop.submit("Hello", adapter="a1", params=SamplingParams(temperature=0, max_tokens=4))
+        assert loop.call(threading.current_thread) is threads["make"]
+        with pytest.raises(ZeroDivisionError):
+            loop.call(lambda: 1 / 0)
+        assert list(handle)[-1].finish_reason == "length"
+    finally:
+        loop.stop()
+    assert loop.call(lambda: 7) == 7  # stopped: runs in the caller
+    with pytest.raises(InputError, match="no model"):
+        EngineLoop.build(lambda: (_ for _ in ()).throw(InputError("no model here")))
+
+
 # ---- refusals --------------------------------------------------------------------------------------
 def test_bad_adapters_and_requests_are_refused(families):
     fam = families["llama"]
@@ -378,3 +412,50 @@ def test_bad_adapters_and_requests_are_refused(families):
 def test_prefill_groups_keep_padding_small():
     assert prefill_groups([10, 11, 12, 9]) == [[3, 0, 1, 2]]
     assert prefill_groups([8, 200, 30, 40, 12]) == [[0, 4], [2, 3], [1]]
+
+
+def test_batch_kv_keeps_every_row_through_joins_leaves_and_growth():
+    """Rows join with caches of different lengths, leave from the middle, and grow past the
+    buffer's room many times (each reallocation moves the live block): every row's cache stays
+    exactly its own tokens, in order."""
+    layers, heads, dim = 2, 3, 4
+    batch = BatchKV(layers)
+    rng = torch.Generator().manual_seed(3)
+    expected: list[list[torch.Tensor]] = []  # per row, per layer: keys [heads, n, dim] (values = -keys)
+
+    def join(length):
+        keys = [torch.randn(heads, length, dim, generator=rng) for _ in range(layers)]
+        assert batch.add(tuple((k, -k) for k in keys)) == len(expected)
+        expected.append(keys)
+
+    def step():
+        cache = batch.decode_cache(None)
+        for layer in range(layers):
+            new = torch.randn(len(expected), heads, 1, dim, generator=rng)
+            keys, values = cache.layers[layer].update(new, -new)
+            assert keys.shape == (len(expected), heads, batch.width + 1, dim)
+            assert torch.equal(values, -keys)
+            expected_layer = [torch.cat([expected[r][layer], new[r]], dim=1) for r in range(len(expected))]
+            for r in range(len(expected)):
+                expected[r][layer] = expected_layer[r]
+        batch.advance()
+
+    for length in (5, 1, 40):
+        join(length)
+    for i in range(300):
+        step()
+        if i % 37 == 0:
+            join(1 + i % 90)
+        if i % 53 == 52 and len(expected) > 1:
+            row = len(expected) // 2
+            moved = batch.remove(row)
+            assert moved == len(expected) - 1
+            expected[row] = expected.pop()
+    assert batch.rows == len(expected) >= 4
+    for row, keys in enumerate(expected):
+        kv = batch.sequence(row)
+        for layer in range(layers):
+            assert torch.equal(kv[layer][0], keys[layer]) and torch.equal(kv[layer][1], -keys[layer])
+    while batch.rows:
+        batch.remove(0)
+    assert batch.keys == [] and batch.end == 0  # idle: the buffers are freed

@@ -85,14 +85,23 @@ def wait_slot(store: AdapterStore, name: str, timeout: float = 10.0) -> int:
 # ---- weights -------------------------------------------------------------------------------
 
 
-def test_weights_fold_the_scaling_into_b(adapters):
+def test_weights_keep_the_file_and_slots_fold_the_scaling_into_b(base, adapters):
+    from transformers import AutoModelForCausalLM
+
+    from loraledger.serving.lora import LoraSlots
+
     row = adapters["alpha"]
     weights = load_adapter_weights(row.path, name="alpha", adapter_hash=row.adapter_hash, max_rank=16)
     raw = load_file(str(Path(row.path) / "adapter_model.safetensors"))
     key = "base_model.model.model.layers.0.self_attn.q_proj"
     module = weights.modules["model.layers.0.self_attn.q_proj"]
     assert torch.equal(module.a, raw[f"{key}.lora_A.weight"])
-    assert torch.allclose(module.b, raw[f"{key}.lora_B.weight"] * (8 / 4))
+    assert torch.equal(module.b, raw[f"{key}.lora_B.weight"]) and weights.scaling == 8 / 4
+    slots = LoraSlots(AutoModelForCausalLM.from_pretrained(str(base)), max_loras=1, max_rank=16,
+                      target_modules=["q_proj", "v_proj"])
+    slots.load(1, weights)
+    layer = slots.layers["model.layers.0.self_attn.q_proj"]
+    assert torch.allclose(layer.b[1, :, :4], raw[f"{key}.lora_B.weight"] * (8 / 4)) and not layer.b[1, :, 4:].any()
     assert weights.rank == 4 and weights.target_modules == ["q_proj", "v_proj"]
     assert weights.nbytes == sum(t.numel() * 4 for t in raw.values())
 
@@ -277,3 +286,78 @@ def test_per_adapter_counters_are_bounded():
         stats.count(f"a{i}", "cold_loads")
     assert stats.cold_loads == 10
     assert sorted(stats.per_adapter) == ["_other", "a0", "a1", "a2"] and stats.per_adapter["_other"]["cold_loads"] == 7
+
+
+def _safetensors_bytes(header: dict, data: bytes) -> bytearray:
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    return bytearray(len(encoded).to_bytes(8, "little") + encoded + data)
+
+
+@pytest.mark.parametrize(("header", "data", "words"), [
+    ({"a": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]}}, bytes(8), "float dtypes"),
+    ({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, bytes(8), "do not fit"),
+    ({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, bytes(8), "do not fit"),
+    ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [2, 10]}}, bytes(16), "do not fit"),  # misaligned
+    ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+      "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, bytes(16), "overlap"),
+    ({"a": {"dtype": "F32", "shape": "x", "data_offsets": [0, 8]}}, bytes(8), "bad header entry"),
+    ([1, 2], b"", "not a JSON object"),
+])
+def test_safetensors_parser_refuses_what_safetensors_refuses(header, data, words):
+    from loraledger.serving.weights import parse_safetensors
+
+    with pytest.raises(InputError, match=words):
+        parse_safetensors(_safetensors_bytes(header, data), "x.safetensors")
+    with pytest.raises(InputError, match="header"):
+        parse_safetensors(bytearray(b"\xff" * 16), "x.safetensors")
+
+
+def test_a_cold_load_reads_the_file_once_and_holds_its_size(adapters):
+    """The weights are views of the one buffer that was hashed (A as stored, B scaled in place):
+    the host tier holds the file's tensor bytes, not a copy beside it."""
+    row = adapters["alpha"]
+    store = new_store(adapters)
+    weights = store.host_weights("alpha")
+    store.close()
+    file_size = (Path(row.path) / "adapter_model.safetensors").stat().st_size
+    tensors = [t for m in weights.modules.values() for t in (m.a, m.b)]
+    first = min(t.data_ptr() for t in tensors)
+    assert max(t.data_ptr() + t.nbytes for t in tensors) - first < file_size  # all inside one buffer
+    reference = load_adapter_weights(row.path, name="alpha", adapter_hash=row.adapter_hash, max_rank=16)
+    for module, pair in weights.modules.items():
+        assert torch.equal(pair.a, reference.modules[module].a) and torch.equal(pair.b, reference.modules[module].b)
+    header = int.from_bytes((Path(row.path) / "adapter_model.safetensors").read_bytes()[:8], "little")
+    assert weights.nbytes == file_size - 8 - header  # every data byte is a tensor byte, held once
+
+
+def test_loads_follow_the_queue_and_never_evict_a_waiting_requests_adapter(base, tmp_path):
+    """Sixty requests for twenty distinct adapters with room for four in host memory and two
+    on the device: every adapter is loaded once (no load is evicted before its requests ran)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from loraledger.serving.engine import Engine
+    from loraledger.serving.lora import LoraSlots
+    from loraledger.serving.sampling import SamplingParams
+
+    path = make_peft_adapter(base, tmp_path / "one", seed=5, std=0.02)
+    digest = adapter_hash(path).hash
+    names = [f"n{i:02d}" for i in range(20)]
+    rows = {name: Row(name, str(path), digest) for name in names}
+    model = AutoModelForCausalLM.from_pretrained(str(base)).eval()
+    slots = LoraSlots(model, max_loras=2, max_rank=16, target_modules=["q_proj", "v_proj"])
+    store = AdapterStore(lookup_from(rows), slots, base_model_hash=BASE_HASH, max_loras=2, max_cpu_loras=4, max_rank=16)
+    engine = Engine(model, AutoTokenizer.from_pretrained(str(base)), slots, slot_provider=store, max_running=4)
+    params = SamplingParams(temperature=0, max_tokens=2, ignore_eos=True)
+    handles = [engine.submit([5, 6, 7], adapter=names[i % 20], params=params) for i in range(60)]
+    deadline = time.monotonic() + 60
+    while not all(h.finished for h in handles):
+        assert time.monotonic() < deadline, "requests never finished"
+        engine.step()
+        assert len(store.resident()["host"]) <= 4 and len(store.resident()["device"]) <= 2
+        if not engine.running:
+            time.sleep(0.002)  # waiting on a load
+    store.close()
+    assert all(list(h.events.queue)[-1].finish_reason == "length" for h in handles)
+    # Requests for the same adapter 20 apart: each adapter loads once per pass of the queue.
+    assert store.stats.cold_loads <= 3 * 20 and store.stats.host_evictions <= store.stats.cold_loads

@@ -7,8 +7,10 @@ Each :meth:`Engine.step` (synchronous, deterministic for a given order of submis
 2. admits waiting requests while ``max_running`` and the token budget allow and their adapter
    has a slot (:class:`~loraledger.serving.scheduler.Scheduler`), and prefills them; each gets
    its first token from the prefill logits;
-3. runs ONE decode forward for every running sequence, whatever its adapter (rows ordered by
-   slot), samples each row with its own parameters and appends the token;
+3. runs ONE decode forward for every running sequence, whatever its adapter, over the running
+   batch's persistent KV cache (:class:`~loraledger.serving.kvcache.BatchKV`: a sequence joins
+   it after its prefill and leaves it when it finishes), samples each row with its own
+   parameters and appends the token;
 4. retires finished sequences (max_tokens, end-of-sequence, stop string, the model's context)
    and emits one :class:`~loraledger.serving.requests.OutputEvent` per request that changed.
 
@@ -32,6 +34,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, LoraLedgerError
+from .kvcache import BatchKV
 from .lora import LoraSlots
 from .requests import OutputEvent, Request, RequestHandle
 from .runner import ModelRunner
@@ -68,6 +71,9 @@ class Engine:
                  prefill: str = "auto", seed: int = 0) -> None:
         self.tokenizer = tokenizer
         self.runner = ModelRunner(model, slots, prefill=prefill)
+        #: The running sequences' KV cache; ``self._rows[i]`` is the sequence in its row ``i``.
+        self.kv = BatchKV(self.runner.num_layers)
+        self._rows: list[Sequence] = []
         self.scheduler = Scheduler(slot_provider, max_running=max_running, max_batch_tokens=max_batch_tokens)
         self.base_name = base_name
         self.eos_ids = _eos_ids(model, tokenizer)
@@ -153,16 +159,15 @@ class Engine:
                 logits, caches = self.runner.prefill([s.request.prompt_ids for s in admitted],
                                                      [s.slot or 0 for s in admitted])
                 for seq, kv in zip(admitted, caches):
-                    seq.kv = kv
+                    seq.row = self.kv.add(kv)
+                    self._rows.append(seq)
+                del caches  # the prefill's own cache is freed once copied into the batch
                 self._append(admitted, logits)
                 touched.extend(admitted)
-            batch = [s for s in self.scheduler.running if not s.finished]
+            batch = list(self._rows)
             if batch:
                 self.last_step_adapters = frozenset(s.adapter for s in batch)
-                logits, caches = self.runner.decode([s.output_ids[-1] for s in batch], [s.kv for s in batch],
-                                                    [s.slot or 0 for s in batch])
-                for seq, kv in zip(batch, caches):
-                    seq.kv = kv
+                logits = self.runner.decode([s.output_ids[-1] for s in batch], self.kv, [s.slot or 0 for s in batch])
                 self._append(batch, logits)
                 touched.extend(batch)
                 self.steps += 1
@@ -203,6 +208,13 @@ class Engine:
             return
         seq.finish_reason = reason
         seq.error = error
+        if seq.row is not None:  # its row of the batch cache is freed: the last row moves into it
+            moved = self.kv.remove(seq.row)
+            last = self._rows.pop()
+            if moved is not None:
+                self._rows[seq.row] = last
+                last.row = seq.row
+            seq.row = None
         self.scheduler.retire(seq)
 
     def _event(self, seq: Sequence) -> OutputEvent | None:

@@ -24,7 +24,12 @@ from ..errors import InputError
 from .lora_ops import LORA_OPS, RowGroups
 from .weights import AdapterWeights
 
-__all__ = ["LoraLayer", "LoraSlots"]
+__all__ = ["GATHER_FROM_GROUPS", "LoraLayer", "LoraSlots"]
+
+#: ``op="auto"`` on a CPU: a forward whose rows use this many adapters or more is computed by
+#: gather + bmm, fewer by the group loop (the crossover ``scripts/bench_lora_ops.py`` measures
+#: at 3-4 adapters for hidden 256-576, rank 8-16, 8-32 rows).
+GATHER_FROM_GROUPS = 4
 
 
 def _conv1d_type() -> type | None:
@@ -47,9 +52,11 @@ def _features(module: nn.Module) -> tuple[int, int] | None:
 
 
 class _Batch:
-    """The row → slot assignment of the forward in progress (shared by every LoraLayer)."""
+    """The row → slot assignment of the forward in progress and the op that computes its deltas
+    (shared by every LoraLayer)."""
 
     rows: RowGroups | None = None
+    op: str = "group"
 
 
 class LoraLayer(nn.Module):
@@ -61,7 +68,7 @@ class LoraLayer(nn.Module):
     """
 
     def __init__(self, base: nn.Module, in_features: int, out_features: int, a: torch.Tensor, b: torch.Tensor,
-                 batch: _Batch, op: str) -> None:
+                 batch: _Batch) -> None:
         super().__init__()
         self.base = base
         self.in_features = in_features
@@ -71,7 +78,6 @@ class LoraLayer(nn.Module):
         #: Rank loaded in each slot for this layer; 0 where the slot's adapter does not adapt it.
         self.ranks = [0] * a.shape[0]
         self._batch = batch
-        self.op = op
 
     # Some model code reads the weight of a projection directly (dtype checks, tied weights).
     @property
@@ -89,7 +95,7 @@ class LoraLayer(nn.Module):
             return y
         if x.shape[0] != rows.slots.shape[0]:
             raise RuntimeError(f"LoRA layer got {x.shape[0]} rows, the batch has {rows.slots.shape[0]}")
-        return LORA_OPS[self.op](y, x, self.a, self.b, self.ranks, rows)
+        return LORA_OPS[self._batch.op](y, x, self.a, self.b, self.ranks, rows)
 
 
 class LoraSlots:
@@ -99,9 +105,11 @@ class LoraSlots:
     wraps every Linear / Conv1D except the output head, so that any adapter of the model can be
     loaded (at the cost of ``S × r_max × (in + out)`` values per layer: name the targets for a big
     model). ``op``: ``"group"`` or ``"gather"`` (see :mod:`loraledger.serving.lora_ops`); ``"auto"``
-    picks what ``scripts/bench_lora_ops.py`` measured faster: the group loop on a CPU (2-15x),
-    gather + bmm on CUDA, where the group loop's kernel launches per adapter dominate (3-50x
-    slower with 4-64 adapters in a batch on an H200).
+    picks per forward what ``scripts/bench_lora_ops.py`` measured faster: gather + bmm on CUDA,
+    where the group loop's kernel launches per adapter dominate (3-50x slower with 4-64 adapters
+    in a batch on an H200); on a CPU the group loop while the batch has fewer than
+    :data:`GATHER_FROM_GROUPS` adapters (1.2-2.6x faster with one), gather + bmm from there (1.6x
+    with 4 adapters, 5-10x with 32: each group costs a Python call and two small matmuls).
     """
 
     def __init__(self, model: nn.Module, *, max_loras: int, max_rank: int,
@@ -110,9 +118,7 @@ class LoraSlots:
             raise InputError(f"max_loras and max_rank must be positive, got {max_loras} and {max_rank}")
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
-        if op == "auto":
-            op = "group" if self.device.type == "cpu" else "gather"
-        if op not in LORA_OPS:
+        if op != "auto" and op not in LORA_OPS:
             raise InputError(f"unknown LoRA op {op!r}: use auto or one of {', '.join(LORA_OPS)}")
         self.op = op
         self.model = model
@@ -129,15 +135,15 @@ class LoraSlots:
                 continue
             if targets is not None and name.rsplit(".", 1)[-1] not in targets:
                 continue
-            self._wrap(name, module, *features, op)
+            self._wrap(name, module, *features)
         if not self.layers:
             raise InputError(f"the model has no layer named {sorted(targets or [])} to adapt")
 
-    def _wrap(self, name: str, module: nn.Module, in_features: int, out_features: int, op: str) -> None:
+    def _wrap(self, name: str, module: nn.Module, in_features: int, out_features: int) -> None:
         slots = self.max_loras + 1
         a = torch.zeros(slots, self.max_rank, in_features, device=self.device, dtype=self.dtype)
         b = torch.zeros(slots, out_features, self.max_rank, device=self.device, dtype=self.dtype)
-        layer = LoraLayer(module, in_features, out_features, a, b, self._batch, op)
+        layer = LoraLayer(module, in_features, out_features, a, b, self._batch)
         parent_name, _, leaf = name.rpartition(".")
         parent = self.model.get_submodule(parent_name) if parent_name else self.model
         setattr(parent, leaf, layer)
@@ -153,12 +159,18 @@ class LoraSlots:
         return self._slot_adapter[slot]
 
     def set_op(self, op: str) -> None:
-        """Switch every layer to another implementation of the delta (benchmarks, tests)."""
-        if op not in LORA_OPS:
-            raise InputError(f"unknown LoRA op {op!r}: use one of {', '.join(LORA_OPS)}")
-        for layer in self.layers.values():
-            layer.op = op
+        """Switch to another implementation of the delta (benchmarks, tests)."""
+        if op != "auto" and op not in LORA_OPS:
+            raise InputError(f"unknown LoRA op {op!r}: use auto or one of {', '.join(LORA_OPS)}")
         self.op = op
+
+    def op_for(self, rows: RowGroups) -> str:
+        """The op that computes the deltas of a forward over ``rows``."""
+        if self.op != "auto":
+            return self.op
+        if self.device.type != "cpu" or len(rows.groups) >= GATHER_FROM_GROUPS:
+            return "gather"
+        return "group"
 
     def _check_slot(self, slot: int) -> None:
         if isinstance(slot, bool) or not isinstance(slot, int) or not 1 <= slot <= self.max_loras:
@@ -177,19 +189,22 @@ class LoraSlots:
             if layer is None:
                 raise InputError(f"adapter {weights.name} adapts {module}, which this model has no target layer "
                                  "named so (wrong base model, or a layer the engine was not set up to adapt)")
-            rank = int(pair.a.shape[0])
+            a, b = pair.a, pair.b
+            rank = int(a.shape[0])
             if (pair.in_features, pair.out_features) != (layer.in_features, layer.out_features) \
-                    or rank > self.max_rank or pair.b.shape[1] != rank:
-                raise InputError(f"adapter {weights.name}: {module} has A {tuple(pair.a.shape)}, B "
-                                 f"{tuple(pair.b.shape)}; the model's layer is {layer.in_features} → "
+                    or rank > self.max_rank or b.shape[1] != rank:
+                raise InputError(f"adapter {weights.name}: {module} has A {tuple(a.shape)}, B "
+                                 f"{tuple(b.shape)}; the model's layer is {layer.in_features} → "
                                  f"{layer.out_features} (rank at most {self.max_rank})")
         self.clear(slot)
         with torch.no_grad():
             for module, pair in weights.modules.items():
                 layer = self.layers[module]
-                rank = int(pair.a.shape[0])
+                rank = pair.rank
                 layer.a[slot, :rank].copy_(pair.a)
-                layer.b[slot, :, :rank].copy_(pair.b)
+                # The adapter's scaling is folded into B here, once per slot load (and any dtype
+                # converted by the copies): nothing is left to do per step.
+                layer.b[slot, :, :rank].copy_(pair.b).mul_(weights.scaling)
                 layer.ranks[slot] = rank
         self._slot_adapter[slot] = weights.name
 
@@ -212,6 +227,7 @@ class LoraSlots:
                 raise InputError(f"slot {slot} out of range 0..{self.max_loras}")
         rows = RowGroups.of(row_slots, self.device)
         self._batch.rows = rows
+        self._batch.op = self.op_for(rows)
         try:
             yield rows
         finally:

@@ -1,13 +1,12 @@
 """One forward pass for a batch whose rows use different adapters (and the base): prefill and decode.
 
-Each sequence keeps its own KV cache, :data:`SequenceKV`: per layer ``(keys, values)`` of shape
-``[kv_heads, length, head_dim]`` with no padding. A decode step pads every row's cache on the
-left to the longest (zeros), stacks them into a transformers ``DynamicCache``, and runs the
-model's own forward on one new token per row with an attention mask that hides the padding and
-``position_ids`` that count real tokens only; then each row's new cache is cut back out (a view
-of the batch tensor, padding stripped). Padded keys get exactly zero attention weight (the mask
-adds -inf before the softmax), and a padded value is zero, never NaN, so real tokens' logits
-differ from a row run alone only by floating-point summation order.
+Prefill runs new prompts and returns each one's own KV cache (:data:`SequenceKV`, no padding);
+the engine copies them into the running batch's :class:`~loraledger.serving.kvcache.BatchKV`,
+over which a decode step runs the model's own forward on one new token per row, with an
+attention mask that hides each row's left padding and ``position_ids`` that count real tokens
+only. Padded keys get exactly zero attention weight (the mask adds -inf before the softmax), and
+a padded value is finite, so real tokens' logits differ from a row run alone only by
+floating-point summation order.
 
 Prefill runs the new prompts as one left-padded batch, one by one, or (``auto``, the default)
 as one batch on a GPU and in batches of similar lengths on a CPU (``prefill=``);
@@ -29,12 +28,10 @@ from torch import nn
 
 from ..errors import InputError
 from ..training.hf.basemodel import device_errors
+from .kvcache import BatchKV, SequenceKV
 from .lora import LoraSlots
 
-__all__ = ["PREFILL_MODES", "ModelRunner", "SequenceKV"]
-
-#: Per layer (keys, values), each ``[kv_heads, length, head_dim]``.
-SequenceKV = tuple[tuple[torch.Tensor, torch.Tensor], ...]
+__all__ = ["PREFILL_MODES", "ModelRunner", "prefill_groups"]
 
 PREFILL_MODES = ("auto", "batched", "single")
 
@@ -47,25 +44,7 @@ _AUTO_PADDING_LIMIT = 1.3
 def _new_cache(config: Any) -> Any:
     from transformers import DynamicCache
 
-    try:
-        return DynamicCache(config=config)
-    except TypeError:  # transformers 4.x before the config argument
-        return DynamicCache()
-
-
-def _layer_kv(cache: Any, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keys and values of layer ``index`` of a cache in any of transformers' forms."""
-    if hasattr(cache, "layers"):  # transformers >= 4.56: a list of cache layers
-        layer = cache.layers[index]
-        return layer.keys, layer.values
-    if hasattr(cache, "key_cache"):  # older DynamicCache
-        return cache.key_cache[index], cache.value_cache[index]
-    return cache[index][0], cache[index][1]  # the legacy tuple of tuples
-
-
-def kv_length(kv: SequenceKV) -> int:
-    """Tokens held in a sequence's cache."""
-    return int(kv[0][0].shape[-2])
+    return DynamicCache(config=config)
 
 
 def prefill_groups(lengths: Sequence[int], limit: float = _AUTO_PADDING_LIMIT) -> list[list[int]]:
@@ -122,7 +101,7 @@ class ModelRunner:
 
     def _split(self, cache: Any, lengths: Sequence[int], width: int) -> list[SequenceKV]:
         """Each row's cache out of a batch cache of ``width`` positions, left padding stripped."""
-        layers = [_layer_kv(cache, i) for i in range(self.num_layers)]
+        layers = [(cache.layers[i].keys, cache.layers[i].values) for i in range(self.num_layers)]
         return [tuple((k[row, :, width - n:], v[row, :, width - n:]) for k, v in layers)
                 for row, n in enumerate(lengths)]
 
@@ -167,37 +146,20 @@ class ModelRunner:
         return logits, self._split(cache, lengths, width)
 
     # ------------------------------------------------------------------ decode
-    def decode(self, tokens: Sequence[int], caches: Sequence[SequenceKV], row_slots: Sequence[int]) -> tuple[
-            torch.Tensor, list[SequenceKV]]:
-        """One new token per row after its cache: next-token logits ``[B, vocab]`` (float32) and each
-        row's cache grown by that token. ResourceError when the device runs out of memory."""
+    def decode(self, tokens: Sequence[int], batch: BatchKV, row_slots: Sequence[int]) -> torch.Tensor:
+        """One new token per row of ``batch`` (row ``i`` gets ``tokens[i]``, adapter slot
+        ``row_slots[i]``): next-token logits ``[B, vocab]`` (float32); each row's cache grows by its
+        token. ResourceError when the device runs out of memory (the batch is then unchanged)."""
+        if len(tokens) != batch.rows or len(row_slots) != batch.rows:
+            raise ValueError(f"{len(tokens)} tokens and {len(row_slots)} slots for {batch.rows} rows")
         with device_errors("the serving decode step"), torch.inference_mode():
-            return self._decode(tokens, caches, row_slots)
-
-    def _decode(self, tokens: Sequence[int], caches: Sequence[SequenceKV], row_slots: Sequence[int]) -> tuple[
-            torch.Tensor, list[SequenceKV]]:
-        lengths = [kv_length(kv) for kv in caches]
-        width = max(lengths)
-        batch = len(caches)
-        cache = _new_cache(self.model.config)
-        for layer in range(self.num_layers):
-            keys0, values0 = caches[0][layer]
-            if all(n == width for n in lengths):
-                keys = torch.stack([kv[layer][0] for kv in caches])
-                values = torch.stack([kv[layer][1] for kv in caches])
-            else:
-                # Zeros, not garbage: a padded value must never be NaN (0 × NaN would leak into real rows).
-                keys = keys0.new_zeros(batch, keys0.shape[0], width, keys0.shape[-1])
-                values = values0.new_zeros(batch, values0.shape[0], width, values0.shape[-1])
-                for row, (kv, n) in enumerate(zip(caches, lengths)):
-                    keys[row, :, width - n:] = kv[layer][0]
-                    values[row, :, width - n:] = kv[layer][1]
-            cache.update(keys, values, layer)
-        mask = torch.zeros(batch, width + 1, dtype=torch.long)
-        for row, n in enumerate(lengths):
-            mask[row, width - n:] = 1
-        ids = torch.tensor(list(tokens), dtype=torch.long).unsqueeze(1)
-        positions = torch.tensor(lengths, dtype=torch.long).unsqueeze(1)
-        logits = self._forward(ids.to(self.device), mask.to(self.device), positions.to(self.device), cache,
-                               row_slots)
-        return logits, self._split(cache, [n + 1 for n in lengths], width + 1)
+            width = batch.width
+            cache = batch.decode_cache(self.model.config)
+            positions = torch.tensor(batch.lengths, dtype=torch.long).unsqueeze(1)
+            # Row i's tokens are the last lengths[i] columns, then the new one.
+            mask = (torch.arange(width + 1).unsqueeze(0) >= width - positions).long()
+            ids = torch.tensor(list(tokens), dtype=torch.long).unsqueeze(1)
+            logits = self._forward(ids.to(self.device), mask.to(self.device), positions.to(self.device), cache,
+                                   row_slots)
+            batch.advance()
+            return logits

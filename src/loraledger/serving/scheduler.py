@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -20,7 +20,6 @@ import torch
 from ..errors import InputError, LoraLedgerError
 from .lora import LoraSlots
 from .requests import Request, RequestHandle
-from .runner import SequenceKV
 from .sampling import TokenLogprob
 from .text import TextTracker
 from .weights import AdapterWeights
@@ -40,10 +39,14 @@ class SlotProvider(Protocol):
     requests). A returned slot is held for the caller until ``release(name)`` (one release per
     successful ``slot_for``), so it is never reloaded under a running request. InputError (or
     NotFoundError) for a name the provider does not serve. ``touch(name)``: called every step for
-    each adapter in the batch (recency, for eviction).
+    each adapter in the batch (recency, for eviction). ``prefetch(names)``: called every step with
+    the adapters of the waiting requests in queue order (a lazy iterable: take what is needed),
+    so a provider that loads adapters can load ahead in that order.
     """
 
     def slot_for(self, adapter: str) -> int | None: ...
+
+    def prefetch(self, adapters: Iterable[str]) -> None: ...
 
     def release(self, adapter: str) -> None: ...
 
@@ -109,6 +112,9 @@ class StaticSlots:
         if adapter in self.resident:
             self._used[adapter] = next(self._clock)
 
+    def prefetch(self, adapters: Iterable[str]) -> None:
+        """Nothing to load ahead: every adapter is in host memory."""
+
 
 @dataclass(eq=False)
 class Sequence:
@@ -120,8 +126,9 @@ class Sequence:
     generator: torch.Generator
     adapter: str
     slot: int | None = None
-    kv: SequenceKV | None = None
-    #: Generated tokens; the last one is not in ``kv`` yet (it is the next decode input).
+    #: The sequence's row in the engine's running batch cache (None: not running).
+    row: int | None = None
+    #: Generated tokens; the last one is not in the cache yet (it is the next decode input).
     output_ids: list[int] = field(default_factory=list)
     finish_reason: str | None = None
     error: str | None = None
@@ -182,8 +189,7 @@ class Scheduler:
             self.waiting.remove(seq)
             admitted.append(seq)
         self.running.extend(admitted)
-        # Rows ordered by slot: each adapter's rows are one contiguous slice of the batch.
-        self.running.sort(key=lambda s: s.slot or 0)
+        self.provider.prefetch(seq.adapter for seq in self.waiting)
         return admitted, refused
 
     def retire(self, seq: Sequence) -> None:
@@ -195,7 +201,6 @@ class Scheduler:
         if seq.slot is not None:
             self.provider.release(seq.adapter)
             seq.slot = None
-        seq.kv = None  # the row's KV cache is freed with it
 
     def cancelled(self) -> list[Sequence]:
         return [s for s in itertools.chain(self.waiting, self.running) if s.handle.cancelled]

@@ -133,16 +133,21 @@ class ServingService:
 
         base_hash = factory.hash_base(base_dir).hash
         name = _served_name(base_dir, factory)
-        loaded = load_base_model(base_dir, device=device)
-        present = {n.rsplit(".", 1)[-1] for n, _ in loaded.model.named_modules()}
-        slots = LoraSlots(loaded.model, max_loras=max_loras, max_rank=max_rank,
-                          target_modules=[t for t in target_modules if t in present] or None)
-        store = AdapterStore(factory.get, slots, base_model_hash=base_hash, max_loras=max_loras,
-                             max_cpu_loras=max_cpu_loras, max_rank=max_rank, base_name=name)
-        engine = Engine(loaded.model, loaded.tokenizer, slots, max_running=max_running,
-                        max_batch_tokens=max_batch_tokens, slot_provider=store, base_name=name)
-        loop = EngineLoop(engine)
-        loop.start()
+        made: dict[str, Any] = {}
+
+        def make() -> Engine:  # on the engine's own thread, where all its torch work runs
+            loaded = made["loaded"] = load_base_model(base_dir, device=device)
+            present = {n.rsplit(".", 1)[-1] for n, _ in loaded.model.named_modules()}
+            slots = LoraSlots(loaded.model, max_loras=max_loras, max_rank=max_rank,
+                              target_modules=[t for t in target_modules if t in present] or None)
+            store = made["store"] = AdapterStore(factory.get, slots, base_model_hash=base_hash, max_loras=max_loras,
+                                                 max_cpu_loras=max_cpu_loras, max_rank=max_rank, base_name=name)
+            return Engine(loaded.model, loaded.tokenizer, slots, max_running=max_running,
+                          max_batch_tokens=max_batch_tokens, slot_provider=store, base_name=name)
+
+        loop = EngineLoop.build(make)
+        loaded, store = made["loaded"], made["store"]
+        store.run_on_device = loop.call
         log.info("serving %s (base model %s) on %s with %s adapter slots", name, base_hash, loaded.device, max_loras)
         return cls(model=loaded.model, tokenizer=loaded.tokenizer, base_name=name, base_model_hash=base_hash,
                    factory=factory, store=store, loop=loop, prices=prices, recorder=recorder, open_payer=open_payer,

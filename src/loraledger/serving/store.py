@@ -15,27 +15,40 @@ A cold load (disk → host) runs on a background thread: :meth:`AdapterStore.slo
 answers ``None`` at once for an adapter that is not in host memory yet (its requests wait in
 the queue) and starts the load, so requests for resident adapters never stall behind a disk
 read. Moving host → device is a copy into the slot tensors, done on the spot.
+
+Loads follow the queue. Every scheduling step the scheduler hands :meth:`AdapterStore.prefetch`
+the adapters of its waiting requests in queue order; the first ``max_cpu_loras - max_loras``
+of them that are not on the device form the *window*: those in host memory are marked
+recently used (so the LRU evicts adapters nobody waits for first), and those not yet loaded are
+loaded in order, at most :data:`MAX_LOADS_IN_FLIGHT` at a time. An adapter outside the window is
+not loaded for a waiting request, so with ten thousand distinct adapters queued the store
+never loads one only to evict it before its request runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import InputError, LedgerError, LoraLedgerError, NotFoundError
-from ..training.adapters import adapter_hash
+from ..training.adapters import manifest_hash
 from ..training.config import validate_adapter_name
-from .weights import AdapterWeights, load_adapter_weights
+from .weights import AdapterWeights, load_adapter_weights, read_config, read_weights_file
 
 __all__ = ["AdapterStore", "SlotTensors", "StoreStats"]
 
 log = logging.getLogger("loraledger.serving")
+
+#: Cold loads queued on the loader thread at once (one reading, one next): loads follow the
+#: queue's order instead of racing ahead of what the host tier can keep.
+MAX_LOADS_IN_FLIGHT = 2
 
 
 class SlotTensors(Protocol):
@@ -113,6 +126,12 @@ class AdapterStore:
         self._loading: dict[str, Future[None]] = {}
         self._failed: dict[str, LoraLedgerError] = {}
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adapter-load")
+        #: The prefetch window of the last scheduling step (None: no scheduler calls prefetch).
+        self._window: set[str] | None = None
+        #: Runs device-slot work (a copy into or a zeroing of slot tensors) for operator actions:
+        #: the serving service points it at the engine thread (``EngineLoop.call``), where every
+        #: torch kernel of the engine runs (see :mod:`loraledger.serving.loop`).
+        self.run_on_device: Callable[[Callable[[], Any]], Any] = lambda fn: fn()
 
     # ---- lookups ---------------------------------------------------------------------
     def check(self, name: str) -> AdapterRowLike | None:
@@ -134,18 +153,25 @@ class AdapterStore:
         return row
 
     def _read(self, name: str) -> AdapterWeights:
-        """Disk → host: the files, checked against the ledger's hash, as tensors."""
+        """Disk → host: the files, checked against the ledger's hash, as tensors. The weights are
+        read once: the bytes hashed are the bytes parsed (a file rewritten between a hash and a
+        second read could not slip in)."""
         row = self.check(name)
         assert row is not None
         directory = Path(row.path)
         try:
-            digest = adapter_hash(directory)
+            config = read_config(directory)
+            data = read_weights_file(directory)
+            digest = manifest_hash(config, hashlib.sha256(data).hexdigest())
         except InputError as exc:
             raise LedgerError(f"adapter {name}'s files at {directory} cannot be read: {exc.message}") from None
-        if digest.hash != row.adapter_hash:
-            raise LedgerError(f"adapter {name}'s files hash to {digest.hash}, not the recorded {row.adapter_hash}: "
+        except (TypeError, AttributeError):  # a config whose target_modules are not names
+            raise LedgerError(f"adapter {name}'s {directory / 'adapter_config.json'} is malformed") from None
+        if digest != row.adapter_hash:
+            raise LedgerError(f"adapter {name}'s files hash to {digest}, not the recorded {row.adapter_hash}: "
                               "they changed after registration; refusing to serve them")
-        return load_adapter_weights(directory, name=name, adapter_hash=row.adapter_hash, max_rank=self.max_rank)
+        return load_adapter_weights(directory, name=name, adapter_hash=row.adapter_hash, max_rank=self.max_rank,
+                                    config=config, data=data)
 
     # ---- host tier -------------------------------------------------------------------
     def _host_put(self, weights: AdapterWeights) -> None:
@@ -159,12 +185,15 @@ class AdapterStore:
                 del self._host[victim]
                 self.stats.count(victim, "host_evictions")
 
-    def _start_load(self, name: str) -> Future[None]:
-        """Start reading ``name`` into host memory on the loader thread (once at a time)."""
+    def _start_load(self, name: str, *, force: bool = False) -> Future[None] | None:
+        """Start reading ``name`` into host memory on the loader thread (once at a time); None when
+        :data:`MAX_LOADS_IN_FLIGHT` are under way already (``force``: start it anyway)."""
         with self._lock:
             running = self._loading.get(name)
             if running is not None:
                 return running
+            if not force and len(self._loading) >= MAX_LOADS_IN_FLIGHT:
+                return None
             self.stats.count(name, "cold_loads")
             future = self._loader.submit(self._load, name)
             self._loading[name] = future
@@ -197,7 +226,9 @@ class AdapterStore:
                 self._host.move_to_end(name)
                 return self._host[name]
             self._failed.pop(name, None)
-        self._start_load(name).result(timeout=timeout)
+        future = self._start_load(name, force=True)
+        assert future is not None
+        future.result(timeout=timeout)
         with self._lock:
             if name in self._host:
                 return self._host[name]
@@ -233,7 +264,8 @@ class AdapterStore:
                 raise failed
             weights = self._host.get(name)
             if weights is None:
-                self._start_load(name)
+                if self._window is None or name in self._window:
+                    self._start_load(name)
                 return None
             slot = self._take_slot()
             if slot is None:
@@ -244,6 +276,27 @@ class AdapterStore:
             self._in_use[name] = self._in_use.get(name, 0) + 1
             self.stats.count(name, "host_hits")
             return slot
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        """The adapters of the waiting requests, in queue order (once per scheduling step): keep the
+        window's loaded adapters from eviction and load its missing ones in order (module docstring)."""
+        room = max(1, self.max_cpu_loras - self.max_loras)
+        window: dict[str, None] = {}
+        with self._lock:
+            for name in names:
+                if len(window) >= room:
+                    break
+                if name != self.base_name and name not in window and name not in self._device:
+                    window[name] = None
+            self._window = set(window)
+            for name in window:
+                if name in self._host:
+                    self._host.move_to_end(name)
+            for name in window:
+                if len(self._loading) >= MAX_LOADS_IN_FLIGHT:
+                    break
+                if name not in self._host and name not in self._failed:
+                    self._start_load(name)
 
     def release(self, name: str) -> None:
         """One running sequence of ``name`` finished (its slot may be evicted when unused)."""
@@ -268,9 +321,14 @@ class AdapterStore:
     def preload(self, name: str, *, device: bool = True) -> None:
         """Load ``name`` into host memory (and a device slot, when one is free or evictable)."""
         self.check(name)
-        self.host_weights(name)
-        if device and self.slot_for(name) is not None:
-            self.release(name)
+        self.host_weights(name)  # here, not on the engine thread: a disk read must not stall steps
+
+        def to_device() -> None:
+            if self.slot_for(name) is not None:
+                self.release(name)
+
+        if device:
+            self.run_on_device(to_device)
 
     def pin(self, name: str) -> None:
         """Keep ``name`` resident (host and device) until :meth:`unpin`; loads it now."""
@@ -299,6 +357,9 @@ class AdapterStore:
     def unload(self, name: str) -> bool:
         """Drop ``name`` from the device and host tiers (frees its memory); False if it was not
         resident. Refused while running sequences use it, or while it is pinned."""
+        return bool(self.run_on_device(lambda: self._unload(name)))
+
+    def _unload(self, name: str) -> bool:
         with self._lock:
             if name in self._pinned:
                 raise InputError(f"adapter {name} is pinned; unpin it first")

@@ -43,6 +43,7 @@ __all__ = [
     "AdapterHash",
     "adapter_hash",
     "inspect_adapter",
+    "manifest_hash",
     "normalise_adapter_config",
 ]
 
@@ -147,9 +148,14 @@ def adapter_hash(adapter: AdapterDir | str | Path) -> AdapterHash:
     checked = adapter if isinstance(adapter, AdapterDir) else inspect_adapter(adapter)
     started = time.perf_counter()
     weights = sha256_file(checked.path / ADAPTER_WEIGHTS).hex()
-    manifest = {"format": ADAPTER_FORMAT, "config": _hashed_config(checked.config), "weightsSha256": weights}
-    digest = "0x" + hashlib.sha256(canonicalize(manifest)).hexdigest()
-    return AdapterHash(digest, weights, time.perf_counter() - started)
+    return AdapterHash(manifest_hash(checked.config, weights), weights, time.perf_counter() - started)
+
+
+def manifest_hash(config: dict[str, Any], weights_sha256: str) -> str:
+    """The adapter hash of an ``adapter_config.json`` (parsed) and its weights file's hex sha256:
+    for a caller that already holds the weights' bytes (the serving store hashes what it parses)."""
+    manifest = {"format": ADAPTER_FORMAT, "config": _hashed_config(config), "weightsSha256": weights_sha256}
+    return "0x" + hashlib.sha256(canonicalize(manifest)).hexdigest()
 
 
 def normalise_adapter_config(directory: Path, *, base_model: str | None = None) -> None:
