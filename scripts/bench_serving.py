@@ -30,7 +30,9 @@ tokens/s = generated tokens / wall time from t = 0 to the last token.
 
 * ``engine``: :class:`~loraledger.serving.engine.Engine` driven by its
   :class:`~loraledger.serving.loop.EngineLoop` (continuous batching, ``max_running`` 32), slots
-  :class:`~loraledger.serving.lora.LoraSlots` (``--max-loras`` 16 device slots) fed by an
+  :class:`~loraledger.serving.lora.LoraSlots` (``--max-loras`` 32 device slots, one per row of
+  a full batch, so a step is never short of slots with many adapters; 1 MiB of slot tensors
+  on the tiny model) fed by an
   ``AdapterStore`` (``--max-cpu-loras`` 128 in host memory). When N <= max_cpu_loras all N are
   loaded into host memory before the clock starts (a node's steady state; none is on a device
   slot); above it the store starts empty and the cold loads are part of the run. The ``tiers``
@@ -80,7 +82,7 @@ adapter within 10% of its tensor bytes; registered adapters bounded; cold load <
     .venv/bin/python scripts/bench_serving.py                    # full run (about 5 minutes on 2 idle cores)
     .venv/bin/python scripts/bench_serving.py --quick            # about 1 minute
     .venv/bin/python scripts/bench_serving.py --smollm fetch     # fetch SmolLM2-135M first (about 20 s)
-    .venv/bin/python scripts/bench_serving.py --smollm none --adapters 10 100 --op gather --max-loras 32
+    .venv/bin/python scripts/bench_serving.py --smollm none --adapters 10 100 --op group --max-loras 16
 
 Nothing is downloaded unless ``--smollm fetch`` is given (pip's index and cache, as
 ``loraledger model fetch`` does); the tiny model and every adapter are written to a temporary
@@ -108,8 +110,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchutil  # noqa: E402
 import torch  # noqa: E402
-from benchutil import MiB, peak_rss_mib, progress, rss_mib, table  # noqa: E402
+from benchutil import MiB, on_own_thread, peak_rss_mib, progress, rss_mib, table  # noqa: E402
 
 from loraledger.errors import NotFoundError  # noqa: E402
 
@@ -199,39 +202,6 @@ def quiet() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-
-
-def on_own_thread(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` on a new thread that ends with it (its result, or its error raised here).
-
-    Every torch kernel of this benchmark runs on such a thread or on an engine's own thread,
-    never on the main thread: torch's OpenMP runtime keeps a worker pool per thread that ran a
-    parallel kernel, for as long as that thread lives, and once the process holds more pool
-    threads than CPUs every pool sleeps between kernels instead of spinning, which makes an
-    engine on its own thread 1.5-2x slower (see ``loraledger.serving.loop``; the node loads its
-    model on the engine thread for the same reason). A thread that ends frees its pool.
-    """
-    result: list[Any] = []
-    error: list[BaseException] = []
-
-    def run() -> None:
-        torch.set_num_threads(THREADS[0])  # per thread: OpenMP's thread count is a per-thread setting
-        torch.set_grad_enabled(False)
-        try:
-            result.append(fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - raised in the caller
-            error.append(exc)
-
-    thread = threading.Thread(target=run, name=getattr(fn, "__name__", "torch-work"))
-    thread.start()
-    thread.join()
-    if error:
-        raise error[0]
-    return result[0]
-
-
-#: ``--threads``, read by every torch thread this benchmark starts.
-THREADS = [2]
 
 
 # ------------------------------------------------------------------------------ adapters
@@ -949,7 +919,7 @@ def main() -> None:
                         help="no further pass of a row once its passes have taken this long")
     parser.add_argument("--draws", nargs="+", default=["uniform", "zipf"], choices=["uniform", "zipf"])
     parser.add_argument("--max-running", type=int, default=32)
-    parser.add_argument("--max-loras", type=int, default=16, help="engine device slots")
+    parser.add_argument("--max-loras", type=int, default=32, help="engine device slots")
     parser.add_argument("--max-cpu-loras", type=int, default=128, help="adapters held in host memory")
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--op", default="auto", choices=["auto", "group", "gather"],
@@ -977,7 +947,7 @@ def main() -> None:
         parser.error("--max-cpu-loras must be >= --max-loras")
 
     quiet()
-    THREADS[0] = args.threads
+    benchutil.TORCH_THREADS = args.threads
     from loraledger.training.hf.basemodel import TINY_MARKER, hash_base_model
     from loraledger.training.hf.tiny import init_tiny_model
 

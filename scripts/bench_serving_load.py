@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchutil import progress, table  # noqa: E402
+from benchutil import on_own_thread, progress, table  # noqa: E402
 from conftest import deployed_settings, make_peft_adapter, serve, start_anvil  # noqa: E402
 
 CLIENTS = 32
@@ -61,7 +61,6 @@ def main() -> None:
     from loraledger.serving.service import ServingService
     from loraledger.training.hf.tiny import init_tiny_model
 
-    torch.set_num_threads(2)
     anvil = start_anvil()
     work = Path(tempfile.mkdtemp(prefix="bench-load-"))
     try:
@@ -70,19 +69,24 @@ def main() -> None:
         artifacts = compile_contracts(ROOT, ROOT / "scripts" / "solc")
         settings = deployed_settings(anvil, operator, artifacts, work, price_input_per_1k=1000, price_output_per_1k=1000)
         node = open_node(settings, operator=operator)
-        tiny = init_tiny_model(work / "tiny", "llama").path
-        config = LlamaConfig(vocab_size=AutoTokenizer.from_pretrained(str(tiny)).vocab_size, hidden_size=256,
-                             intermediate_size=688, num_hidden_layers=4, num_attention_heads=4,
-                             num_key_value_heads=4, max_position_embeddings=512)
         base = work / "tiny-llama"
-        torch.manual_seed(0)
-        LlamaForCausalLM(config).save_pretrained(str(base))
-        AutoTokenizer.from_pretrained(str(tiny)).save_pretrained(str(base))
         names = [f"a{i:02d}" for i in range(args.adapters)]
-        for i, name in enumerate(names):
-            node.factory.import_adapter(make_peft_adapter(base, work / "src" / name, seed=i, rank=8, alpha=16,
-                                                          targets=("q_proj", "k_proj", "v_proj", "o_proj")),
-                                        name=name, base_dir=base, register=False)
+
+        def write_models() -> None:  # torch off the main thread: see benchutil.on_own_thread
+            tiny = init_tiny_model(work / "tiny", "llama").path
+            config = LlamaConfig(vocab_size=AutoTokenizer.from_pretrained(str(tiny)).vocab_size, hidden_size=256,
+                                 intermediate_size=688, num_hidden_layers=4, num_attention_heads=4,
+                                 num_key_value_heads=4, max_position_embeddings=512)
+            torch.manual_seed(0)
+            LlamaForCausalLM(config).save_pretrained(str(base))
+            AutoTokenizer.from_pretrained(str(tiny)).save_pretrained(str(base))
+            for i, name in enumerate(names):
+                make_peft_adapter(base, work / "src" / name, seed=i, rank=8, alpha=16,
+                                  targets=("q_proj", "k_proj", "v_proj", "o_proj"))
+
+        on_own_thread(write_models)
+        for name in names:
+            node.factory.import_adapter(work / "src" / name, name=name, base_dir=base, register=False)
         recorder = InferenceRecorder(node.records, operator=operator.address)
         node.serving = ServingService.open(base, factory=node.factory, prices=node.prices, recorder=recorder,
                                            max_loras=len(names), max_cpu_loras=len(names), max_rank=8,

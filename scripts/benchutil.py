@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import resource
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 
 def rate(n: float, seconds: float) -> str:
@@ -63,3 +65,38 @@ def peak_rss_mib() -> float:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / MiB if sys.platform == "darwin" else peak / 1024
+
+
+#: torch threads for each thread :func:`on_own_thread` starts (OpenMP's count is per thread).
+TORCH_THREADS = 2
+
+
+def on_own_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on a new thread that ends with it (its result, or its error raised here).
+
+    Benchmarks of the serving engine run every torch kernel on such a thread or on an engine's
+    own thread, never on the main thread: torch's OpenMP runtime keeps a worker pool per thread
+    that ran a parallel kernel, for as long as that thread lives, and once the process holds
+    more pool threads than CPUs every pool sleeps between kernels instead of spinning, which
+    makes an engine on its own thread 1.5-2x slower (see ``loraledger.serving.loop``; the node
+    loads its model on the engine thread for the same reason). A thread that ends frees its pool.
+    """
+    import torch
+
+    result: list[Any] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        torch.set_num_threads(TORCH_THREADS)
+        torch.set_grad_enabled(False)
+        try:
+            result.append(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller
+            error.append(exc)
+
+    thread = threading.Thread(target=run, name=getattr(fn, "__name__", "torch-work"))
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]

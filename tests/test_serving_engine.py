@@ -354,6 +354,40 @@ def test_engine_loop_serves_threads_and_stops(families):
     assert len(seen) >= 6
 
 
+def test_rows_leave_after_the_batch_cache_grew_inside_a_decode(families):
+    """Long generations outgrow the batch cache's room, so a decode step reallocates it (inside
+    inference mode); rows finishing afterwards are freed from it, and the outputs are those of
+    each request run alone."""
+    fam = families["llama"]
+    greedy = [SamplingParams(temperature=0, max_tokens=n, ignore_eos=True) for n in (120, 90, 100)]
+    prompts = prompts_of([4, 9, 6], seed=8)
+    engine = fam.engine()
+    handles = [engine.submit(p, adapter=a, params=g) for p, a, g in zip(prompts, ("a1", None, "a2"), greedy)]
+    run(engine)
+    assert engine.kv.rows == 0 and engine.kv.keys == []
+    for handle, prompt, adapter, params in zip(handles, prompts, ("a1", None, "a2"), greedy):
+        alone = fam.engine()
+        expected = alone.submit(prompt, adapter=adapter, params=params)
+        run(alone)
+        events, _, tokens = collect(handle)
+        assert events[-1].finish_reason == "length" and tokens == collect(expected)[2]
+
+
+def test_reset_running_fails_the_batch_and_the_engine_goes_on(families):
+    fam = families["llama"]
+    engine = fam.engine()
+    params = SamplingParams(temperature=0, max_tokens=20)
+    handles = [engine.submit(p, adapter=a, params=params) for p, a in zip(prompts_of([4, 6], seed=9), ("a1", None))]
+    engine.step()
+    assert engine.kv.rows == 2
+    events = engine.reset_running("the batch cache failed")
+    assert [e.finish_reason for e in events] == ["error", "error"] and engine.kv.rows == 0 and not engine.running
+    assert all(list(h.events.queue)[-1].error == "the batch cache failed" for h in handles)
+    after = engine.submit([5, 6, 7], adapter="a2", params=SamplingParams(temperature=0, max_tokens=3))
+    run(engine)
+    assert collect(after)[0][-1].finish_reason == "length"
+
+
 def test_engine_loop_builds_and_runs_calls_on_its_own_thread(families):
     """The model is made on the engine's thread and operator calls run there between steps (one
     thread for every torch kernel); errors of either reach the caller."""
@@ -428,6 +462,7 @@ def test_batch_kv_keeps_every_row_through_joins_leaves_and_growth():
         assert batch.add(tuple((k, -k) for k in keys)) == len(expected)
         expected.append(keys)
 
+    @torch.inference_mode()  # as the model's forward runs in the runner
     def step():
         cache = batch.decode_cache(None)
         for layer in range(layers):

@@ -230,6 +230,17 @@ class Engine:
         seq.handle._emit(event)
         return event
 
+    def reset_running(self, error: str) -> list[OutputEvent]:
+        """Fail every running request and drop the batch cache whole: the way out when a step left
+        the cache in a state that freeing rows one by one cannot undo."""
+        self.kv.clear()
+        self._rows.clear()
+        seqs = list(self.scheduler.running)
+        for seq in seqs:
+            seq.row = None
+            self._finish(seq, "error", error)
+        return [e for e in (self._event(s) for s in seqs) if e is not None]
+
     # ------------------------------------------------------------------ shutdown
     def abort_all(self, reason: str = "cancelled", error: str | None = None, *,
                   running_only: bool = False) -> list[OutputEvent]:

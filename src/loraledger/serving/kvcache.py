@@ -145,6 +145,9 @@ class BatchKV:
             values.append(v)
         self.keys, self.values, self.end = keys, values, new_end
 
+    # Every method that writes the buffers runs in inference mode: buffers made inside a decode
+    # forward are inference tensors, which torch lets only inference-mode code update in place.
+    @torch.inference_mode()
     def add(self, kv: SequenceKV) -> int:
         """Copy a sequence's cache in as a new last row; its row index."""
         if len(kv) != self.num_layers:
@@ -158,6 +161,7 @@ class BatchKV:
         self.lengths.append(length)
         return row
 
+    @torch.inference_mode()
     def remove(self, row: int) -> int | None:
         """Free ``row``: the last row moves into it. The moved row's old index (``None`` when ``row``
         was the last)."""
@@ -175,6 +179,7 @@ class BatchKV:
             self.clear()  # idle: the memory goes back, and the next row sets the layout
         return last if row != last else None
 
+    @torch.inference_mode()
     def decode_cache(self, config: Any) -> Any:
         """A transformers cache for one decode forward over every live row (one new token each)."""
         from transformers import DynamicCache

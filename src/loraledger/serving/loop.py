@@ -143,7 +143,11 @@ class EngineLoop:
                 events = self.engine.step()
             except Exception as exc:  # a bug or a foreign error: fail what is running, keep serving
                 log.exception("engine step failed")
-                self.engine.abort_all("error", f"engine step failed: {exc}", running_only=True)
+                try:
+                    self.engine.abort_all("error", f"engine step failed: {exc}", running_only=True)
+                except Exception:  # noqa: BLE001 - the loop must outlive any one step
+                    log.exception("ending the running requests failed too: dropping the batch whole")
+                    self.engine.reset_running(f"engine step failed: {exc}")
                 continue
             if not events and self.engine.running == 0 and self._calls.empty():
                 # Requests wait for adapter slots that something else must free: do not spin.

@@ -3,14 +3,15 @@
 Two implementations of ``y += delta`` with ``delta[i] = (x[i] @ A[slot[i]].T) @ B[slot[i]].T``,
 selectable by name (``LORA_OPS``) and compared by ``scripts/bench_lora_ops.py``:
 
-* ``group`` (the default on a CPU): rows sharing a slot form one group (the engine orders the
+* ``group`` (a CPU batch of few adapters): rows sharing a slot form one group (the engine orders the
   rows by slot, so a group is a slice of the batch and costs no copy); per group two small
   matmuls at that adapter's own rank. Work and memory are those of the rows that have an
   adapter; the base rows (slot 0) cost nothing.
-* ``gather`` (the default on CUDA): Punica's "gather" baseline: index A and B by each row's slot (``[B, r, in]`` and
-  ``[B, out, r]``: a copy of the weights per row), then two ``bmm``. One kernel pair for the
-  whole batch, but memory grows as rows × rank × (in + out), and base rows are computed
-  (as zeros) too. On a GPU the launches per group of ``group`` cost more than the copies.
+* ``gather`` (CUDA, and a CPU batch of several adapters): Punica's "gather" baseline: index A and
+  B by each row's slot (``[B, r, in]`` and ``[B, out, r]``, ``r`` the batch's largest rank: a
+  copy of the weights per row), then two ``bmm``. One kernel pair for the whole batch, but
+  memory grows as rows × rank × (in + out), and base rows are computed (as zeros) too. On a
+  GPU the launches per group of ``group`` cost more than the copies.
 
 Neither ever builds a mask over the whole batch per adapter (what PEFT's mixed-batch
 forward does: every adapter's matmuls over every row, masked).
@@ -90,12 +91,16 @@ def lora_delta_group(y: torch.Tensor, x: torch.Tensor, a: torch.Tensor, b: torch
 
 def lora_delta_gather(y: torch.Tensor, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, ranks: Sequence[int],
                       rows: RowGroups) -> torch.Tensor:
-    """The same sum by gathering each row's A and B (``[B, r_max, in]``, ``[B, out, r_max]``) and two
-    batched matmuls; zero-padded ranks and base rows contribute exact zeros."""
-    del ranks  # padding is zeros: the full r_max is computed
+    """The same sum by gathering each row's A and B (``[B, r, in]``, ``[B, out, r]``) and two
+    batched matmuls, ``r`` the largest rank among the batch's slots (a node whose maximum rank is
+    64 serving rank-8 adapters does rank-8 work); smaller ranks' zero padding and base rows
+    contribute exact zeros."""
+    rank = max((ranks[slot] for slot, _, _ in rows.groups), default=0)
+    if rank == 0:
+        return y  # no adapter in the batch adapts this layer
     batch = x.shape[0]
-    a_rows = a.index_select(0, rows.slots)  # [B, r, in]
-    b_rows = b.index_select(0, rows.slots)  # [B, out, r]
+    a_rows = a[:, :rank].index_select(0, rows.slots)  # [B, r, in]
+    b_rows = b[:, :, :rank].index_select(0, rows.slots)  # [B, out, r]
     x3 = x.reshape(batch, -1, x.shape[-1])
     delta = torch.bmm(torch.bmm(x3, a_rows.transpose(1, 2)), b_rows.transpose(1, 2))
     y += delta.reshape(y.shape)
