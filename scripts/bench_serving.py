@@ -640,8 +640,9 @@ def file_mapped_share(tensors: Sequence[torch.Tensor]) -> float:
     return mapped / total if total else 0.0
 
 
-def check_host_memory(adapters: Adapters, base_hash: str, count: int) -> Check:
-    """RSS and ``hostBytes`` of ``count`` adapters in a fresh store's host tier vs their tensor bytes."""
+def check_host_memory(adapters: Adapters, base_hash: str, count: int) -> list[Check]:
+    """RSS and ``hostBytes`` of ``count`` adapters in a fresh store's host tier vs their tensor bytes;
+    then the RSS after ``unload`` of every one of them."""
     from loraledger.serving.store import AdapterStore
 
     names = adapters.names[:count]
@@ -658,17 +659,27 @@ def check_host_memory(adapters: Adapters, base_hash: str, count: int) -> Check:
         host_bytes = store.resident()["hostBytes"]
         held = [t for name in names for pair in store.host_weights(name).modules.values() for t in (pair.a, pair.b)]
         mapped = file_mapped_share(held)
+        del held
+        unloaded = sum(store.unload(name) for name in names)
+        gc.collect()
+        freed_to = trimmed_rss_mib()
     finally:
         store.close()
     tensor = sum(adapters.tensor_bytes[name] for name in names)
     rss_growth = (after - before) * MiB
     host_ratio, rss_ratio = host_bytes / tensor, rss_growth / tensor
     passed = abs(host_ratio - 1) <= 0.10 and abs(rss_ratio - 1) <= 0.10
-    return Check(f"memory per resident adapter ({count} in host memory) within 10% of its tensor bytes", passed,
-                 f"tensors {tensor / count / 1024:,.1f} KiB/adapter; hostBytes {host_bytes / count / 1024:,.1f} KiB "
-                 f"({host_ratio:.3f}x); RSS growth {rss_growth / count / 1024:,.1f} KiB ({rss_ratio:.3f}x); "
-                 f"{mapped:.0%} of the held tensor bytes are views of the mmapped safetensors file (each such "
-                 "tensor keeps its whole file mapped)")
+    left = (freed_to - before) * MiB
+    return [Check(f"memory per resident adapter ({count} in host memory) within 10% of its tensor bytes", passed,
+                  f"tensors {tensor / count / 1024:,.1f} KiB/adapter; hostBytes {host_bytes / count / 1024:,.1f} KiB "
+                  f"({host_ratio:.3f}x); RSS growth {rss_growth / count / 1024:,.1f} KiB ({rss_ratio:.3f}x); "
+                  f"{mapped:.0%} of the held tensor bytes are views of the mmapped safetensors file (each such "
+                  "tensor keeps its whole file mapped)"),
+            Check(f"unload frees the memory: after unloading the {count}, RSS within 10% of their tensor bytes of "
+                  "where it was before they loaded", unloaded == count and left <= 0.10 * tensor,
+                  f"{unloaded} unloaded; RSS {before:,.1f} MiB before loading, {after:,.1f} MiB loaded, "
+                  f"{freed_to:,.1f} MiB after unloading ({left / MiB:+.2f} MiB left, "
+                  f"{left / tensor:.1%} of the {tensor / MiB:.1f} MiB loaded)")]
 
 
 def check_cold_load(adapters: Adapters, base_hash: str, repeats: int) -> Check:
@@ -975,7 +986,7 @@ def main() -> None:
                      f"{adapters.seconds:.1f} s (setup, in no row)")
 
         progress("residency checks: host memory, cold load")
-        checks.append(on_own_thread(check_host_memory, adapters, base_hash, 100))
+        checks += on_own_thread(check_host_memory, adapters, base_hash, 100)
         checks.append(on_own_thread(check_cold_load, adapters, base_hash, args.cold_repeats))
 
         section = bench_model(label, base, adapters, base_hash, args.adapters, args.requests, args.draws, args)
