@@ -1,0 +1,1 @@
+"""Proof of Attribution: which training rows shaped each answer (scores, spans, the policy, the worker)."""
