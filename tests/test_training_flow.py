@@ -32,7 +32,7 @@ from loraledger.chain.contracts import AdapterRegistryContract
 from loraledger.config import load_settings
 from loraledger.crypto.merkle import StandardMerkleTree
 from loraledger.datanets.content import parse_rows, row_hash
-from loraledger.errors import TransactionReverted
+from loraledger.errors import InputError, TransactionReverted
 from loraledger.failpoints import TRAIN_FAILPOINTS
 from loraledger.node.context import open_node, open_records
 from loraledger.records.kinds import AdapterRecord, BenchmarkRecord
@@ -821,3 +821,43 @@ def test_an_answer_of_a_trained_adapter_pays_its_contributors_by_training_rows(w
     assert dict(fee.weights) == expected == {c: trained_rows.count(c) for c in set(trained_rows)}
     assert fee.developer == accounts[4].address and fee.ref == f"inference:{inference.request_id}"
     node.engine.dispose()
+
+
+def test_featurize_builds_the_attribution_index_once_and_checks_it(world, trained):
+    """``loraledger adapters featurize`` writes the index beside the adapter over exactly its training
+    rows, records its hash once (a second run finds it), and a changed file is refused on load."""
+    from loraledger.attribution.index import INDEX_FILE, read_index
+    from loraledger.attribution.service import AttributionIndexer
+    from loraledger.records.kinds import AttributionIndexRecord
+
+    env, out_dir = world["env"], trained["dir"]
+    first = json.loads(ok(cli(env, "adapters", "featurize", "qa-lora", "--base", world["model"], "--k", "4")))
+    assert first["created"] is True and first["method"] == "logra" and first["k"] == 4
+    trained_rows = [(h, c) for h, c, _ in world["rows"] if not in_validation(h, VAL)]
+    index, digest = read_index(out_dir)
+    assert digest == first["indexHash"] == "0x" + hashlib.sha256((out_dir / INDEX_FILE).read_bytes()).hexdigest()
+    assert sorted((r.row_hash, r.contributor) for r in index.rows) == sorted(trained_rows)
+    assert index.features.values.shape == (len(trained_rows), first["dim"]) and index.spans.row_count == len(index.rows)
+    records = ledger(world)
+    record = records.get(first["recordSeq"])
+    adapter_record = records.get(json.loads(ok(cli(env, "adapters", "show", "qa-lora")))["recordSeq"])
+    assert isinstance(record, AttributionIndexRecord) and record.index_hash == digest
+    assert record.training_rows_root == adapter_record.training_rows_root and record.row_count == len(trained_rows)
+
+    again = json.loads(ok(cli(env, "adapters", "featurize", "qa-lora", "--base", world["model"], "--k", "4")))
+    assert again["created"] is False and again["indexHash"] == digest and again["recordSeq"] == first["recordSeq"]
+    assert sum(isinstance(r, AttributionIndexRecord) for r in ledger(world).range(0)) == 1
+
+    node = open_node(world["settings"])
+    try:
+        indexer = AttributionIndexer(node.factory, node.records)
+        assert indexer.load("qa-lora")[1] == digest
+        saved = (out_dir / INDEX_FILE).read_bytes()
+        (out_dir / INDEX_FILE).write_bytes(saved[:-1] + bytes([saved[-1] ^ 1]))
+        with pytest.raises(InputError, match="not the recorded"):
+            indexer.load("qa-lora")
+        (out_dir / INDEX_FILE).write_bytes(saved)
+    finally:
+        node.engine.dispose()
+    external = cli(env, "adapters", "featurize", "nope", "--base", world["model"])
+    one_line_error(external, external.returncode, "nope")

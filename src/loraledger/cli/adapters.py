@@ -111,3 +111,33 @@ def adapters_verify(ctx: typer.Context, name: Annotated[str, typer.Argument(help
             typer.echo(f"MISMATCH {problem}", err=True)
         raise typer.Exit(6)
     typer.echo(f"{name}: files, ledger record and AdapterRegistry agree")
+
+
+@adapters_app.command("featurize")
+def adapters_featurize(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Adapter name (trained here on a datanet).")],
+    base: Annotated[Path, typer.Option(help="Its base model directory.")],
+    k: Annotated[int, typer.Option(help="Projection width per side of each LoRA layer.")] = 16,
+    seed: Annotated[int, typer.Option(help="Seed of the projections.")] = 0,
+    method: Annotated[str, typer.Option(help="Preconditioner: logra, datainf or identity.")] = "logra",
+    damping: Annotated[float, typer.Option(help="Damping, relative to each layer's mean eigenvalue.")] = 0.1,
+    batch_size: Annotated[int, typer.Option(help="Rows per forward/backward pass.")] = 8,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+) -> None:
+    """Build the adapter's attribution index (projected gradients of its training rows and the span
+    index over them) beside it, and record its hash; does nothing when it exists already."""
+    from ..attribution.service import AttributionIndexer
+
+    node = _open_node(ctx)
+    indexer = AttributionIndexer(node.factory, node.records)
+    result = indexer.featurize(name, base_dir=base, k=k, seed=seed, method=method, damping=damping,
+                               batch_size=batch_size, device=device,
+                               on_stage=lambda text: typer.echo(f"… {text}", err=True))
+    index = result.index
+    _echo_json({"adapter": name, "indexHash": result.index_hash, "created": result.created,
+                "recordSeq": result.record.seq if result.record else indexer.current(index.adapter_hash).record_seq,
+                "rows": len(index.rows), "dim": sum(index.block_sizes), "method": index.method, "k": index.k,
+                "seed": index.seed, "spanTokens": index.spans.total_tokens,
+                "bytes": (Path(node.factory.get(name).path) / "attribution.safetensors").stat().st_size,
+                "seconds": round(result.seconds, 2)})

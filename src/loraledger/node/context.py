@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.engine import Engine
 
+from ..attribution import tables as attribution_tables
 from ..chain.client import ChainClient
 from ..chain.contracts import AdapterRegistryContract, DatanetRegistryContract, LedgerContracts, all_packaged_abis
 from ..chain.deploy import load_deployment
@@ -51,7 +52,8 @@ def ledger_contracts(settings: Settings) -> LedgerContracts:
 
 
 #: Every module that defines tables of the ledger database.
-TABLE_MODULES = (record_tables, epoch_tables, datanet_tables, adapter_tables, job_tables, serving_tables)
+TABLE_MODULES = (record_tables, epoch_tables, datanet_tables, adapter_tables, job_tables, serving_tables,
+                 attribution_tables)
 
 
 def create_tables(engine: Engine) -> None:

@@ -410,6 +410,30 @@ class InferenceRecord(Record):
     api: Literal["completions", "chat"]
 
 
+# ---------------------------------------------------------------------- attribution
+
+
+class AttributionIndexRecord(Record):
+    """An adapter's attribution index was built: the file beside the adapter (``attribution.safetensors``)
+    whose sha256 is ``index_hash`` holds its training rows' projected, preconditioned gradient
+    features and the exact-span index over their tokens, with the parameters that made them."""
+
+    kind: Literal["attribution_index"] = "attribution_index"
+    adapter_name: Annotated[Text, Field(min_length=1, max_length=64)]
+    adapter_hash: Bytes32
+    base_model_hash: Bytes32
+    #: sha256 of the index file.
+    index_hash: Bytes32
+    #: The adapter's training rows (the same root as its adapter record).
+    training_rows_root: Bytes32
+    row_count: SafeUint
+    #: The preconditioner: ``logra`` (damped inverse covariance), ``datainf`` or ``identity``.
+    method: Literal["logra", "datainf", "identity"]
+    projection_k: Annotated[int, Strict(), Field(ge=1, le=4096)]
+    projection_seed: SafeUint
+    damping: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
 # ------------------------------------------------------------------------- functions
 
 
