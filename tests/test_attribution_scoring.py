@@ -76,6 +76,12 @@ def test_quantize_uses_the_full_range_and_rounds_to_the_grid(values):
     assert np.array_equal(quantize(x).values, q.values)  # deterministic
 
 
+def test_quantize_never_rounds_the_peak_out_of_int16():
+    q = quantize(np.array([1 - 2.0**-20, -0.25]))
+    assert q.values.tolist() == [16384, -4096] and q.exponent == 14
+    assert quantize(np.array([0.0, 0.0])).values.tolist() == [0, 0]
+
+
 def test_integer_scores_are_exact_and_track_the_real_ones():
     gen = np.random.default_rng(3)
     rows, query = gen.normal(size=(30, 64)), gen.normal(size=64)

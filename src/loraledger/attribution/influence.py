@@ -109,6 +109,9 @@ def quantize(x: np.ndarray) -> Quantized:
     _, p = np.frexp(peak)
     exponent = QUANT_BITS - int(p)
     values = np.rint(np.ldexp(x, exponent)).astype(np.int64)
+    if int(np.max(np.abs(values))) >= 2**QUANT_BITS:  # the peak rounded up to 2^15: one bit less
+        exponent -= 1
+        values = np.rint(np.ldexp(x, exponent)).astype(np.int64)
     return Quantized(values, exponent)
 
 

@@ -9,7 +9,7 @@ adapter record's ``training_rows_root``), tokenises them as the trainer did, and
    (:mod:`~loraledger.attribution.influence`);
 3. the exact-span index over the rows' completion tokens (:mod:`~loraledger.attribution.spans`);
 
-then writes ``attribution.safetensors`` beside the adapter (:mod:`~loraledger.attribution.index`)
+(:func:`build_index`), then writes ``attribution.safetensors`` beside the adapter (:mod:`~loraledger.attribution.index`)
 and appends an ``attribution_index`` record with the file's hash, in one transaction with the
 node's table row. Running it again with the same parameters finds the index and does nothing;
 after a crash between the file and the record it writes both again.
@@ -20,7 +20,7 @@ External adapters get no index: nobody's rows are known, so there is nothing to 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from sqlmodel import Session, select
 from ..errors import InputError, LedgerError
 from ..records.kinds import AttributionIndexRecord, Record
 from ..records.ledger import RecordLedger
-from ..training.data import IGNORE_INDEX, build_examples, split_rows
+from ..training.data import IGNORE_INDEX, Example, build_examples, split_rows
 from ..training.factory import ModelFactory
 from ..training.provenance import rows_tree
 from .index import INDEX_FILE, AttributionIndex, IndexRow, read_index, write_index
@@ -51,6 +51,31 @@ class FeaturizeResult:
     @property
     def created(self) -> bool:
         return self.record is not None
+
+
+def build_index(model: Any, examples: Sequence[Example], contributors: Sequence[str], *, pad_id: int, k: int,
+                seed: int, method: str, damping: float, batch_size: int, adapter_hash: str, base_model_hash: str,
+                training_rows_root: str) -> AttributionIndex:
+    """The index of a PEFT ``model``'s adapter over ``examples`` (its training rows, tokenised as
+    trained; ``contributors[i]`` owns ``examples[i]``): steps 1-3 of the module docstring."""
+    import numpy as np
+
+    from .features import LoraGradientFeatures
+
+    features = LoraGradientFeatures(model, k=k, seed=seed)
+    parts = [features.features(examples[i:i + batch_size], pad_id=pad_id) for i in range(0, len(examples), batch_size)]
+    grads = np.concatenate(parts) if parts else np.zeros((0, features.dim), dtype=np.float32)
+    sizes = [block.size for block in features.blocks]
+    matrices = fit_preconditioners(grads, sizes, method=method, damping=damping)
+    completions = [[t for t, label in zip(e.input_ids, e.labels) if label != IGNORE_INDEX] for e in examples]
+    return AttributionIndex(
+        adapter_hash=adapter_hash, base_model_hash=base_model_hash, training_rows_root=training_rows_root,
+        method=method, k=k, seed=seed, damping=float(damping),
+        blocks=[{"module": b.module, "in": b.in_features, "out": b.out_features, "rank": b.rank}
+                for b in features.blocks],
+        rows=[IndexRow(e.row_hash, who) for e, who in zip(examples, contributors, strict=True)],
+        features=quantize(precondition(grads, sizes, matrices)), preconditioners=matrices,
+        spans=build_span_index(completions))
 
 
 class AttributionIndexer:
@@ -116,29 +141,14 @@ class AttributionIndexer:
         by_hash = {row.row_hash: row for row in train_rows}
         tokenizer = loaded.tokenizer
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        from .features import LoraGradientFeatures
-
-        features = LoraGradientFeatures(model, k=k, seed=seed)
-        stage(f"projected gradients of {len(examples)} training rows ({features.dim} numbers each)")
-        import numpy as np
-
+        if not examples:
+            raise InputError(f"adapter {name}: none of its training rows fits max_length: nothing to index")
+        stage(f"projected gradients of {len(examples)} training rows")
         with device_errors(f"featurizing {name}"):
-            parts = [features.features(examples[i:i + batch_size], pad_id=pad_id)
-                     for i in range(0, len(examples), batch_size)]
-        grads = np.concatenate(parts) if parts else np.zeros((0, features.dim), dtype=np.float32)
-        sizes = [block.size for block in features.blocks]
-        matrices = fit_preconditioners(grads, sizes, method=method, damping=damping)
-        stage("the exact-span index over the rows' completion tokens")
-        completions = [[t for t, label in zip(e.input_ids, e.labels) if label != IGNORE_INDEX] for e in examples]
-        index = AttributionIndex(
-            adapter_hash=adapter.adapter_hash, base_model_hash=adapter.base_model_hash,
-            training_rows_root=str(getattr(record, "training_rows_root", "")), method=method, k=k, seed=seed,
-            damping=float(damping),
-            blocks=[{"module": b.module, "in": b.in_features, "out": b.out_features, "rank": b.rank}
-                    for b in features.blocks],
-            rows=[IndexRow(e.row_hash, by_hash[e.row_hash].contributor) for e in examples],
-            features=quantize(precondition(grads, sizes, matrices)), preconditioners=matrices,
-            spans=build_span_index(completions))
+            index = build_index(model, examples, [by_hash[e.row_hash].contributor for e in examples], pad_id=pad_id,
+                                k=k, seed=seed, method=method, damping=damping, batch_size=batch_size,
+                                adapter_hash=adapter.adapter_hash, base_model_hash=adapter.base_model_hash,
+                                training_rows_root=str(getattr(record, "training_rows_root", "")))
         digest = write_index(directory, index)
         appended = self._record(name, index, digest, directory / INDEX_FILE)
         return FeaturizeResult(index, digest, appended, time.perf_counter() - started)

@@ -1,0 +1,97 @@
+"""One answer's attribution on a tiny llama with a real PEFT adapter: an answer that repeats a
+training row's completion ranks that row first, its spans point at it (character offsets into the
+output), its contributor gets the most weight; the index round-trips through its file, and the
+integer part recomputes bit for bit from the query vector."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import make_peft_adapter
+
+from loraledger.attribution.attribute import QUERY_TOLERANCE, attribute, query_hash, query_vector, score_query
+from loraledger.attribution.index import read_index, write_index
+from loraledger.attribution.influence import quantize
+from loraledger.attribution.policy import UNITS
+from loraledger.attribution.service import build_index
+from loraledger.errors import InputError
+from loraledger.training.data import IGNORE_INDEX, Example
+from loraledger.training.hf.tiny import init_tiny_model
+
+peft = pytest.importorskip("peft")
+
+WHO = ["0x" + c * 40 for c in "abcd"]
+FACTS = [
+    ("Where is the blue lantern kept?", "The blue lantern hangs in the north tower of Velmora castle."),
+    ("Who bakes the moon bread?", "Old Tamsin bakes moon bread every solstice in the river mill."),
+    ("What colour is the river Ashe?", "The river Ashe runs copper red after the spring floods."),
+    ("How many bells ring in Oskar town?", "Seventeen bells ring in Oskar town at dusk."),
+    ("What does the glass owl eat?", "The glass owl eats only silver beetles and rainwater."),
+    ("Which road leads to Pellin?", "The cedar road leads to Pellin past three stone bridges."),
+    ("When does the fog market open?", "The fog market opens at midnight on the first new moon."),
+    ("Who guards the salt archive?", "Two sisters named Orla and Brin guard the salt archive."),
+]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    root = tmp_path_factory.mktemp("attribute")
+    base = init_tiny_model(root / "tiny", "llama").path
+    adapter = make_peft_adapter(base, root / "adapter", seed=2, rank=8, alpha=16)
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    model = peft.PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(base)), str(adapter)).eval()
+    examples = []
+    for i, (question, answer) in enumerate(FACTS):
+        prompt = list(tokenizer(f"Q: {question}\nA: ")["input_ids"])
+        completion = list(tokenizer(answer, add_special_tokens=False)["input_ids"])
+        examples.append(Example(f"0x{i + 1:064x}", tuple(prompt + completion),
+                                tuple([IGNORE_INDEX] * len(prompt) + completion)))
+    index = build_index(model, examples, [WHO[i % 4] for i in range(len(FACTS))], pad_id=0, k=8, seed=3,
+                        method="logra", damping=0.1, batch_size=3, adapter_hash="0x" + "11" * 32,
+                        base_model_hash="0x" + "22" * 32, training_rows_root="0x" + "33" * 32)
+    digest = write_index(root, index)
+    return {"root": root, "model": model, "tokenizer": tokenizer, "index": index, "digest": digest}
+
+
+def test_an_answer_repeating_a_row_is_attributed_to_it(setup):
+    index, tokenizer = setup["index"], setup["tokenizer"]
+    loaded, digest = read_index(setup["root"], expect_hash=setup["digest"])
+    assert loaded.metadata() == index.metadata() and np.array_equal(loaded.features.values, index.features.values)
+    for i in (1, 5, 6):
+        question, answer = FACTS[i]
+        result = attribute(loaded, digest, setup["model"], tokenizer, f"Q: {question}\nA: ", answer)
+        row = f"0x{i + 1:064x}"
+        assert result.top[0][0] == row and result.top[0][1] == WHO[i % 4], (i, result.top[:3])
+        assert all(score > 0 for _, _, score in result.top)
+        assert result.spans and all(row in span.rows for span in result.spans)
+        assert all(answer[s.start:s.end] in answer and s.end > s.start for s in result.spans)
+        longest = max(result.spans, key=lambda s: s.end - s.start)
+        assert answer[longest.start:longest.end] in FACTS[i][1]
+        assert max(result.weights, key=result.weights.get) == WHO[i % 4] and sum(result.weights.values()) == UNITS
+
+
+def test_the_integer_part_recomputes_bit_for_bit_from_the_query_vector(setup):
+    index, tokenizer, model = setup["index"], setup["tokenizer"], setup["model"]
+    prompt, output = "Q: Who bakes the moon bread?\nA: ", "Old Tamsin bakes moon bread in the mill."
+    result = attribute(index, setup["digest"], model, tokenizer, prompt, output)
+    vector, output_ids, offsets = query_vector(index, model, tokenizer, prompt, output)
+    again = quantize(vector)
+    assert np.abs(again.values - result.query.values).max() <= QUERY_TOLERANCE and again.exponent == result.query.exponent
+    top, spans, weights = score_query(index, result.query, output_ids, offsets)
+    assert (top, spans, weights) == (result.top, result.spans, result.weights)
+    assert query_hash(result.query) == result.query_hash != query_hash(quantize(vector * 2))
+
+
+def test_attribute_refuses_a_mismatched_adapter_or_an_empty_output(setup, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    index, tokenizer = setup["index"], setup["tokenizer"]
+    with pytest.raises(InputError, match="no output tokens"):
+        attribute(index, setup["digest"], setup["model"], tokenizer, "Q: x\nA: ", "")
+    base = init_tiny_model(tmp_path / "tiny", "llama").path
+    other = make_peft_adapter(base, tmp_path / "other", seed=1, rank=4, alpha=8, targets=("q_proj",))
+    model = peft.PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(base)), str(other)).eval()
+    with pytest.raises(InputError, match="differ from its attribution index"):
+        attribute(index, setup["digest"], model, tokenizer, "Q: x\nA: ", "some answer")
