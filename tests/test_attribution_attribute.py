@@ -8,19 +8,28 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import make_peft_adapter
+from eth_utils import to_checksum_address
 
-from loraledger.attribution.attribute import QUERY_TOLERANCE, attribute, query_hash, query_vector, score_query
+from loraledger.attribution.attribute import (
+    QUERY_TOLERANCE,
+    attribute,
+    attribution_record,
+    query_hash,
+    query_vector,
+    score_query,
+)
 from loraledger.attribution.index import read_index, write_index
 from loraledger.attribution.influence import quantize
 from loraledger.attribution.policy import UNITS
 from loraledger.attribution.service import build_index
 from loraledger.errors import InputError
+from loraledger.records.kinds import parse_record
 from loraledger.training.data import IGNORE_INDEX, Example
 from loraledger.training.hf.tiny import init_tiny_model
 
 peft = pytest.importorskip("peft")
 
-WHO = ["0x" + c * 40 for c in "abcd"]
+WHO = [to_checksum_address("0x" + c * 40) for c in "abcd"]
 FACTS = [
     ("Where is the blue lantern kept?", "The blue lantern hangs in the north tower of Velmora castle."),
     ("Who bakes the moon bread?", "Old Tamsin bakes moon bread every solstice in the river mill."),
@@ -82,6 +91,12 @@ def test_the_integer_part_recomputes_bit_for_bit_from_the_query_vector(setup):
     top, spans, weights = score_query(index, result.query, output_ids, offsets)
     assert (top, spans, weights) == (result.top, result.spans, result.weights)
     assert query_hash(result.query) == result.query_hash != query_hash(quantize(vector * 2))
+    # The record says all of it, and parses back to itself.
+    record = attribution_record(result, inference="0x" + "ab" * 32, inference_seq=9, adapter_hash=index.adapter_hash,
+                                timestamp=1)
+    assert parse_record(record.canonical_json()) == record and record.status == "done"
+    assert [(t.row, t.contributor, t.score) for t in record.top] == result.top
+    assert dict(record.weights) == result.weights and record.index_hash == setup["digest"]
 
 
 def test_attribute_refuses_a_mismatched_adapter_or_an_empty_output(setup, tmp_path):

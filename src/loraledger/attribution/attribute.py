@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..records.kinds import AttributionRecord
 from ..training.data import IGNORE_INDEX, Example
 from .features import LoraGradientFeatures
 from .index import AttributionIndex
@@ -34,8 +35,8 @@ from .influence import Quantized, quantize, scores, top_rows
 from .policy import POLICY_VERSION, RowEvidence, contributor_weights
 from .spans import match_spans
 
-__all__ = ["QUERY_TOLERANCE", "TOP_ROWS", "Attribution", "AttributedSpan", "attribute", "query_hash",
-           "score_query"]
+__all__ = ["QUERY_TOLERANCE", "TOP_ROWS", "Attribution", "AttributedSpan", "attribute", "attribution_record",
+           "query_hash", "score_query"]
 
 #: Rows kept per answer (the rest of the scores are not recorded).
 TOP_ROWS = 20
@@ -134,3 +135,15 @@ def attribute(index: AttributionIndex, index_hash: str, model: Any, tokenizer: A
     top, spans, weights = score_query(index, query, output_ids, offsets)
     return Attribution(index_hash, POLICY_VERSION, query, top, query.exponent + index.features.exponent, spans,
                        weights)
+
+
+def attribution_record(attribution: Attribution, *, inference: str, inference_seq: int, adapter_hash: str,
+                       timestamp: int) -> AttributionRecord:
+    """The ``attribution`` record of an answer's attribution (status ``done``)."""
+    return AttributionRecord(
+        timestamp=timestamp, inference=inference, inference_seq=inference_seq, adapter_hash=adapter_hash,
+        index_hash=attribution.index_hash, policy=attribution.policy, status="done",
+        query_hash=attribution.query_hash, score_exponent=attribution.score_exponent,
+        top=[{"row": row, "contributor": who, "score": score} for row, who, score in attribution.top],
+        spans=[{"start": s.start, "end": s.end, "rows": list(s.rows)} for s in attribution.spans],
+        weights=attribution.weights)

@@ -434,6 +434,51 @@ class AttributionIndexRecord(Record):
     damping: Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
+class AttributedRow(BaseModel):
+    """A training row among an answer's most influential, with its integer score."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    row: Bytes32
+    contributor: Address
+    #: ``score · 2^-score_exponent`` is the real-valued influence (positive: only those are kept).
+    score: SafeUint
+
+
+class AttributedSpanField(BaseModel):
+    """Characters ``[start, end)`` of the output found verbatim in the training rows ``rows``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start: SafeUint
+    end: SafeUint
+    rows: Annotated[tuple[Bytes32, ...], Field(min_length=1, max_length=16)]
+
+
+class AttributionRecord(Record):
+    """Which training rows shaped one answer and how its contributors share the fee.
+
+    ``status`` ``done``: scored against the adapter's index (``index_hash``) under ``policy``; the
+    query vector (its sha256 ``query_hash``; the node serves the vector) recomputes every score.
+    ``fallback``: attribution failed for good (``reason``), and the weights are the adapter's
+    training rows per contributor. The inference's fee record carries the same ``weights``."""
+
+    kind: Literal["attribution"] = "attribution"
+    #: The inference record's hash and seq.
+    inference: Bytes32
+    inference_seq: SafeUint
+    adapter_hash: Bytes32
+    index_hash: Bytes32 | None = None
+    policy: Literal["loraledger-attribution-v1"] = "loraledger-attribution-v1"
+    status: Literal["done", "fallback"]
+    query_hash: Bytes32 | None = None
+    score_exponent: Annotated[int, Strict(), Field(ge=-1100, le=1100)] | None = None
+    top: Annotated[tuple[AttributedRow, ...], Field(max_length=64)] = ()
+    spans: Annotated[tuple[AttributedSpanField, ...], Field(max_length=256)] = ()
+    weights: Weights
+    reason: Annotated[Text, Field(max_length=500)] | None = None
+
+
 # ------------------------------------------------------------------------- functions
 
 
