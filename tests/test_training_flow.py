@@ -192,7 +192,8 @@ def test_train_cli_writes_records_and_registers_adapter(world, trained):
     files = {p.name for p in out_dir.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "provenance.json", "training_rows.json"} <= files
     assert files <= {"adapter_config.json", "adapter_model.safetensors", "provenance.json", "training_rows.json",
-                     "README.md"}  # PEFT's model card
+                     "README.md", "attribution.safetensors"}  # PEFT's model card; the attribution index
+    assert "attribution index 0x" in trained["result"].stdout
     assert not (adapters_dir(world) / "qa-lora.partial").exists()
     assert "registered in AdapterRegistry as version 1" in trained["result"].stdout
 
@@ -831,6 +832,9 @@ def test_featurize_builds_the_attribution_index_once_and_checks_it(world, traine
     from loraledger.records.kinds import AttributionIndexRecord
 
     env, out_dir = world["env"], trained["dir"]
+    # `train` built the default index already.
+    built = json.loads(ok(cli(env, "adapters", "featurize", "qa-lora", "--base", world["model"])))
+    assert built["created"] is False and built["k"] == 16
     first = json.loads(ok(cli(env, "adapters", "featurize", "qa-lora", "--base", world["model"], "--k", "4")))
     assert first["created"] is True and first["method"] == "logra" and first["k"] == 4
     trained_rows = [(h, c) for h, c, _ in world["rows"] if not in_validation(h, VAL)]
@@ -846,7 +850,8 @@ def test_featurize_builds_the_attribution_index_once_and_checks_it(world, traine
 
     again = json.loads(ok(cli(env, "adapters", "featurize", "qa-lora", "--base", world["model"], "--k", "4")))
     assert again["created"] is False and again["indexHash"] == digest and again["recordSeq"] == first["recordSeq"]
-    assert sum(isinstance(r, AttributionIndexRecord) for r in ledger(world).range(0)) == 1
+    assert sum(isinstance(r, AttributionIndexRecord) and r.adapter_name == "qa-lora"
+               for r in ledger(world).range(0)) == 2  # train's, then k=4
 
     node = open_node(world["settings"])
     try:

@@ -126,11 +126,14 @@ def train(
     device: DeviceOption = "auto",
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = False,
     register: Annotated[bool, typer.Option(help="Register the adapter in AdapterRegistry.")] = True,
+    featurize: Annotated[bool, typer.Option(help="Build its attribution index after training "
+                                                 "(`adapters featurize`).")] = True,
     as_json: JsonOption = False,
     key_env: KeyEnvOption = None,
     keystore: KeystoreOption = None,
 ) -> None:
-    """Fine-tune a LoRA adapter on a datanet snapshot; record and register it with its provenance."""
+    """Fine-tune a LoRA adapter on a datanet snapshot; record and register it with its provenance, and
+    build its attribution index."""
     from ..training.factory import TrainRequest
 
     config = train_config_from_options(
@@ -154,8 +157,15 @@ def train(
     finally:
         bar.close()
     row, metrics = result.adapter, result.provenance["metrics"]
+    index_hash = None
+    if featurize:
+        from ..attribution.service import AttributionIndexer
+
+        index_hash = AttributionIndexer(node.factory, node.records).featurize(
+            row.name, base_dir=base, device=device, on_stage=None if as_json else bar.stage).index_hash
     if as_json:
-        _echo_json({"adapter": adapter_to_dict(row), "metrics": metrics, "registered": result.registered})
+        _echo_json({"adapter": adapter_to_dict(row), "metrics": metrics, "registered": result.registered,
+                    "attributionIndex": index_hash})
         return
     typer.echo(f"adapter {row.name} → {row.path}")
     typer.echo(f"  adapter hash {row.adapter_hash}\n  provenance   {row.provenance_hash}")
@@ -163,6 +173,8 @@ def train(
                f", validation loss {metrics['valLoss']}, {metrics['tokensPerSecond']:,.0f} tokens/s")
     if row.chain_version is not None:
         typer.echo(f"  registered in AdapterRegistry as version {row.chain_version} (tx {row.tx_hash})")
+    if index_hash is not None:
+        typer.echo(f"  attribution index {index_hash}")
 
 
 def write_report(report, *, fmt: str, chart: Path | None, out: Path | None) -> None:

@@ -5,8 +5,8 @@ refused before it is queued:
 
 ``train``
     ``{"datanet": 1, "snapshot": 2?, "base": "/models/x", "name"?, "developer"?,
-    "device"?: "auto", "register"?: true, "resume"?: false, "config"?: {TrainConfig fields,
-    snake_case}}``
+    "device"?: "auto", "register"?: true, "resume"?: false, "featurize"?: true, "config"?: {TrainConfig
+    fields, snake_case}}`` (``featurize``: build the adapter's attribution index after training)
 ``bench``
     ``{"base": "/models/x", "adapters": ["a", "b"], "eval"?: "/path/eval.jsonl" |
     "datanet"?: 1, "snapshot"?: 2, "split"?: "validation", "valFraction"?: 0.1,
@@ -64,8 +64,8 @@ def _base(params: dict[str, Any]) -> str:
 
 
 def validate_train(params: dict[str, Any]) -> dict[str, Any]:
-    _known(params, {"datanet", "snapshot", "base", "name", "developer", "device", "register", "resume", "config"},
-           "train")
+    _known(params, {"datanet", "snapshot", "base", "name", "developer", "device", "register", "resume", "featurize",
+                    "config"}, "train")
     config = params.get("config", {})
     if not isinstance(config, dict):
         raise InputError("config must be an object of training settings")
@@ -73,7 +73,7 @@ def validate_train(params: dict[str, Any]) -> dict[str, Any]:
         "datanet": _int(params, "datanet", required=True), "snapshot": _int(params, "snapshot"),
         "base": _base(params), "config": TrainConfig.parse(config).model_dump(mode="json"),
         "device": str(params.get("device", "auto")), "register": bool(params.get("register", True)),
-        "resume": bool(params.get("resume", False)),
+        "resume": bool(params.get("resume", False)), "featurize": bool(params.get("featurize", True)),
         "name": validate_adapter_name(params["name"]) if params.get("name") is not None else None,
         "developer": parse_address(params["developer"]) if params.get("developer") is not None else None,
     }
@@ -130,9 +130,16 @@ def train_job(factory: ModelFactory, params: dict[str, Any], ctx: Any) -> dict[s
         datanet_id=params["datanet"], base_dir=Path(params["base"]), config=TrainConfig.parse(params["config"]),
         snapshot_version=params["snapshot"], name=params["name"], developer=params["developer"],
         resume=params["resume"], device=params["device"], register=params["register"])
-    result = factory.train(request, on_progress=_progress_reporter(ctx),
-                                on_stage=lambda text: ctx.report({"stage": text}, final=True))
-    return _adapter_result(result.adapter, result.provenance)
+    stage = lambda text: ctx.report({"stage": text}, final=True)  # noqa: E731
+    result = factory.train(request, on_progress=_progress_reporter(ctx), on_stage=stage)
+    out = _adapter_result(result.adapter, result.provenance)
+    if params.get("featurize", True):
+        from ..attribution.service import AttributionIndexer
+
+        indexed = AttributionIndexer(factory, factory.records).featurize(
+            result.adapter.name, base_dir=request.base_dir, device=request.device, on_stage=stage)
+        out["attributionIndex"] = indexed.index_hash
+    return out
 
 
 def bench_job(factory: ModelFactory, params: dict[str, Any], ctx: Any) -> dict[str, Any]:
