@@ -110,3 +110,60 @@ def test_attribute_refuses_a_mismatched_adapter_or_an_empty_output(setup, tmp_pa
     model = peft.PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(base)), str(other)).eval()
     with pytest.raises(InputError, match="differ from its attribution index"):
         attribute(index, setup["digest"], model, tokenizer, "Q: x\nA: ", "some answer")
+
+
+# ---- the worker: every queued answer gets one attribution and one fee -----------------------------------
+def _answered(adapter_hash: str, prompt: str, output: str, *, fee_price: int = 1000):
+    from loraledger.serving.pricing import Price
+    from loraledger.serving.recorder import Answered
+
+    return Answered(model="facts", adapter_hash=adapter_hash, base_model_hash="0x" + "22" * 32, prompt=prompt,
+                    output=output, prompt_tokens=10, completion_tokens=8, finish_reason="stop",
+                    sampling={"temperature": 0.0}, payer="0x" + "55" * 20, price=Price(fee_price, fee_price),
+                    queue_ms=1, first_token_ms=2, total_ms=3, backend="builtin", api="completions",
+                    developer="0x" + "66" * 20, weights={WHO[0]: 5, WHO[1]: 3}, attribute=True)
+
+
+def test_the_worker_writes_one_attribution_and_one_fee_per_queued_answer(setup, engine):
+    from sqlmodel import Session
+
+    from loraledger.attribution.tables import AttributionTaskRow
+    from loraledger.attribution.worker import AttributionWorker
+    from loraledger.records.kinds import AttributionRecord, FeeRecord, InferenceRecord
+    from loraledger.records.ledger import RecordLedger
+    from loraledger.serving.recorder import InferenceRecorder
+
+    records = RecordLedger(engine)
+    recorder = InferenceRecorder(records, operator="0x" + "0f" * 20)
+    index, digest = setup["index"], setup["digest"]
+    question, answer = FACTS[3]
+    first = recorder.record(_answered(index.adapter_hash, f"Q: {question}\nA: ", answer))
+    broken = recorder.record(_answered("0x" + "99" * 32, "Q: x\nA: ", "an answer of an adapter without an index"))
+    recorder.close()
+    assert [type(r) for r in records.range(0)] == [InferenceRecord, InferenceRecord]  # no fee yet: attribution first
+
+    def index_for(adapter_hash):
+        if adapter_hash != index.adapter_hash:
+            raise InputError(f"no index for {adapter_hash}")
+        return index, digest
+
+    worker = AttributionWorker(records, operator="0x" + "0f" * 20, index_for=index_for,
+                               model_for=lambda _: (setup["model"], setup["tokenizer"], "default"), max_attempts=2)
+    assert worker.backlog() == 2
+    assert worker.run_once() == 1  # the good one settles; the broken one fails its first attempt
+    attribution, fee = records.range(2)
+    assert isinstance(attribution, AttributionRecord) and isinstance(fee, FeeRecord)
+    assert attribution.status == "done" and attribution.inference == first.hash_hex and attribution.index_hash == digest
+    assert attribution.top[0].row == f"0x{3 + 1:064x}" and dict(fee.weights) == dict(attribution.weights)
+    assert max(fee.weights, key=fee.weights.get) == WHO[3] and fee.ref == f"inference:{first.request_id}"
+    assert fee.fee == first.fee and fee.payer == first.payer and fee.developer == "0x" + "66" * 20
+    with Session(engine) as session:
+        task = session.get(AttributionTaskRow, first.seq)
+        assert task.status == "done" and len(task.query_vector) == 2 * index.features.values.shape[1]
+    # The broken one falls back after max_attempts: training-row weights, the reason recorded.
+    assert worker.run_once() == 1 and worker.backlog() == 0
+    fallback, fallback_fee = records.range(4)
+    assert fallback.status == "fallback" and "attribution failed 2 times" in fallback.reason
+    assert fallback.inference == broken.hash_hex and dict(fallback_fee.weights) == {WHO[0]: 5, WHO[1]: 3}
+    # Nothing is settled twice.
+    assert worker.run_once() == 0 and records.size() == 6

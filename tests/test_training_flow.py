@@ -866,3 +866,60 @@ def test_featurize_builds_the_attribution_index_once_and_checks_it(world, traine
         node.engine.dispose()
     external = cli(env, "adapters", "featurize", "nope", "--base", world["model"])
     one_line_error(external, external.returncode, "nope")
+
+
+def test_a_served_answer_of_an_indexed_adapter_is_attributed_then_paid(world, trained):
+    """With the attribution worker attached, an answer of ``qa-lora`` (indexed by ``train``) gets its
+    inference record at once and its attribution and fee records from the worker: the fee's weights
+    are the attribution's, and the answer's texts, index and query vector recompute them."""
+    import numpy as np
+
+    from loraledger.attribution.attribute import score_query
+    from loraledger.attribution.influence import Quantized
+    from loraledger.attribution.service import AttributionIndexer
+    from loraledger.attribution.tables import AttributionTaskRow
+    from loraledger.node.context import attach_attribution
+    from loraledger.records.kinds import AttributionRecord, FeeRecord, InferenceRecord
+    from loraledger.serving.protocol import parse_completion
+    from loraledger.serving.recorder import InferenceRecorder
+    from loraledger.serving.service import ServingService
+
+    accounts = world["accounts"]
+    node = open_node(world["settings"], operator=accounts[0])
+    recorder = InferenceRecorder(node.records, operator=accounts[0].address)
+    serving = ServingService.open(Path(world["model"]), factory=node.factory, prices=node.prices, recorder=recorder,
+                                  max_loras=1, max_cpu_loras=1, max_rank=16, device="cpu")
+    node.settings = node.settings.model_copy(update={"serve_base": Path(world["model"])})
+    worker = attach_attribution(node, serving)
+    question, answer = ROWS[1][0]
+    try:
+        generation = serving.start(parse_completion({"model": "qa-lora", "prompt": question, "max_tokens": 6,
+                                                     "temperature": 0}), accounts[5].address)
+        for event in iter(generation.handle.events.get, None):
+            generation.absorb(event)
+            if event.finished:
+                break
+        inference = serving.finish(generation)
+    finally:
+        serving.close()
+        recorder.close()
+    assert isinstance(inference, InferenceRecord) and node.records.size() == inference.seq + 1  # no fee yet
+    assert worker.backlog() == 1 and worker.run_once() == 1 and worker.backlog() == 0
+    attribution, fee = node.records.range(inference.seq + 1, inference.seq + 3)
+    assert isinstance(attribution, AttributionRecord) and isinstance(fee, FeeRecord)
+    assert attribution.inference == inference.hash_hex and fee.ref == f"inference:{inference.request_id}"
+    assert dict(fee.weights) == dict(attribution.weights) and sum(fee.weights.values()) > 0
+    trained_rows = {h for h, _, _ in world["rows"] if not in_validation(h, VAL)}
+    assert {t.row for t in attribution.top} <= trained_rows
+    assert attribution.status == "done", attribution.reason
+    # The integer part recomputes from the stored query vector, the index and the output text.
+    with Session(node.engine) as session:
+        task = session.get(AttributionTaskRow, inference.seq)
+    index, _ = AttributionIndexer(node.factory, node.records).load("qa-lora")
+    query = Quantized(np.frombuffer(task.query_vector, dtype="<i2").astype(np.int64), task.query_exponent)
+    texts = generation.output
+    ids = serving.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    top, _, weights = score_query(index, query, ids["input_ids"], [tuple(o) for o in ids["offset_mapping"]])
+    assert [(r, c, s) for r, c, s in top] == [(t.row, t.contributor, t.score) for t in attribution.top]
+    assert weights == dict(attribution.weights)
+    node.engine.dispose()

@@ -111,13 +111,14 @@ def score_query(index: AttributionIndex, query: Quantized, output_ids: Sequence[
     return top, spans, contributor_weights(list(evidence.values()))
 
 
-def query_vector(index: AttributionIndex, model: Any, tokenizer: Any, prompt: str, output: str) -> tuple[
-        np.ndarray, list[int], list[tuple[int, int]]]:
-    """The answer's projected gradient (float32, unquantized), its output token ids and their offsets."""
+def query_vector(index: AttributionIndex, model: Any, tokenizer: Any, prompt: str, output: str, *,
+                 adapter: str = "default") -> tuple[np.ndarray, list[int], list[tuple[int, int]]]:
+    """The answer's projected gradient (float32, unquantized) under the PEFT ``model``'s adapter
+    ``adapter``, its output token ids and their offsets."""
     prompt_ids, output_ids, offsets = _tokens(tokenizer, prompt, output)
     if not output_ids:
         raise InputError("the answer has no output tokens to attribute")
-    features = LoraGradientFeatures(model, k=index.k, seed=index.seed)
+    features = LoraGradientFeatures(model, adapter=adapter, k=index.k, seed=index.seed)
     got = [{"module": b.module, "in": b.in_features, "out": b.out_features, "rank": b.rank} for b in features.blocks]
     if got != index.blocks:
         raise InputError("the loaded adapter's LoRA layers differ from its attribution index's: wrong adapter or "
@@ -128,9 +129,9 @@ def query_vector(index: AttributionIndex, model: Any, tokenizer: Any, prompt: st
 
 
 def attribute(index: AttributionIndex, index_hash: str, model: Any, tokenizer: Any, prompt: str,
-              output: str) -> Attribution:
+              output: str, *, adapter: str = "default") -> Attribution:
     """The attribution of ``output`` (given ``prompt``) against ``index`` (module docstring)."""
-    vector, output_ids, offsets = query_vector(index, model, tokenizer, prompt, output)
+    vector, output_ids, offsets = query_vector(index, model, tokenizer, prompt, output, adapter=adapter)
     query = quantize(vector)
     top, spans, weights = score_query(index, query, output_ids, offsets)
     return Attribution(index_hash, POLICY_VERSION, query, top, query.exponent + index.features.exponent, spans,

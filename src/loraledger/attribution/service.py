@@ -90,6 +90,13 @@ class AttributionIndexer:
         with Session(self.records.engine) as session:
             return session.get(AttributionIndexRow, adapter_hash)
 
+    def load_by_hash(self, adapter_hash: str) -> tuple[AttributionIndex, str]:
+        """The recorded index of the adapter whose hash is ``adapter_hash`` (file checked)."""
+        row = self.current(adapter_hash)
+        if row is None:
+            raise InputError(f"adapter {adapter_hash} has no attribution index")
+        return read_index(Path(row.path).parent, expect_hash=row.index_hash)
+
     def load(self, name: str) -> tuple[AttributionIndex, str]:
         """The recorded index of adapter ``name`` (its file checked against the recorded hash)."""
         adapter = self.factory.get(name)

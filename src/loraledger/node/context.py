@@ -20,7 +20,7 @@ from ..db import create_all, make_engine
 from ..epochs import tables as epoch_tables
 from ..epochs.machine import EpochManager, EpochPolicy
 from ..epochs.store import EpochFileStore
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..health import NodeHealth
 from ..jobs import tables as job_tables
 from ..jobs.queue import JobQueue
@@ -34,6 +34,7 @@ from ..training.factory import ModelFactory
 from .job_kinds import factory_job_kinds
 
 if TYPE_CHECKING:  # imports torch: only the daemon opens it, and only with --base
+    from ..attribution.worker import AttributionWorker
     from ..serving.service import ServingService
 
 def chain_client(settings: Settings) -> ChainClient:
@@ -93,6 +94,8 @@ class NodeContext:
     health: NodeHealth = field(default_factory=NodeHealth)
     #: The model this node serves (``node run --base DIR``; opened by the daemon), else None.
     serving: ServingService | None = None
+    #: Attributes served answers of indexed adapters and writes their fees (with ``serving``).
+    attribution: AttributionWorker | None = None
     #: The payers' API keys (hashes only).
     payers: PayerKeys = None  # type: ignore[assignment]  # made on ``engine`` by __post_init__ when not given
     #: The prices of the served models (price records; the settings' default otherwise).
@@ -159,11 +162,38 @@ def open_serving(node: NodeContext) -> ServingService:
     open_payer = parse_address(settings.open_payer) if settings.open_payer else None
     if settings.upstream_url:
         key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None
-        return ServingService.open_upstream(settings.serve_base, settings.upstream_url, factory=node.factory,
-                                            prices=node.prices, recorder=recorder, api_key=key,
-                                            upstream_model=settings.upstream_model, open_payer=open_payer,
-                                            metrics_models=settings.metrics_models)
-    return ServingService.open(settings.serve_base, factory=node.factory, prices=node.prices, recorder=recorder,
-                               max_loras=settings.max_loras, max_cpu_loras=settings.max_cpu_loras,
-                               max_rank=settings.max_lora_rank, metrics_models=settings.metrics_models,
-                               open_payer=open_payer)
+        upstream = ServingService.open_upstream(settings.serve_base, settings.upstream_url, factory=node.factory,
+                                                prices=node.prices, recorder=recorder, api_key=key,
+                                                upstream_model=settings.upstream_model, open_payer=open_payer,
+                                                metrics_models=settings.metrics_models)
+        attach_attribution(node, upstream)
+        return upstream
+    service = ServingService.open(settings.serve_base, factory=node.factory, prices=node.prices, recorder=recorder,
+                                  max_loras=settings.max_loras, max_cpu_loras=settings.max_cpu_loras,
+                                  max_rank=settings.max_lora_rank, metrics_models=settings.metrics_models,
+                                  open_payer=open_payer)
+    attach_attribution(node, service)
+    return service
+
+
+def attach_attribution(node: NodeContext, service: ServingService) -> AttributionWorker:
+    """The attribution worker of a serving node: answers of adapters with an index are queued for
+    it (their fees wait for their attribution), and it loads its own copy of the base model."""
+    from ..attribution.service import AttributionIndexer
+    from ..attribution.worker import AdapterModels, AttributionWorker
+
+    assert node.factory is not None and node.operator is not None and node.settings.serve_base is not None
+    factory = node.factory
+    indexer = AttributionIndexer(factory, node.records)
+
+    def adapter_path(adapter_hash: str) -> str:
+        row = factory.by_hash(adapter_hash)
+        if row is None:
+            raise InputError(f"no adapter {adapter_hash} on this node")
+        return row.path
+
+    service.attributed = lambda adapter_hash: indexer.current(adapter_hash) is not None
+    node.attribution = AttributionWorker(node.records, operator=node.operator.address,
+                                         index_for=indexer.load_by_hash,
+                                         model_for=AdapterModels(node.settings.serve_base, adapter_path).get)
+    return node.attribution

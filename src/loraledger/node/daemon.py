@@ -20,6 +20,29 @@ from .context import NodeContext, open_node, open_serving
 log = logging.getLogger("loraledger.node")
 
 
+class AttributionLoop(threading.Thread):
+    """Runs the attribution worker while answers wait for it; a failure is logged, backed off and
+    reported to the node's health, and the loop goes on."""
+
+    def __init__(self, node: NodeContext, *, tick: float = 1.0):
+        super().__init__(name="attribution-loop", daemon=True)
+        self.node = node
+        self.tick = tick
+        self.stop = threading.Event()
+        self.retry = Retry("attribution", health=node.health, logger=log, base=tick)
+
+    def run(self) -> None:
+        worker = self.node.attribution
+        assert worker is not None
+        wait = self.tick
+        while not self.stop.wait(wait):
+            try:
+                wait = 0.0 if worker.run_once() else self.tick  # drain the backlog, then poll
+                self.retry.succeeded()
+            except Exception as exc:  # noqa: BLE001 - the loop outlives any failure: logged, backed off
+                wait = self.retry.failed(exc)
+
+
 class EpochLoop(threading.Thread):
     """Closes an epoch when the policy says so. Any failure (the chain unreachable, the
     database locked, a bug) is logged once, retried with backoff and reported to the node's
@@ -66,6 +89,9 @@ def run_node(settings: Settings, *, operator: LocalAccount | None, host: str | N
     loop.start()
     worker = JobWorker(node.jobs, health=node.health)
     worker.start()
+    attribution = AttributionLoop(node) if node.attribution is not None else None
+    if attribution is not None:
+        attribution.start()
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler
     # that was installed before it: with the default one the process dies there and this
     # function's `finally` never runs. A handler that exits normally lets it run, so the
@@ -76,6 +102,8 @@ def run_node(settings: Settings, *, operator: LocalAccount | None, host: str | N
                     port=port or settings.api_port, log_level="info")
     finally:
         loop.stop.set()
+        if attribution is not None:
+            attribution.stop.set()  # a batch in progress finishes; what is left stays queued
         worker.stop()  # interrupts the running job at its next check (it ends failed)
         if node.serving is not None:
             node.serving.close()  # running requests end cancelled, and are recorded

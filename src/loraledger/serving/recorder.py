@@ -9,14 +9,19 @@ its fee record right after it, and its texts (the ``inference_texts`` table, rea
 attribution, dropped after the retention period). :meth:`InferenceRecorder.record` returns
 only once that transaction committed, so the API sends its last byte after the record exists.
 
-The fee's contributor weights are the adapter's training rows per contributor (its
-``provenance.json``) until attribution scores each answer; an external adapter, or the base
-model, has none, and :func:`~loraledger.rewards.split.split_fee` then pays the developer and
-the operator only.
+An answer of an adapter with an attribution index (``Answered.attribute``) gets no fee record
+here: the same transaction queues it for the attribution worker (an ``attribution_tasks`` row,
+:mod:`loraledger.attribution.worker`), which appends its ``attribution`` record and its fee,
+weighted by what the answer drew on. An epoch therefore never seals a fee whose attribution is
+pending: the fee does not exist yet. Other answers get their fee here, weighted by the adapter's
+training rows per contributor (its ``provenance.json``); an external adapter, or the base model,
+has no weights, and :func:`~loraledger.rewards.split.split_fee` then pays the developer and the
+operator only.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -30,11 +35,11 @@ from typing import Any
 from eth_utils import keccak
 from sqlalchemy import delete
 
+from ..attribution.tables import AttributionTaskRow, InferenceTextRow
 from ..errors import LedgerError, LoraLedgerError
 from ..records.kinds import FeeRecord, InferenceRecord, Record
 from ..records.ledger import RecordLedger
 from .pricing import Price, fee_for
-from .tables import InferenceTextRow
 
 __all__ = ["Answered", "InferenceRecorder"]
 
@@ -65,6 +70,8 @@ class Answered:
     developer: str | None = None
     #: Contributor → weight (training rows) for the fee split.
     weights: Mapping[str, int] = field(default_factory=dict)
+    #: The adapter has an attribution index: the fee waits for the answer's attribution.
+    attribute: bool = False
 
     @property
     def fee(self) -> int:
@@ -114,7 +121,7 @@ class InferenceRecorder:
             input_per_1k=answered.price.input_per_1k, output_per_1k=answered.price.output_per_1k, fee=answered.fee,
             queue_ms=answered.queue_ms, first_token_ms=answered.first_token_ms, total_ms=answered.total_ms,
             backend=answered.backend, api=answered.api)
-        if answered.fee == 0:
+        if answered.fee == 0 or answered.attribute:
             return [inference]
         fee = FeeRecord(timestamp=now, payer=answered.payer, fee=answered.fee, weights=dict(answered.weights),
                         developer=answered.developer, operator=self.operator, ref=f"inference:{request_id}")
@@ -152,8 +159,17 @@ class InferenceRecorder:
         def store_texts(session: Any, stamped: list[Record]) -> None:
             position = 0
             for answered, _, own in planned:
-                session.add(InferenceTextRow(seq=stamped[position].seq, prompt=answered.prompt,
-                                             output=answered.output, created_at=now))
+                inference = stamped[position]
+                assert isinstance(inference, InferenceRecord) and inference.seq is not None
+                session.add(InferenceTextRow(seq=inference.seq, prompt=answered.prompt, output=answered.output,
+                                             created_at=now))
+                if answered.attribute:
+                    session.add(AttributionTaskRow(
+                        inference_seq=inference.seq, inference_hash=inference.hash_hex,
+                        request_id=inference.request_id, adapter_hash=answered.adapter_hash or "",
+                        payer=inference.payer, fee=str(answered.fee), developer=answered.developer,
+                        fallback_weights=json.dumps(dict(answered.weights), sort_keys=True), created_at=now,
+                        updated_at=now))
                 position += len(own)
             self._purge(session, now)
 

@@ -16,6 +16,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,9 @@ class ServingService:
         #: Who generates: the built-in engine (``loop``) or an OpenAI-compatible upstream.
         self.upstream = upstream
         self.backend = "builtin" if upstream is None else upstream.name
+        #: Whether the adapter of this hash has an attribution index (its answers' fees then wait for
+        #: their attribution; the node sets this when it runs the attribution worker).
+        self.attributed: Callable[[str], bool] = lambda adapter_hash: False
         self.started = int(time.time())
         #: Prometheus metrics (``GET /metrics``): ``metrics_models`` models get a label of their own.
         queue_of: Any = loop.engine if loop is not None else upstream  # both count running and waiting requests
@@ -257,7 +261,8 @@ class ServingService:
             queue_ms=int(((now if admitted is None else admitted) - generation.submitted) * 1000),
             first_token_ms=None if first is None else int((first - generation.submitted) * 1000),
             total_ms=int((now - generation.submitted) * 1000), backend=self.backend, api=generation.params.api,
-            developer=generation.served.developer, weights=generation.served.weights)
+            developer=generation.served.developer, weights=generation.served.weights,
+            attribute=generation.served.adapter_hash is not None and self.attributed(generation.served.adapter_hash))
         record = self.recorder.record(answered)
         self.metrics.observe(answered, submitted=generation.submitted, admitted=admitted, first_token=first,
                              finished=now)

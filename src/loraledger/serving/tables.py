@@ -1,8 +1,13 @@
-"""Serving's rows in the ledger database: the payers' API keys (hashes only)."""
+"""Serving's rows in the ledger database: the payers' API keys (hashes only) and prices. The answers'
+texts (``InferenceTextRow``) live with attribution, which reads them."""
 
 from __future__ import annotations
 
 from sqlmodel import Field, SQLModel
+
+from ..attribution.tables import InferenceTextRow
+
+__all__ = ["InferenceTextRow", "PayerKeyRow", "PriceRow"]
 
 
 class PayerKeyRow(SQLModel, table=True):
@@ -32,14 +37,3 @@ class PriceRow(SQLModel, table=True):
     output_per_1k: str
     seq: int
     set_by: str
-
-
-class InferenceTextRow(SQLModel, table=True):
-    """The texts of one answered request (attribution reads them), kept ``inference_text_days``."""
-
-    __tablename__ = "inference_texts"
-
-    seq: int = Field(primary_key=True)  # the inference record's seq
-    prompt: str
-    output: str
-    created_at: int = Field(index=True)

@@ -152,6 +152,10 @@ class ModelFactory:
         with read_session(self.engine) as session:
             return list(session.exec(select(AdapterRow).order_by(AdapterRow.created_at, AdapterRow.name)))
 
+    def by_hash(self, digest: str) -> AdapterRow | None:
+        """The adapter whose hash is ``digest``, if this node has it."""
+        return self._by_hash(digest)
+
     def _by_hash(self, digest: str) -> AdapterRow | None:
         with read_session(self.engine) as session:
             return session.exec(select(AdapterRow).where(AdapterRow.adapter_hash == digest)).first()
