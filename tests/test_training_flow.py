@@ -904,7 +904,10 @@ def test_a_served_answer_of_an_indexed_adapter_is_attributed_then_paid(world, tr
         serving.close()
         recorder.close()
     assert isinstance(inference, InferenceRecord) and node.records.size() == inference.seq + 1  # no fee yet
-    assert worker.backlog() == 1 and worker.run_once() == 1 and worker.backlog() == 0
+    from prometheus_client import generate_latest
+
+    assert worker.backlog() == 1 and b"loraledger_attribution_backlog 1.0" in generate_latest(serving.metrics.registry)
+    assert worker.run_once() == 1 and worker.backlog() == 0
     attribution, fee = node.records.range(inference.seq + 1, inference.seq + 3)
     assert isinstance(attribution, AttributionRecord) and isinstance(fee, FeeRecord)
     assert attribution.inference == inference.hash_hex and fee.ref == f"inference:{inference.request_id}"

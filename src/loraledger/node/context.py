@@ -196,4 +196,5 @@ def attach_attribution(node: NodeContext, service: ServingService) -> Attributio
     node.attribution = AttributionWorker(node.records, operator=node.operator.address,
                                          index_for=indexer.load_by_hash,
                                          model_for=AdapterModels(node.settings.serve_base, adapter_path).get)
+    service.metrics.live.attribution = node.attribution
     return node.attribution

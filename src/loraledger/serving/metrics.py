@@ -117,7 +117,8 @@ class ServingMetrics:
                                                registry=registry)
         self.latency = Histogram("loraledger_e2e_request_latency_seconds", "submitted until finished", ["model"],
                                  buckets=_LATENCY_BUCKETS, registry=registry)
-        registry.register(_LiveCollector(store, engine, recorder, self.labels))
+        self.live = _LiveCollector(store, engine, recorder, self.labels)
+        registry.register(self.live)
 
     def observe(self, answered: Answered, *, submitted: float, admitted: float | None, first_token: float | None,
                 finished: float) -> None:
@@ -146,6 +147,8 @@ class _LiveCollector:
         self.engine = engine
         self.recorder = recorder
         self.labels = labels
+        #: The attribution worker's backlog and counters, once a node attaches one.
+        self.attribution: Any = None
 
     def collect(self) -> Iterator[Metric]:
         yield from self._store_counters()
@@ -160,6 +163,12 @@ class _LiveCollector:
         yield _gauge("loraledger_recorder_waiting", "answers waiting for their group commit", self.recorder.waiting)
         yield _counter("loraledger_recorder_committed", "answers committed to the ledger", self.recorder.committed)
         yield _counter("loraledger_recorder_batches", "group commits (transactions)", self.recorder.batches)
+        if self.attribution is not None:
+            yield _gauge("loraledger_attribution_backlog", "answers waiting for their attribution (their fees wait "
+                         "too)", self.attribution.backlog())
+            yield _counter("loraledger_attribution_done", "answers attributed", self.attribution.done)
+            yield _counter("loraledger_attribution_fallbacks", "answers whose fee fell back to training-row weights",
+                           self.attribution.fallbacks)
 
     def _store_counters(self) -> Iterator[Metric]:
         # The store updates its counters under its lock; copying the dicts takes the GIL only
