@@ -792,11 +792,23 @@ def test_train_killed_at_any_failpoint_then_resumed(world, point):
     assert not (adapters_dir(world) / f"{name}.partial").exists()
 
 
+def answer_once(serving, prompt: str, max_tokens: int, payer: str):
+    """One greedy completion of ``qa-lora`` through ``serving``, recorded: (generation, inference record)."""
+    from loraledger.serving.protocol import parse_completion
+
+    generation = serving.start(parse_completion({"model": "qa-lora", "prompt": prompt, "max_tokens": max_tokens,
+                                                 "temperature": 0}), payer)
+    for event in iter(generation.handle.events.get, None):
+        generation.absorb(event)
+        if event.finished:
+            break
+    return generation, serving.finish(generation)
+
+
 def test_an_answer_of_a_trained_adapter_pays_its_contributors_by_training_rows(world, trained):
     """Until attribution scores answers, a served trained adapter's fee is weighted by its training
     rows per contributor (from its provenance), so the split is verifiable from the records."""
     from loraledger.records.kinds import FeeRecord, InferenceRecord
-    from loraledger.serving.protocol import parse_completion
     from loraledger.serving.recorder import InferenceRecorder
     from loraledger.serving.service import ServingService
 
@@ -806,13 +818,7 @@ def test_an_answer_of_a_trained_adapter_pays_its_contributors_by_training_rows(w
     serving = ServingService.open(Path(world["model"]), factory=node.factory, prices=node.prices, recorder=recorder,
                                   max_loras=1, max_cpu_loras=1, max_rank=16, device="cpu")
     try:
-        generation = serving.start(parse_completion({"model": "qa-lora", "prompt": "What is 2+2?", "max_tokens": 3,
-                                                     "temperature": 0}), accounts[5].address)
-        for event in iter(generation.handle.events.get, None):
-            generation.absorb(event)
-            if event.finished:
-                break
-        inference = serving.finish(generation)
+        _, inference = answer_once(serving, "What is 2+2?", 3, accounts[5].address)
     finally:
         serving.close()
     fee = node.records.range(inference.seq + 1, inference.seq + 2)[0]
@@ -880,7 +886,6 @@ def test_a_served_answer_of_an_indexed_adapter_is_attributed_then_paid(world, tr
     from loraledger.attribution.tables import AttributionTaskRow
     from loraledger.node.context import attach_attribution
     from loraledger.records.kinds import AttributionRecord, FeeRecord, InferenceRecord
-    from loraledger.serving.protocol import parse_completion
     from loraledger.serving.recorder import InferenceRecorder
     from loraledger.serving.service import ServingService
 
@@ -893,13 +898,7 @@ def test_a_served_answer_of_an_indexed_adapter_is_attributed_then_paid(world, tr
     worker = attach_attribution(node, serving)
     question, answer = ROWS[1][0]
     try:
-        generation = serving.start(parse_completion({"model": "qa-lora", "prompt": question, "max_tokens": 6,
-                                                     "temperature": 0}), accounts[5].address)
-        for event in iter(generation.handle.events.get, None):
-            generation.absorb(event)
-            if event.finished:
-                break
-        inference = serving.finish(generation)
+        generation, inference = answer_once(serving, question, 6, accounts[5].address)
     finally:
         serving.close()
         recorder.close()
