@@ -15,9 +15,10 @@ in all. ``--queries`` (64; quick 24) held-out queries ask about distinct facts o
 rows in other words (``Tell me <entity>'s <attribute>.`` and three other phrasings); the
 reference answer is the fact's sentence, so each query has one planted contributor.
 
-**Training.** A rank-8 LoRA (alpha 16, dropout 0, ``q_proj k_proj v_proj o_proj``) trained by
-the project's own ``train_lora`` (AdamW, linear decay, ``--epochs`` 6, batch 8, learning rate
-``--lr`` 2e-2, seed 0) on all rows: the *full model* every method scores on. Its wall time is
+**Training.** A rank-8 LoRA (alpha 16, dropout 0, on ``q_proj k_proj v_proj o_proj gate_proj up_proj
+down_proj``: ``--targets``; on the attention alone the random base barely learns the facts) trained by
+the project's own ``train_lora`` (AdamW, linear decay, ``--epochs`` 20, batch 8, learning rate
+``--lr`` 5e-3, seed 0) on all rows: the *full model* every method scores on. Its wall time is
 the "training time" of the cost lines. Then ``--retrains`` (m = 32; quick 8) models are trained
 from the same base on random 50% subsets of the rows (subset ``i`` drawn from seed ``1000 + i``), with
 the same config and seed: only the subset changes (the rows keep their relative order).
@@ -56,10 +57,19 @@ share of queries whose planted contributor has the largest sum of its rows' scor
 ``attribute``'s contributor weights. Costs: index build time (``build_index``) against the full
 training's wall time; index bytes per row (``write_index``'s file size / rows).
 
-All torch work runs through ``benchutil.on_own_thread`` (2 threads).
+All torch work runs through ``benchutil.on_own_thread`` (2 threads). ``others' CPU`` is the share
+of the machine's CPUs that other processes used during the run (``/proc/stat`` less this process's
+CPU time): a neighbour on one of the two cores makes 2-thread torch several times slower, so every
+time in the run (ms per query, training, index build, the whole run) is inflated when it is high;
+the LDS and planted numbers do not depend on it (training is deterministic).
 
-    .venv/bin/python scripts/bench_attribution.py            # full run (m = 32, 256 rows)
-    .venv/bin/python scripts/bench_attribution.py --quick    # m = 8, 96 rows: a few minutes on 2 cores
+    .venv/bin/python scripts/bench_attribution.py            # full run (m = 32, 256 rows): ~4 min on 2 idle cores
+    .venv/bin/python scripts/bench_attribution.py --quick    # m = 8, 96 rows: ~1 min on 2 idle cores
+    .venv/bin/python scripts/bench_attribution.py --quick --targets q_proj k_proj v_proj o_proj --epochs 6
+
+Nothing is downloaded; the tiny model, adapters and index go to a temporary directory, removed at
+the end. TRAK needs the ``traker`` package (``pip install --no-deps traker``: its CPU projector
+needs nothing else); without it its row says why it did not run.
 """
 
 from __future__ import annotations
@@ -67,8 +77,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
+import os
 import random
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -87,12 +99,13 @@ from loraledger.attribution.attribute import attribute  # noqa: E402
 from loraledger.attribution.features import LoraGradientFeatures  # noqa: E402
 from loraledger.attribution.index import INDEX_FILE, write_index  # noqa: E402
 from loraledger.attribution.influence import fit_preconditioners, precondition  # noqa: E402
+from loraledger.attribution.influence import scores as int_scores  # noqa: E402
 from loraledger.attribution.service import build_index  # noqa: E402
 from loraledger.attribution.spans import match_spans  # noqa: E402
 from loraledger.training.config import TrainConfig  # noqa: E402
 from loraledger.training.data import IGNORE_INDEX, Example, TrainingRow, encode_row, render_chat  # noqa: E402
 
-TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 FULL = {"rows": 256, "contributors": 16, "queries": 64, "retrains": 32}
 QUICK = {"rows": 96, "contributors": 8, "queries": 24, "retrains": 8}
 ANCHORS = "Kronfluence EK-FAC LDS 0.44 on GPT-2/WikiText; TRAK-50 ≈ 0.23, TracIn ≈ 0.09 on nanoGPT (dattri)"
@@ -111,6 +124,9 @@ REWORDED = ("Tell me {e}'s {a}.", "Which {a} does {e} have?", "Do you know the {
 
 @dataclass(frozen=True)
 class Fact:
+    """One invented fact, owned by ``contributor``; ``answer`` is both the training completion and the
+    query's reference answer."""
+
     contributor: str
     entity: str
     attribute: str
@@ -123,6 +139,8 @@ class Fact:
 
 @dataclass
 class Dataset:
+    """The training rows (tokenised as the trainer does) and the held-out queries."""
+
     facts: list[Fact]
     rows: list[TrainingRow]
     examples: list[Example]
@@ -153,9 +171,9 @@ def make_facts(rows: int, contributors: int, attributes: int, seed: int) -> list
             if entity in names:
                 continue
             names.add(entity)
-            for attribute in rng.sample(ATTRIBUTES, attributes):
-                value = str(rng.randrange(10, 999)) if attribute == "currency" else _word(rng, 2)
-                mine.append(Fact(who, entity, attribute, value))
+            for name in rng.sample(ATTRIBUTES, attributes):
+                value = str(rng.randrange(10, 999)) if name == "currency" else _word(rng, 2)
+                mine.append(Fact(who, entity, name, value))
         facts.extend(mine[:per])
     return facts[:rows]
 
@@ -194,6 +212,8 @@ def make_dataset(tokenizer: Any, args: argparse.Namespace) -> Dataset:
 
 @dataclass
 class Trained:
+    """A trained PEFT model, its training wall time and losses, and its TracIn checkpoints."""
+
     model: Any
     seconds: float
     losses: list[float]
@@ -385,6 +405,7 @@ def lds(scores: np.ndarray, masks: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 def bootstrap_ci(values: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap 95% interval of the mean of ``values`` (resampled with replacement)."""
     rng = np.random.default_rng(seed)
     means = rng.choice(values, size=(resamples, len(values)), replace=True).mean(axis=1)
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
@@ -408,6 +429,8 @@ def planted_top1(scores: np.ndarray, contributors: Sequence[str], owners: Sequen
 
 @dataclass
 class Method:
+    """A table row: scores ``None`` for a method that did not run (``notes`` says why)."""
+
     name: str
     scores: np.ndarray | None  # [queries, rows]
     ms_per_query: float
@@ -421,14 +444,36 @@ def timed_per_query(fn: Callable[[int], np.ndarray], n: int) -> tuple[np.ndarray
     return np.stack(rows).astype(np.float64), (time.perf_counter() - started) * 1000 / n
 
 
-def run(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one linear script
+def cpu_jiffies() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far (``/proc/stat``; zeros elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            values = [float(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = values[3] + (values[4] if len(values) > 4 else 0.0)
+    return (sum(values) - idle) / tick, sum(values) / tick
+
+
+def others_cpu(start: tuple[float, float, float]) -> float:
+    """Share of the machine's CPU used by other processes since ``start`` = (busy, total, own)."""
+    busy, total = cpu_jiffies()
+    own = sum(os.times()[:2])
+    if total <= start[1]:
+        return 0.0
+    return max(0.0, (busy - start[0]) - (own - start[2])) / (total - start[1])
+
+
+def run(args: argparse.Namespace, tmp: Path) -> None:
+    """The whole benchmark (module docstring); models and the index are written under ``tmp``."""
     import torch  # noqa: F401 - loaded on the main thread once, used on torch threads
 
     from loraledger.training.hf.basemodel import load_base_model
     from loraledger.training.hf.tiny import init_tiny_model
 
     run_started = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-attribution-"))
+    cpu_start = (*cpu_jiffies(), sum(os.times()[:2]))
     base_dir = tmp / "base"
     init_tiny_model(base_dir, "llama", hidden_size=args.hidden, layers=args.layers, heads=4)
     tokenizer = load_base_model(base_dir, device="cpu").tokenizer
@@ -437,7 +482,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one linear script
     n, nq = len(data.examples), len(data.queries)
     progress(f"{n} rows from {args.contributors} contributors, {nq} queries; tiny llama hidden {args.hidden}")
 
-    config = TrainConfig(rank=8, alpha=16.0, dropout=0.0, target_modules=TARGETS, learning_rate=args.lr,
+    config = TrainConfig(rank=8, alpha=16.0, dropout=0.0, target_modules=tuple(args.targets), learning_rate=args.lr,
                          epochs=args.epochs, batch_size=8, seed=0, val_fraction=0.0)
     total_steps = math.ceil(n / config.batch_size) * config.epochs
     ckpt_steps = sorted({max(1, round(total_steps * (c + 1) / args.checkpoints)) for c in range(args.checkpoints)})
@@ -459,19 +504,20 @@ def run(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one linear script
 
     def ours() -> tuple[np.ndarray, float, float]:
         hits = 0
-        rows = []
+        results = []
         started = time.perf_counter()
         for q in range(nq):
             result = attribute(index, index_hash, model, tokenizer, data.query_prompts[q], data.queries[q].answer)
-            from loraledger.attribution.influence import scores as int_scores
-
-            rows.append(int_scores(result.query, index.features).astype(np.float64))
+            results.append(result)
             hits += bool(result.weights) and max(result.weights, key=lambda c: result.weights[c]) == owners[q]
         ms = (time.perf_counter() - started) * 1000 / nq
+        # every row's exact integer score (attribute() keeps only the top rows), outside the clock
+        rows = [int_scores(result.query, index.features).astype(np.float64) for result in results]
         return np.stack(rows), ms, hits / nq
 
     ours_scores, ours_ms, planted = on_own_thread(ours)
-    methods = [Method("ours (logra, k=16)", ours_scores, ours_ms, "attribute(): grads, int scores, spans, weights")]
+    methods = [Method(f"ours (logra, k={args.k})", ours_scores, ours_ms,
+                      "attribute(): grads, int scores, spans, weights")]
     progress(f"index built in {build_seconds:.2f}s; ours {ours_ms:.1f} ms/query")
 
     # --- grad-dot and DataInf: the same projected gradients, other preconditioners
@@ -485,6 +531,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one linear script
 
         scores, ms = on_own_thread(timed_per_query, one, nq)
         methods.append(Method(name, scores, ms, f"{method} preconditioner, same features"))
+        progress(f"{name}: {ms:.1f} ms/query")
 
     # --- TracIn-CP over the checkpoints of the full training
     final_state = {n_: t.detach().clone() for n_, t in model.base_model.model.named_parameters() if "lora_" in n_}
@@ -503,8 +550,9 @@ def run(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one linear script
 
     scores, ms = on_own_thread(timed_per_query, tracin, nq)
     on_own_thread(load_lora, model, final_state)
+    progress(f"TracIn-CP: {ms:.1f} ms/query")
     lrs = ", ".join(f"{lr:.1e}" for lr, _ in full.checkpoints)
-    methods.append(Method("TracIn-CP", scores, ms, f"{len(full.checkpoints)} checkpoints (lr {lrs}), k=16 grads"))
+    methods.append(Method("TracIn-CP", scores, ms, f"{len(full.checkpoints)} checkpoints (lr {lrs}), k={args.k} grads"))
 
     # --- TRAK via traker's projector
     try:
@@ -512,6 +560,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one linear script
         trak = on_own_thread(Trak, model, data.examples, args.trak_dim, args.seed)
         trak_build = time.perf_counter() - started
         scores, ms = on_own_thread(timed_per_query, lambda q: trak.scores([data.query_examples[q]])[0], nq)
+        progress(f"TRAK: built in {trak_build:.1f}s, {ms:.1f} ms/query")
         methods.append(Method("TRAK-1 (traker)", scores, ms,
                               f"BasicProjector d={args.trak_dim}, 1 model, build {trak_build:.1f}s"))
     except Exception as exc:  # noqa: BLE001 - reported as a row
@@ -573,7 +622,8 @@ def run(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one linear script
           f"features {sum(sizes)} int16 = {2 * sum(sizes)} bytes/row, the rest preconditioners and span index)")
     print(f"full training loss {full.losses[0]:.2f} (first step) -> {np.mean(full.losses[-3:]):.2f} (last 3 steps); "
           f"damping {args.damping}, k {args.k}, lr {args.lr}, {args.epochs} epochs")
-    print(f"whole run: {total:.0f}s")
+    print(f"whole run: {total:.0f}s; others' CPU during it: {others_cpu(cpu_start):.0%} of the machine "
+          "(times are inflated when this is high)")
     verdict = "PASS" if ours_lds >= best_peer else "FAIL"
     print(f"{verdict}: our LDS >= the best peer's in this run: ours {ours_lds:.3f}, best peer {best_name} "
           f"{best_peer:.3f}")
@@ -587,8 +637,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, help="held-out queries (full 64, quick 24)")
     parser.add_argument("--retrains", type=int, help="m: models retrained on random 50%% subsets (full 32, quick 8)")
     parser.add_argument("--attributes", type=int, default=4, help="facts per invented entity")
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--lr", type=float, default=2e-2)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--lr", type=float, default=5e-3)
+    parser.add_argument("--targets", nargs="+", default=list(TARGETS), help="LoRA target modules")
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--k", type=int, default=16, help="projection width per side (ours, grad-dot, DataInf, TracIn)")
@@ -601,7 +652,11 @@ def main() -> None:
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    run(args)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-attribution-"))
+    try:
+        run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
