@@ -69,7 +69,7 @@ the LDS and planted numbers do not depend on it (training is deterministic).
 
 Nothing is downloaded; the tiny model, adapters and index go to a temporary directory, removed at
 the end. TRAK needs the ``traker`` package (``pip install --no-deps traker``: its CPU projector
-needs nothing else); without it its row says why it did not run.
+needs nothing else; the `ml` extra installs it); without it its row says why it did not run.
 """
 
 from __future__ import annotations

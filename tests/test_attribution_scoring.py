@@ -164,3 +164,10 @@ def test_a_training_row_asked_again_ranks_itself_first(tmp_path):
             best = top_rows(scores(q, f), 1, [e.row_hash for e in train])
             firsts += best[0][0] == j
         assert firsts == 8, (method, firsts)
+
+
+def test_which_duplicate_stands_for_a_row_does_not_depend_on_order():
+    a = [RowEvidence(rows_hash(1), A, 0, 0), RowEvidence(rows_hash(1), A, 0, 5)]
+    assert contributor_weights(a) == contributor_weights(a[::-1]) == {A: UNITS}
+    b = [RowEvidence(rows_hash(1), B, 3, 0), RowEvidence(rows_hash(1), A, 3, 0)]
+    assert contributor_weights(b) == contributor_weights(b[::-1]) == {A: UNITS}

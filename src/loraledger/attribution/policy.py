@@ -6,7 +6,7 @@ Policy ``loraledger-attribution-v1``, for one inference:
    the top rows only) and the answer tokens covered by exact spans found in it
    (:mod:`loraledger.attribution.spans`; a token covered by spans of several rows counts for each).
 2. **Duplicates count once**: rows with the same row hash are one row (the evidence with the larger
-   influence, then the smaller contributor address, is kept).
+   influence, then more span tokens, then the smaller contributor address, is kept).
 3. **Channels**: influence below zero counts as zero; each channel is normalised to sum to one over
    the rows (a channel with nothing in it gives its share to the other; with nothing in either there
    are no weights and the caller falls back to training-row counts).
@@ -49,9 +49,15 @@ def _deduplicated(rows: Sequence[RowEvidence]) -> list[RowEvidence]:
                 or isinstance(row.span_tokens, bool) or not isinstance(row.span_tokens, int) or row.span_tokens < 0:
             raise ValueError(f"row {row.row_hash}: influence must be an integer and span_tokens a non-negative one")
         best = kept.get(row.row_hash)
-        if best is None or (row.influence, best.contributor) > (best.influence, row.contributor):
+        if best is None or _rank(row) < _rank(best):
             kept[row.row_hash] = row
     return [kept[key] for key in sorted(kept)]
+
+
+def _rank(row: RowEvidence) -> tuple[int, int, str]:
+    """Which of a row's duplicates stands for it: the larger influence, then more span tokens, then
+    the smaller contributor address (a total order: the input's order never matters)."""
+    return (-row.influence, -row.span_tokens, row.contributor)
 
 
 def row_units(rows: Sequence[RowEvidence], *, units: int = UNITS,
