@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import rfc8785
 from conftest import cli_environment
@@ -924,4 +925,21 @@ def test_a_served_answer_of_an_indexed_adapter_is_attributed_then_paid(world, tr
     top, _, weights = score_query(index, query, ids["input_ids"], [tuple(o) for o in ids["offset_mapping"]])
     assert [(r, c, s) for r, c, s in top] == [(t.row, t.contributor, t.score) for t in attribution.top]
     assert weights == dict(attribution.weights)
+    # GET /v1/inferences/{hash} shows the attribution, its proof and the query vector.
+    from conftest import serve
+
+    from loraledger.api import create_app
+
+    url, server, thread = serve(create_app(world["settings"], node=node))
+    try:
+        body = httpx.get(f"{url}/v1/inferences/{inference.hash_hex}").json()
+        shown = body["attribution"]
+        assert shown["status"] == "done" and shown["attributionSeq"] == attribution.seq
+        assert shown["record"]["record"] == attribution.model_dump(mode="json")
+        assert shown["record"]["inclusionProof"]["index"] == attribution.seq
+        assert bytes.fromhex(shown["queryVector"]["int16le"]) == task.query_vector
+        assert shown["queryVector"]["exponent"] == task.query_exponent
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
     node.engine.dispose()

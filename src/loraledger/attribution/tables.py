@@ -12,10 +12,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, LargeBinary
-from sqlmodel import Field, SQLModel
+from typing import Any
 
-__all__ = ["AttributionIndexRow", "AttributionTaskRow", "InferenceTextRow"]
+from sqlalchemy import Column, LargeBinary
+from sqlmodel import Field, Session, SQLModel
+
+__all__ = ["AttributionIndexRow", "AttributionTaskRow", "InferenceTextRow", "attribution_status"]
 
 
 class AttributionIndexRow(SQLModel, table=True):
@@ -67,5 +69,20 @@ class AttributionTaskRow(SQLModel, table=True):
     #: The quantized query vector (little-endian int16) and its exponent, once attributed.
     query_vector: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     query_exponent: int | None = None
+    #: The seq of the ``attribution`` record, once written (its fee record follows it).
+    attribution_seq: int | None = None
     created_at: int
     updated_at: int
+
+
+def attribution_status(engine: Any, inference_seq: int) -> dict[str, Any] | None:
+    """``{"status", "attempts", "attributionSeq", "queryVector"}`` of an answer queued for attribution
+    (``queryVector``: hex of the little-endian int16 values and the exponent), or None."""
+    with Session(engine) as session:
+        task = session.get(AttributionTaskRow, inference_seq)
+    if task is None:
+        return None
+    vector = None if task.query_vector is None else {"int16le": task.query_vector.hex(),
+                                                     "exponent": task.query_exponent}
+    return {"status": task.status, "attempts": task.attempts, "lastError": task.last_error,
+            "attributionSeq": task.attribution_seq, "queryVector": vector}

@@ -38,7 +38,7 @@ from ..records.kinds import AttributionRecord, FeeRecord, Record
 from ..records.ledger import RecordLedger
 from .attribute import Attribution, attribute, attribution_record
 from .index import AttributionIndex
-from .tables import AttributionTaskRow, InferenceTextRow
+from .tables import AttributionTaskRow, InferenceTextRow, attribution_status
 
 __all__ = ["MAX_ATTEMPTS", "AdapterModels", "AttributionWorker"]
 
@@ -65,6 +65,10 @@ class AttributionWorker:
         self.clock = clock
         self.done = 0
         self.fallbacks = 0
+
+    def status(self, inference_seq: int) -> dict[str, Any] | None:
+        """What became of an answer's attribution (None: its adapter has no index, nothing was queued)."""
+        return attribution_status(self.records.engine, inference_seq)
 
     def backlog(self) -> int:
         """Answers waiting for their attribution (a metric)."""
@@ -160,6 +164,7 @@ class AttributionWorker:
             row.status = record.status
             row.attempts = task.attempts
             row.updated_at = record.timestamp
+            row.attribution_seq = stamped[0].seq
             if result is not None:
                 row.query_vector = result.query.values.astype("<i2").tobytes()
                 row.query_exponent = result.query.exponent

@@ -26,6 +26,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from ...attribution.tables import attribution_status
 from ...errors import ConfigError, InputError, NotFoundError, Overloaded
 from ...records.kinds import InferenceRecord, record_hash
 from ...serving.protocol import GenerationParams, parse_chat, parse_completion
@@ -285,8 +286,15 @@ def unload_lora_adapter(serving: Serving, body: Annotated[Any, Depends(_body)]) 
 
 @router.get("/inferences/{inference_hash}", tags=["ledger"], responses=errors(400, 404, 409, 503))
 def inference(node: Node, inference_hash: str) -> dict[str, Any]:
-    """An inference record with its inclusion proof in the record log."""
+    """An inference record with its inclusion proof in the record log, and its attribution: null when
+    its adapter has no attribution index, else the status (``pending``, ``done``, ``fallback``), the
+    ``attribution`` record with its proof once written, and the query vector its scores recompute from."""
     found = record_route(node, inference_hash)
     if found["record"]["kind"] != "inference":
         raise NotFoundError(f"record {inference_hash} is a {found['record']['kind']} record, not an inference")
+    status = attribution_status(node.engine, found["seq"])
+    if status is not None and status["attributionSeq"] is not None:
+        attribution = node.records.get(status["attributionSeq"])
+        status["record"] = record_route(node, attribution.hash_hex, found["logSize"])
+    found["attribution"] = status
     return found
