@@ -93,7 +93,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchutil import on_own_thread, progress, rss_mib, table  # noqa: E402
+from benchutil import machine_cpu_seconds, on_own_thread, progress, rss_mib, table  # noqa: E402
 
 from loraledger.attribution.attribute import attribute  # noqa: E402
 from loraledger.attribution.features import LoraGradientFeatures  # noqa: E402
@@ -444,21 +444,9 @@ def timed_per_query(fn: Callable[[int], np.ndarray], n: int) -> tuple[np.ndarray
     return np.stack(rows).astype(np.float64), (time.perf_counter() - started) * 1000 / n
 
 
-def cpu_jiffies() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine so far (``/proc/stat``; zeros elsewhere)."""
-    try:
-        with open("/proc/stat") as f:
-            values = [float(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return 0.0, 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    idle = values[3] + (values[4] if len(values) > 4 else 0.0)
-    return (sum(values) - idle) / tick, sum(values) / tick
-
-
 def others_cpu(start: tuple[float, float, float]) -> float:
     """Share of the machine's CPU used by other processes since ``start`` = (busy, total, own)."""
-    busy, total = cpu_jiffies()
+    busy, total = machine_cpu_seconds()
     own = sum(os.times()[:2])
     if total <= start[1]:
         return 0.0
@@ -473,7 +461,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     from loraledger.training.hf.tiny import init_tiny_model
 
     run_started = time.perf_counter()
-    cpu_start = (*cpu_jiffies(), sum(os.times()[:2]))
+    cpu_start = (*machine_cpu_seconds(), sum(os.times()[:2]))
     base_dir = tmp / "base"
     init_tiny_model(base_dir, "llama", hidden_size=args.hidden, layers=args.layers, heads=4)
     tokenizer = load_base_model(base_dir, device="cpu").tokenizer

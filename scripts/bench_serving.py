@@ -112,7 +112,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchutil  # noqa: E402
 import torch  # noqa: E402
-from benchutil import MiB, on_own_thread, peak_rss_mib, progress, rss_mib, table  # noqa: E402
+from benchutil import MiB, busy_cpu_seconds, on_own_thread, peak_rss_mib, progress, rss_mib, table  # noqa: E402
 
 from loraledger.errors import NotFoundError  # noqa: E402
 
@@ -150,17 +150,6 @@ def trimmed_rss_mib() -> float:
     except (OSError, AttributeError):
         pass
     return rss_mib()
-
-
-def busy_cpu_seconds() -> float:
-    """CPU seconds every process has used since boot, all CPUs together (Linux /proc/stat; 0 elsewhere)."""
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()
-    except OSError:
-        return 0.0
-    ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def own_cpu_seconds() -> float:

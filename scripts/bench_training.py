@@ -92,7 +92,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from benchutil import MiB, peak_rss_mib, progress, rate, rss_mib, table  # noqa: E402  (scripts/ is on sys.path)
+from benchutil import MiB, busy_cpu_seconds, peak_rss_mib, progress, rate, rss_mib, table  # noqa: E402
 
 # Nothing heavy is imported at module level: the parent process stays small (no torch), so
 # the spawned workers' high-water marks are their own. Each child imports what it needs.
@@ -117,18 +117,6 @@ ADAPTER_MODULES: dict[str, tuple[str, int, int]] = {
 # ------------------------------------------------------------------------------ helpers
 
 
-
-
-def busy_cpu_seconds() -> float:
-    """CPU seconds all processes have used since boot, over all CPUs (Linux /proc/stat; 0 elsewhere)."""
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()
-    except OSError:
-        return 0.0
-    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait is busy.
-    ticks = [int(x) for x in fields[1:9]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def median(values: Sequence[float]) -> float:

@@ -100,3 +100,21 @@ def on_own_thread(fn: Callable[..., Any], *args: Any) -> Any:
     if error:
         raise error[0]
     return result[0]
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of every process since boot, all CPUs together (Linux ``/proc/stat``:
+    user nice system idle iowait irq softirq steal; busy is all but idle and iowait); zeros elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        ticks = [int(x) for x in fields[1:9]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - ticks[3] - ticks[4]) / hz, sum(ticks) / hz
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds every process has used since boot, all CPUs together (see :func:`machine_cpu_seconds`)."""
+    return machine_cpu_seconds()[0]
