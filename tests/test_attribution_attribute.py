@@ -165,5 +165,10 @@ def test_the_worker_writes_one_attribution_and_one_fee_per_queued_answer(setup, 
     fallback, fallback_fee = records.range(4)
     assert fallback.status == "fallback" and "attribution failed 2 times" in fallback.reason
     assert fallback.inference == broken.hash_hex and dict(fallback_fee.weights) == {WHO[0]: 5, WHO[1]: 3}
-    # Nothing is settled twice.
+    # Nothing is settled twice: not by a later run, nor by a worker that read the task while it was pending.
     assert worker.run_once() == 0 and records.size() == 6
+    with Session(engine) as session:
+        stale = session.get(AttributionTaskRow, first.seq)
+    stale.status, stale.attempts = "pending", 0
+    worker._settle(stale)
+    assert records.size() == 6 and worker.done == 1

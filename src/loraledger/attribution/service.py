@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from ..errors import InputError, LedgerError
 from ..records.kinds import AttributionIndexRecord, Record
@@ -90,20 +90,18 @@ class AttributionIndexer:
         with Session(self.records.engine) as session:
             return session.get(AttributionIndexRow, adapter_hash)
 
-    def load_by_hash(self, adapter_hash: str) -> tuple[AttributionIndex, str]:
-        """The recorded index of the adapter whose hash is ``adapter_hash`` (file checked)."""
+    def load_by_hash(self, adapter_hash: str, *, name: str | None = None) -> tuple[AttributionIndex, str]:
+        """The recorded index of the adapter whose hash is ``adapter_hash`` (its file checked against the
+        recorded hash)."""
         row = self.current(adapter_hash)
         if row is None:
-            raise InputError(f"adapter {adapter_hash} has no attribution index")
+            raise InputError(f"adapter {name or adapter_hash} has no attribution index (run `loraledger adapters "
+                             f"featurize {name or 'NAME'}`)")
         return read_index(Path(row.path).parent, expect_hash=row.index_hash)
 
     def load(self, name: str) -> tuple[AttributionIndex, str]:
         """The recorded index of adapter ``name`` (its file checked against the recorded hash)."""
-        adapter = self.factory.get(name)
-        row = self.current(adapter.adapter_hash)
-        if row is None:
-            raise InputError(f"adapter {name} has no attribution index (run `loraledger adapters featurize {name}`)")
-        return read_index(Path(row.path).parent, expect_hash=row.index_hash)
+        return self.load_by_hash(self.factory.get(name).adapter_hash, name=name)
 
     def featurize(self, name: str, *, base_dir: Path, k: int = 16, seed: int = 0, method: str = "logra",
                   damping: float = 0.1, batch_size: int = 8, device: str = "auto",
@@ -134,19 +132,17 @@ class AttributionIndexer:
         if base_hash != adapter.base_model_hash:
             raise InputError(f"adapter {name} was trained on base model {adapter.base_model_hash}; {base_dir} is "
                              f"{base_hash}")
-        provenance = self.factory.provenance(name)
-        hyper = provenance.get("hyperparameters", {})
-        record = self.records.get(adapter.record_seq)
-        train_rows = self._training_rows(name, adapter.datanet_id, adapter.snapshot_version, hyper,
-                                         getattr(record, "training_rows_root", None))
+        hyper = self.factory.provenance(name).get("hyperparameters", {})
+        root = getattr(self.records.get(adapter.record_seq), "training_rows_root", None)
+        train_rows = self._training_rows(name, adapter.datanet_id, adapter.snapshot_version, hyper, root)
         stage("loading the base model and the adapter")
         loaded = load_base_model(base_dir, device=device)
         import peft
 
         model = peft.PeftModel.from_pretrained(loaded.model, str(directory)).eval()
-        examples, _ = build_examples(loaded.tokenizer, train_rows, int(hyper.get("maxLength", 512)))
-        by_hash = {row.row_hash: row for row in train_rows}
         tokenizer = loaded.tokenizer
+        examples, _ = build_examples(tokenizer, train_rows, int(hyper.get("maxLength", 512)))
+        by_hash = {row.row_hash: row for row in train_rows}
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         if not examples:
             raise InputError(f"adapter {name}: none of its training rows fits max_length: nothing to index")
@@ -155,7 +151,7 @@ class AttributionIndexer:
             index = build_index(model, examples, [by_hash[e.row_hash].contributor for e in examples], pad_id=pad_id,
                                 k=k, seed=seed, method=method, damping=damping, batch_size=batch_size,
                                 adapter_hash=adapter.adapter_hash, base_model_hash=adapter.base_model_hash,
-                                training_rows_root=str(getattr(record, "training_rows_root", "")))
+                                training_rows_root=str(root))
         digest = write_index(directory, index)
         appended = self._record(name, index, digest, directory / INDEX_FILE)
         return FeaturizeResult(index, digest, appended, time.perf_counter() - started)
@@ -180,8 +176,7 @@ class AttributionIndexer:
         def store(session: Session, stamped: list[Record]) -> None:
             appended = stamped[0]
             assert isinstance(appended, AttributionIndexRecord) and appended.seq is not None
-            old = session.exec(select(AttributionIndexRow).where(
-                AttributionIndexRow.adapter_hash == appended.adapter_hash)).first()
+            old = session.get(AttributionIndexRow, appended.adapter_hash)
             if old is not None:
                 session.delete(old)
                 session.flush()

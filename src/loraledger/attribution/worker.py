@@ -38,7 +38,7 @@ from ..records.kinds import AttributionRecord, FeeRecord, Record
 from ..records.ledger import RecordLedger
 from .attribute import Attribution, attribute, attribution_record
 from .index import AttributionIndex
-from .tables import AttributionTaskRow, InferenceTextRow, attribution_status
+from .tables import AttributionTaskRow, InferenceTextRow
 
 __all__ = ["MAX_ATTEMPTS", "AdapterModels", "AttributionWorker"]
 
@@ -49,6 +49,10 @@ MAX_ATTEMPTS = 3
 #: ``adapter hash → (index, index hash)`` and ``adapter hash → (PEFT model, tokenizer, adapter name in it)``.
 IndexSource = Callable[[str], tuple[AttributionIndex, str]]
 ModelSource = Callable[[str], tuple[Any, Any, str]]
+
+
+class _AlreadySettled(LedgerError):
+    """Another run settled this task first: the transaction rolls back and writes nothing."""
 
 
 class AttributionWorker:
@@ -65,10 +69,6 @@ class AttributionWorker:
         self.clock = clock
         self.done = 0
         self.fallbacks = 0
-
-    def status(self, inference_seq: int) -> dict[str, Any] | None:
-        """What became of an answer's attribution (None: its adapter has no index, nothing was queued)."""
-        return attribution_status(self.records.engine, inference_seq)
 
     def backlog(self) -> int:
         """Answers waiting for their attribution (a metric)."""
@@ -160,7 +160,7 @@ class AttributionWorker:
         def settle(session: Session, stamped: list[Record]) -> None:
             row = session.get(AttributionTaskRow, task.inference_seq, with_for_update=True)
             if row is None or row.status != "pending":
-                raise LedgerError(f"inference {task.inference_seq} was attributed already")  # rolls back
+                raise _AlreadySettled(f"inference {task.inference_seq} was attributed already")
             row.status = record.status
             row.attempts = task.attempts
             row.updated_at = record.timestamp
@@ -172,9 +172,7 @@ class AttributionWorker:
 
         try:
             self.records.append_many(records, in_transaction=settle)
-        except LedgerError as exc:
-            if "attributed already" not in exc.message:
-                raise
+        except _AlreadySettled:  # the ledger passes its own errors through after the rollback
             return
         self.done += record.status == "done"
 

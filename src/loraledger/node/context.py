@@ -192,7 +192,14 @@ def attach_attribution(node: NodeContext, service: ServingService) -> Attributio
             raise InputError(f"no adapter {adapter_hash} on this node")
         return row.path
 
-    service.attributed = lambda adapter_hash: indexer.current(adapter_hash) is not None
+    indexed: set[str] = set()  # an index, once built, stays (a rebuild replaces it): positives are cached
+
+    def attributed(adapter_hash: str) -> bool:
+        if adapter_hash not in indexed and indexer.current(adapter_hash) is not None:
+            indexed.add(adapter_hash)
+        return adapter_hash in indexed
+
+    service.attributed = attributed
     node.attribution = AttributionWorker(node.records, operator=node.operator.address,
                                          index_for=indexer.load_by_hash,
                                          model_for=AdapterModels(node.settings.serve_base, adapter_path).get)
