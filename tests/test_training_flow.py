@@ -875,37 +875,56 @@ def test_featurize_builds_the_attribution_index_once_and_checks_it(world, traine
     one_line_error(external, external.returncode, "nope")
 
 
-def test_a_served_answer_of_an_indexed_adapter_is_attributed_then_paid(world, trained):
+@pytest.fixture(scope="module")
+def attributed(world, trained):
+    """A serving node with the attribution worker attached, and one answer of ``qa-lora`` (indexed by
+    ``train``) recorded by it: the worker has not run yet. The node's API serves it (``url``)."""
+    from conftest import serve
+
+    from loraledger.api import create_app
+    from loraledger.node.context import attach_attribution
+    from loraledger.serving.recorder import InferenceRecorder
+    from loraledger.serving.service import ServingService
+
+    accounts = world["accounts"]
+    settings = world["settings"].model_copy(update={"serve_base": Path(world["model"])})
+    node = open_node(settings, operator=accounts[0])
+    recorder = InferenceRecorder(node.records, operator=accounts[0].address)
+    serving = ServingService.open(Path(world["model"]), factory=node.factory, prices=node.prices, recorder=recorder,
+                                  max_loras=1, max_cpu_loras=1, max_rank=16, device="cpu")
+    node.serving = serving
+    worker = attach_attribution(node, serving)
+    question, _ = ROWS[1][0]
+    generation, inference = answer_once(serving, question, 6, accounts[5].address)
+    url, server, thread = serve(create_app(settings, node=node))
+    yield {"node": node, "serving": serving, "worker": worker, "generation": generation, "inference": inference,
+           "url": url, "question": question}
+    server.should_exit = True
+    thread.join(timeout=10)
+    serving.close()
+    recorder.close()
+    node.engine.dispose()
+
+
+def test_a_served_answer_of_an_indexed_adapter_is_attributed_then_paid(world, attributed):
     """With the attribution worker attached, an answer of ``qa-lora`` (indexed by ``train``) gets its
     inference record at once and its attribution and fee records from the worker: the fee's weights
     are the attribution's, and the answer's texts, index and query vector recompute them."""
     import numpy as np
+    from prometheus_client import generate_latest
 
     from loraledger.attribution.attribute import score_query
     from loraledger.attribution.influence import Quantized
     from loraledger.attribution.service import AttributionIndexer
     from loraledger.attribution.tables import AttributionTaskRow
-    from loraledger.node.context import attach_attribution
     from loraledger.records.kinds import AttributionRecord, FeeRecord, InferenceRecord
-    from loraledger.serving.recorder import InferenceRecorder
-    from loraledger.serving.service import ServingService
 
-    accounts = world["accounts"]
-    node = open_node(world["settings"], operator=accounts[0])
-    recorder = InferenceRecorder(node.records, operator=accounts[0].address)
-    serving = ServingService.open(Path(world["model"]), factory=node.factory, prices=node.prices, recorder=recorder,
-                                  max_loras=1, max_cpu_loras=1, max_rank=16, device="cpu")
-    node.settings = node.settings.model_copy(update={"serve_base": Path(world["model"])})
-    worker = attach_attribution(node, serving)
-    question, answer = ROWS[1][0]
-    try:
-        generation, inference = answer_once(serving, question, 6, accounts[5].address)
-    finally:
-        serving.close()
-        recorder.close()
+    node, serving, worker = attributed["node"], attributed["serving"], attributed["worker"]
+    inference = attributed["inference"]
     assert isinstance(inference, InferenceRecord) and node.records.size() == inference.seq + 1  # no fee yet
-    from prometheus_client import generate_latest
-
+    url = attributed["url"]
+    pending = httpx.get(f"{url}/v1/inferences/{inference.hash_hex}").json()
+    assert pending["attribution"]["status"] == "pending" and pending["fee"] is None
     assert worker.backlog() == 1 and b"loraledger_attribution_backlog 1.0" in generate_latest(serving.metrics.registry)
     assert worker.run_once() == 1 and worker.backlog() == 0
     attribution, fee = node.records.range(inference.seq + 1, inference.seq + 3)
@@ -920,26 +939,123 @@ def test_a_served_answer_of_an_indexed_adapter_is_attributed_then_paid(world, tr
         task = session.get(AttributionTaskRow, inference.seq)
     index, _ = AttributionIndexer(node.factory, node.records).load("qa-lora")
     query = Quantized(np.frombuffer(task.query_vector, dtype="<i2").astype(np.int64), task.query_exponent)
-    texts = generation.output
+    texts = attributed["generation"].output
     ids = serving.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
     top, _, weights = score_query(index, query, ids["input_ids"], [tuple(o) for o in ids["offset_mapping"]])
     assert [(r, c, s) for r, c, s in top] == [(t.row, t.contributor, t.score) for t in attribution.top]
     assert weights == dict(attribution.weights)
-    # GET /v1/inferences/{hash} shows the attribution, its proof and the query vector.
-    from conftest import serve
+    # GET /v1/inferences/{hash} shows the attribution, its proof, the query vector, the fee and its shares.
+    body = httpx.get(f"{url}/v1/inferences/{inference.hash_hex}").json()
+    shown = body["attribution"]
+    assert shown["status"] == "done" and shown["attributionSeq"] == attribution.seq
+    assert shown["record"]["record"] == attribution.model_dump(mode="json")
+    assert shown["record"]["inclusionProof"]["index"] == attribution.seq
+    assert bytes.fromhex(shown["queryVector"]["int16le"]) == task.query_vector
+    assert shown["queryVector"]["exponent"] == task.query_exponent
+    assert body["fee"]["record"] == fee.model_dump(mode="json") and body["fee"]["seq"] == fee.seq
+    shares = {s["account"]: (s["roles"], int(s["amount"])) for s in body["fee"]["shares"]}
+    assert sum(amount for _, amount in shares.values()) == fee.fee
+    split = body["fee"]["split"]
+    paid = {who: amount for who, (roles, amount) in shares.items() if "contributor" in roles}
+    assert set(paid) <= set(fee.weights) and paid
+    assert abs(sum(paid.values()) - fee.fee * split["contributorsBps"] // 10_000) <= len(shares)
+    assert "operator" in shares[fee.operator][0]
 
-    from loraledger.api import create_app
 
-    url, server, thread = serve(create_app(world["settings"], node=node))
-    try:
-        body = httpx.get(f"{url}/v1/inferences/{inference.hash_hex}").json()
-        shown = body["attribution"]
-        assert shown["status"] == "done" and shown["attributionSeq"] == attribution.seq
-        assert shown["record"]["record"] == attribution.model_dump(mode="json")
-        assert shown["record"]["inclusionProof"]["index"] == attribution.seq
-        assert bytes.fromhex(shown["queryVector"]["int16le"]) == task.query_vector
-        assert shown["queryVector"]["exponent"] == task.query_exponent
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-    node.engine.dispose()
+def test_an_attributed_answer_is_audited_shown_and_verified(world, attributed):
+    """``POST /v1/attribute`` recomputes a served answer's attribution without recording anything;
+    ``attribution show`` prints it; ``verify inference`` recomputes it from the artifacts and fails
+    when a text, the published query vector or the index file is changed."""
+    from loraledger.attribution.index import INDEX_FILE
+    from loraledger.attribution.tables import AttributionTaskRow, InferenceTextRow
+
+    node, worker, inference = attributed["node"], attributed["worker"], attributed["inference"]
+    if worker.backlog():
+        worker.run_once()
+    env, url, accounts = world["env"], attributed["url"], world["accounts"]
+    attribution = node.records.get(inference.seq + 1)
+    _, key = node.payers.create(accounts[5].address, label="audit")
+    headers = {"Authorization": f"Bearer {key}"}
+    size = node.records.size()
+    with Session(node.engine) as session:
+        texts = session.get(InferenceTextRow, inference.seq)
+    body = {"model": "qa-lora", "prompt": texts.prompt, "completion": texts.output}
+    audit = httpx.post(f"{url}/v1/attribute", json=body, headers=headers, timeout=120)
+    assert audit.status_code == 200, audit.text
+    audited = audit.json()
+    assert audited["recorded"] is False and audited["queryHash"] == attribution.query_hash
+    assert [(t["row"], t["contributor"], t["score"]) for t in audited["top"]] == \
+        [(t.row, t.contributor, t.score) for t in attribution.top]
+    assert audited["weights"] == dict(attribution.weights) and audited["indexHash"] == attribution.index_hash
+    assert all(s["text"] == texts.output[s["start"]:s["end"]] for s in audited["spans"])
+    chat = httpx.post(f"{url}/v1/attribute", headers=headers, timeout=120, json={
+        "model": "qa-lora", "messages": [{"role": "user", "content": attributed["question"]}],
+        "completion": texts.output})
+    assert chat.status_code == 200 and chat.json()["weights"], chat.text
+    for bad, status, needle in [
+        ({"model": "qa-lora", "completion": "x"}, 400, "exactly one of prompt"),
+        ({**body, "messages": [{"role": "user", "content": "q"}]}, 400, "exactly one of prompt"),
+        ({**body, "completion": ""}, 400, "completion"),
+        ({**body, "max_tokens": 3}, 400, "max_tokens"),
+        ({**body, "model": "tiny-llama"}, 400, "base model"),
+        ({**body, "model": "nope"}, 404, "nope"),
+        ({**body, "completion": "word " * 5000}, 400, "context"),
+    ]:
+        refused = httpx.post(f"{url}/v1/attribute", json=bad, headers=headers, timeout=60)
+        assert refused.status_code == status and needle in refused.text, (bad, refused.text)
+    assert httpx.post(f"{url}/v1/attribute", json=body, timeout=60).status_code == 401
+    assert node.records.size() == size  # audits record nothing
+
+    shown = ok(cli(env, "attribution", "show", inference.hash_hex, "--no-color"))
+    assert inference.hash_hex in shown and "contributors credited" in shown
+    top_contributor = max(attribution.weights, key=lambda c: (attribution.weights[c], c))
+    assert top_contributor in shown and "earns" in shown
+    assert ("⟦" in shown) == bool(attribution.spans)
+    as_json = json.loads(ok(cli(env, "attribution", "show", inference.hash_hex, "--json")))
+    assert as_json["attribution"] == attribution.model_dump(mode="json") and as_json["output"] == texts.output
+
+    verified = cli(env, "verify", "inference", inference.hash_hex, "--base", world["model"], "--json")
+    report = json.loads(ok(verified))
+    assert report["ok"] and report["status"] == "done" and report["queryDifference"] <= 2, report
+    assert {c["name"] for c in report["checks"]} >= {"texts", "attribution record", "training rows", "index",
+                                                     "query hash", "query vector", "scores", "spans", "weights", "fee"}
+
+    def tampered(change, undo, failing: str) -> None:
+        change()
+        try:
+            result = cli(env, "verify", "inference", inference.hash_hex, "--base", world["model"])
+            assert result.returncode == 1 and f"MISMATCH  {failing}" in result.stderr, result.stderr
+        finally:
+            undo()
+
+    def set_texts(output: str):
+        def go():
+            with Session(node.engine) as session:
+                row = session.get(InferenceTextRow, inference.seq)
+                row.output = output
+                session.add(row)
+                session.commit()
+        return go
+
+    def set_vector(vector: bytes):
+        def go():
+            with Session(node.engine) as session:
+                row = session.get(AttributionTaskRow, inference.seq)
+                row.query_vector = vector
+                session.add(row)
+                session.commit()
+        return go
+
+    with Session(node.engine) as session:
+        vector = session.get(AttributionTaskRow, inference.seq).query_vector
+    flipped = bytearray(vector)
+    flipped[0] ^= 0x10
+    index_file = Path(node.factory.get("qa-lora").path) / INDEX_FILE
+    saved = index_file.read_bytes()
+    tampered(set_texts(texts.output + " and more"), set_texts(texts.output), "texts")
+    tampered(set_vector(bytes(flipped)), set_vector(vector), "query hash")
+    tampered(lambda: index_file.write_bytes(saved[:-1] + bytes([saved[-1] ^ 1])), lambda: index_file.write_bytes(saved),
+             "index")
+    ok(cli(env, "verify", "inference", inference.hash_hex, "--base", world["model"]))  # restored
+    missing = cli(env, "verify", "inference", "0x" + "ab" * 32, "--base", world["model"])
+    one_line_error(missing, 3, "0x" + "ab" * 32)

@@ -237,7 +237,21 @@ class LoraAdapterBody(BaseModel):
     pin: bool = False
 
 
+class AttributeBody(BaseModel):
+    """``POST /v1/attribute``: an answer to attribute without serving it; give exactly one of
+    ``prompt`` and ``messages``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, description="an adapter's name (one with an attribution index)")
+    prompt: str | None = Field(None, description="the prompt exactly as the model saw it")
+    messages: list[_Message] | None = Field(None, min_length=1, description="a chat, rendered with the model's "
+                                            "chat template as a served chat request is")
+    completion: str = Field(min_length=1, description="the answer text to attribute")
+
+
 COMPLETION_BODY = _component(CompletionBody)
+ATTRIBUTE_BODY = _component(AttributeBody)
 CHAT_BODY = _component(ChatBody)
 LORA_ADAPTER_BODY = _component(LoraAdapterBody)
 _OPENAI_ERROR_BODY = _component(OpenAIErrorBody)

@@ -36,7 +36,7 @@ from .policy import POLICY_VERSION, RowEvidence, contributor_weights
 from .spans import match_spans
 
 __all__ = ["QUERY_TOLERANCE", "TOP_ROWS", "Attribution", "AttributedSpan", "attribute", "attribution_record",
-           "query_hash", "score_query"]
+           "answer_tokens", "query_hash", "query_vector", "score_query"]
 
 #: Rows kept per answer (the rest of the scores are not recorded).
 TOP_ROWS = 20
@@ -82,7 +82,8 @@ def query_hash(query: Quantized) -> str:
     return "0x" + hashlib.sha256(data).hexdigest()
 
 
-def _tokens(tokenizer: Any, prompt: str, output: str) -> tuple[list[int], list[int], list[tuple[int, int]]]:
+def answer_tokens(tokenizer: Any, prompt: str, output: str) -> tuple[list[int], list[int], list[tuple[int, int]]]:
+    """The prompt's token ids, the output's, and each output token's character offsets in ``output``."""
     prompt_ids = list(tokenizer(prompt)["input_ids"])
     encoded = tokenizer(output, add_special_tokens=False, return_offsets_mapping=True)
     return prompt_ids, list(encoded["input_ids"]), [tuple(o) for o in encoded["offset_mapping"]]
@@ -115,7 +116,7 @@ def query_vector(index: AttributionIndex, model: Any, tokenizer: Any, prompt: st
                  adapter: str = "default") -> tuple[np.ndarray, list[int], list[tuple[int, int]]]:
     """The answer's projected gradient (float32, unquantized) under the PEFT ``model``'s adapter
     ``adapter``, its output token ids and their offsets."""
-    prompt_ids, output_ids, offsets = _tokens(tokenizer, prompt, output)
+    prompt_ids, output_ids, offsets = answer_tokens(tokenizer, prompt, output)
     if not output_ids:
         raise InputError("the answer has no output tokens to attribute")
     features = LoraGradientFeatures(model, adapter=adapter, k=index.k, seed=index.seed)

@@ -30,7 +30,7 @@ from sqlmodel import Session
 from ..errors import InputError, LedgerError
 from ..records.kinds import AttributionIndexRecord, Record
 from ..records.ledger import RecordLedger
-from ..training.data import IGNORE_INDEX, Example, build_examples, split_rows
+from ..training.data import IGNORE_INDEX, Example, TrainingRow, build_examples, split_rows
 from ..training.factory import ModelFactory
 from ..training.provenance import rows_tree
 from .index import INDEX_FILE, AttributionIndex, IndexRow, read_index, write_index
@@ -134,7 +134,7 @@ class AttributionIndexer:
                              f"{base_hash}")
         hyper = self.factory.provenance(name).get("hyperparameters", {})
         root = getattr(self.records.get(adapter.record_seq), "training_rows_root", None)
-        train_rows = self._training_rows(name, adapter.datanet_id, adapter.snapshot_version, hyper, root)
+        train_rows = self.training_rows(name)
         stage("loading the base model and the adapter")
         loaded = load_base_model(base_dir, device=device)
         import peft
@@ -156,9 +156,15 @@ class AttributionIndexer:
         appended = self._record(name, index, digest, directory / INDEX_FILE)
         return FeaturizeResult(index, digest, appended, time.perf_counter() - started)
 
-    def _training_rows(self, name: str, datanet_id: int, version: int | None, hyper: dict[str, Any],
-                       root: str | None) -> list[Any]:
-        _, _, rows = self.factory.snapshot_training_rows(datanet_id, version)
+    def training_rows(self, name: str) -> list[TrainingRow]:
+        """The rows adapter ``name`` was trained on, rebuilt from its snapshot and split as the trainer
+        split them; LedgerError unless their Merkle root is the adapter record's ``training_rows_root``."""
+        adapter = self.factory.get(name)
+        if adapter.datanet_id is None:
+            raise InputError(f"adapter {name} was not trained on a datanet here: it has no training rows")
+        hyper = self.factory.provenance(name).get("hyperparameters", {})
+        root = getattr(self.records.get(adapter.record_seq), "training_rows_root", None)
+        _, _, rows = self.factory.snapshot_training_rows(adapter.datanet_id, adapter.snapshot_version)
         train_rows, _ = split_rows(rows, float(hyper.get("valFraction", 0.1)))
         tree = rows_tree(train_rows)
         if tree is None or tree.root != root:

@@ -69,6 +69,8 @@ class AttributionWorker:
         self.clock = clock
         self.done = 0
         self.fallbacks = 0
+        # One answer at a time on the worker's model: the PEFT model's active adapter is shared state.
+        self._model_lock = threading.Lock()
 
     def backlog(self) -> int:
         """Answers waiting for their attribution (a metric)."""
@@ -118,9 +120,31 @@ class AttributionWorker:
             texts = session.get(InferenceTextRow, task.inference_seq)
         if texts is None:
             raise LedgerError(f"the texts of inference {task.inference_seq} are gone (retention)")
-        index, digest = self.index_for(task.adapter_hash)
-        model, tokenizer, adapter = self.model_for(task.adapter_hash)
-        return attribute(index, digest, model, tokenizer, texts.prompt, texts.output, adapter=adapter)
+        return self._attribute_text(task.adapter_hash, texts.prompt, texts.output)
+
+    def _attribute_text(self, adapter_hash: str, prompt: str, output: str) -> Attribution:
+        index, digest = self.index_for(adapter_hash)
+        with self._model_lock:
+            model, tokenizer, adapter = self.model_for(adapter_hash)
+            return attribute(index, digest, model, tokenizer, prompt, output, adapter=adapter)
+
+    def audit(self, adapter_hash: str, prompt: str, output: str) -> Attribution:
+        """The attribution of any answer (``POST /v1/attribute``), computed as a served answer's is,
+        on a short-lived torch thread; nothing is recorded or paid."""
+        outcome: list[Any] = []
+
+        def run() -> None:
+            try:
+                outcome.append(self._attribute_text(adapter_hash, prompt, output))
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+                outcome.append(exc)
+
+        thread = threading.Thread(target=run, name="attribution-audit")
+        thread.start()
+        thread.join()
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
 
     def _failed(self, task: AttributionTaskRow, message: str) -> int:
         attempts = task.attempts + 1

@@ -1,7 +1,7 @@
 """The ``loraledger`` command line: the root Typer app, its command groups, and ``main``.
 
 One module per command group (``devnet``, ``contracts``, ``rewards``, ``epochs``, ``fees``,
-``node``, ``datanets``, ``models``, ``adapters``, ``pipeline``, ``jobs``); what they share is
+``node``, ``datanets``, ``models``, ``adapters``, ``pipeline``, ``jobs``, ``attribution``); what they share is
 in ``_common``. Every command turns a ``LoraLedgerError`` into one line on stderr and a
 non-zero exit code (2 bad input, 3 not found, 4 configuration, 5 chain, 1 other); secrets are
 read from environment variables or encrypted keystores and never printed.
@@ -19,6 +19,7 @@ import typer
 from ..errors import ChainError, ConfigError, InputError, LoraLedgerError, NotFoundError
 from . import (
     adapters,
+    attribution,
     contracts,
     datanets,
     devnet,
@@ -49,10 +50,15 @@ for group, name in [(devnet.devnet_app, "devnet"), (contracts.contracts_app, "co
     app.add_typer(group, name=name)
 app.command("claim")(rewards.claim)
 app.command("balance")(rewards.balance)
-app.command("verify")(rewards.verify)
+verify_app = typer.Typer(help="Recompute what the node recorded from public artifacts and compare: the epochs "
+                         "(no subcommand) or one inference's attribution.", invoke_without_command=True)
+verify_app.callback()(rewards.verify)
+verify_app.command("inference")(attribution.verify_inference)
+app.add_typer(verify_app, name="verify")
 for group, name in [(models.model_app, "model"), (adapters.adapters_app, "adapters"),
                     (pipeline.pipeline_app, "pipeline"), (jobs.jobs_app, "jobs"),
-                    (keys.keys_app, "keys"), (prices.prices_app, "prices")]:
+                    (keys.keys_app, "keys"), (prices.prices_app, "prices"),
+                    (attribution.attribution_app, "attribution")]:
     app.add_typer(group, name=name)
 app.command("train")(models.train)
 app.command("bench")(models.bench)

@@ -130,7 +130,10 @@ def verify(
     rpc_url: Annotated[str | None, typer.Option("--rpc-url", help="Chain JSON-RPC URL to check against.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Recompute every epoch from the epoch files alone and compare with the chain (no database)."""
+    """Recompute every epoch from the epoch files alone and compare with the chain (no database);
+    `verify inference HASH` checks one answer's attribution instead."""
+    if ctx.invoked_subcommand is not None:
+        return
     from ..chain.contracts import LedgerContracts
     from ..claims.service import verify_with_chain
 

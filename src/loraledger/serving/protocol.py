@@ -15,7 +15,8 @@ from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["MAX_STOP", "ChatMessage", "GenerationParams", "parse_chat", "parse_completion"]
+__all__ = ["MAX_STOP", "AuditRequest", "ChatMessage", "GenerationParams", "parse_attribute", "parse_chat",
+           "parse_completion"]
 
 #: OpenAI allows up to 4 stop sequences.
 MAX_STOP = 4
@@ -142,10 +143,7 @@ def parse_completion(body: Any) -> GenerationParams:
                             logprobs=_integer(body, "logprobs", None, 0, 20), **common)
 
 
-def parse_chat(body: Any) -> GenerationParams:
-    """``POST /v1/chat/completions``."""
-    common = _common(body, "chat", _COMMON_KEYS | {"messages", "max_completion_tokens", "logprobs", "top_logprobs"})
-    raw = body.get("messages")
+def _messages(raw: Any) -> tuple[ChatMessage, ...]:
     if not isinstance(raw, list) or not raw:
         raise _bad("messages", "must be a non-empty list of {role, content}")
     messages = []
@@ -163,6 +161,13 @@ def parse_chat(body: Any) -> GenerationParams:
         if not isinstance(content, str):
             raise _bad(f"messages[{i}].content", "must be a string")
         messages.append(ChatMessage("system" if role == "developer" else role, content))
+    return tuple(messages)
+
+
+def parse_chat(body: Any) -> GenerationParams:
+    """``POST /v1/chat/completions``."""
+    common = _common(body, "chat", _COMMON_KEYS | {"messages", "max_completion_tokens", "logprobs", "top_logprobs"})
+    messages = _messages(body.get("messages"))
     logprobs = body.get("logprobs", False)
     if not isinstance(logprobs, bool):
         raise _bad("logprobs", "must be true or false")
@@ -171,5 +176,45 @@ def parse_chat(body: Any) -> GenerationParams:
         raise _bad("top_logprobs", "needs logprobs: true")
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     max_tokens = _integer({"max_tokens": limit}, "max_tokens", 256, 1, MAX_TOKENS_CAP) or 256
-    return GenerationParams(messages=tuple(messages), max_tokens=max_tokens,
+    return GenerationParams(messages=messages, max_tokens=max_tokens,
                             logprobs=(top or 0) if logprobs else None, **common)
+
+
+@dataclass(frozen=True)
+class AuditRequest:
+    """``POST /v1/attribute``: an answer to attribute without serving it (``prompt`` as the model sees
+    it, or chat ``messages`` the node renders with the model's chat template)."""
+
+    model: str
+    completion: str
+    prompt: str | None = None
+    messages: tuple[ChatMessage, ...] = ()
+
+    def as_generation(self) -> GenerationParams:
+        """The prompt part as a request (so the node renders it exactly as it renders a served one)."""
+        if self.prompt is not None:
+            return GenerationParams(model=self.model, api="completions", prompt=self.prompt)
+        return GenerationParams(model=self.model, api="chat", messages=self.messages)
+
+
+def parse_attribute(body: Any) -> AuditRequest:
+    """``POST /v1/attribute``: ``{"model", "prompt" | "messages", "completion"}``."""
+    if not isinstance(body, dict):
+        raise InputError("the request body must be a JSON object", param=None)
+    unknown = set(body) - {"model", "prompt", "messages", "completion"}
+    if unknown:
+        raise _bad(sorted(unknown)[0], "is not a field of an attribution request (model, prompt or messages, "
+                                       "completion)")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _bad("model", "is required: the adapter's name (GET /v1/models lists them)")
+    completion = body.get("completion")
+    if not isinstance(completion, str) or not completion.strip():
+        raise _bad("completion", "is required: the answer text to attribute (a non-empty string)")
+    if ("prompt" in body) == ("messages" in body):
+        raise _bad("prompt", "give exactly one of prompt (the text the model saw) and messages (a chat)")
+    if "prompt" in body:
+        if not isinstance(body["prompt"], str):
+            raise _bad("prompt", "must be a string")
+        return AuditRequest(model, completion, prompt=body["prompt"])
+    return AuditRequest(model, completion, messages=_messages(body["messages"]))

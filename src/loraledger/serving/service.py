@@ -214,7 +214,13 @@ class ServingService:
             return self.open_payer
         return keys.authenticate(key)
 
-    def _prompt(self, params: GenerationParams) -> tuple[str, list[int]]:
+    @property
+    def max_model_len(self) -> int:
+        """The model's context, in tokens (prompt and answer)."""
+        return self.loop.engine.max_model_len if self.loop is not None else self.upstream.max_model_len
+
+    def prompt(self, params: GenerationParams) -> tuple[str, list[int]]:
+        """The prompt as the model sees it (chat messages through the chat template) and its token ids."""
         if params.api == "chat":
             messages = [{"role": m.role, "content": m.content} for m in params.messages]
             text = render_chat(self.tokenizer, messages, generation_prompt=True)
@@ -226,8 +232,8 @@ class ServingService:
         """Submit ``params`` to the engine (see the module docstring); the caller reads
         ``generation.handle.events`` and then calls :meth:`finish`."""
         served = self.resolve(params.model)
-        prompt_text, ids = self._prompt(params)
-        context = self.loop.engine.max_model_len if self.loop is not None else self.upstream.max_model_len
+        prompt_text, ids = self.prompt(params)
+        context = self.max_model_len
         if len(ids) + params.max_tokens > context:
             raise InputError(f"the prompt has {len(ids)} tokens and max_tokens is {params.max_tokens}: more than "
                              f"the model's context of {context} tokens", param="max_tokens")

@@ -26,14 +26,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from ...attribution.tables import attribution_status
-from ...errors import ConfigError, InputError, NotFoundError, Overloaded
+from ...attribution.view import answer_attribution, fee_shares
+from ...errors import ChainError, ConfigError, InputError, NotFoundError, Overloaded
 from ...records.kinds import InferenceRecord, record_hash
-from ...serving.protocol import GenerationParams, parse_chat, parse_completion
+from ...rewards.split import FeeSplit
+from ...serving.protocol import GenerationParams, parse_attribute, parse_chat, parse_completion
 from ..auth import BearerToken
 from ..body import BodyLimits, JsonBody
 from ..deps import AdminOnly, Node, current_node
-from ..schemas import CHAT_BODY, COMPLETION_BODY, LORA_ADAPTER_BODY, errors, json_body, openai_errors
+from ..schemas import ATTRIBUTE_BODY, CHAT_BODY, COMPLETION_BODY, LORA_ADAPTER_BODY, errors, json_body, openai_errors
 from .ledger import record as record_route
 
 if TYPE_CHECKING:  # torch: imported only by a node that serves a model (``node run --base``)
@@ -281,20 +282,81 @@ def unload_lora_adapter(serving: Serving, body: Annotated[Any, Depends(_body)]) 
     return {"unloaded": name, "wasResident": serving.store.unload(name), "resident": serving.store.resident()}
 
 
+# ---------------------------------------------------------------------------- attribution
+
+
+def _audit(serving: ServingService, node: Any, token: Any, body: Any) -> dict[str, Any]:
+    audit = parse_attribute(body)
+    serving.payer_of(token.credentials if token is not None else None, node.payers)  # 401 before any work
+    served = serving.resolve(audit.model)
+    if served.adapter_hash is None:
+        raise InputError(f"{audit.model} is the base model: it has no training rows to attribute to", param="model")
+    if node.attribution is None:
+        raise ConfigError("this node does not attribute answers (it serves through an upstream server or "
+                          "without an operator key)")
+    prompt, prompt_ids = serving.prompt(audit.as_generation())
+    output_ids = serving.tokenizer.encode(audit.completion, add_special_tokens=False)
+    context = serving.max_model_len
+    if len(prompt_ids) + len(output_ids) > context:
+        raise InputError(f"the prompt and completion have {len(prompt_ids) + len(output_ids)} tokens: more than the "
+                         f"model's context of {context}", param="completion")
+    result = node.attribution.audit(served.adapter_hash, prompt, audit.completion)
+    text = audit.completion
+    return {
+        "object": "attribution", "model": served.name, "adapterHash": served.adapter_hash,
+        "indexHash": result.index_hash, "policy": result.policy, "recorded": False,
+        "queryVector": {"int16le": result.query.values.astype("<i2").tobytes().hex(), "exponent": result.query.exponent},
+        "queryHash": result.query_hash, "scoreExponent": result.score_exponent,
+        "top": [{"row": row, "contributor": who, "score": score} for row, who, score in result.top],
+        "spans": [{"start": s.start, "end": s.end, "text": text[s.start:s.end], "rows": list(s.rows)}
+                  for s in result.spans],
+        "weights": result.weights,
+    }
+
+
+@router.post("/attribute", tags=["ledger"], responses=errors(400, 401, 404, 413, 503),
+             openapi_extra=json_body(ATTRIBUTE_BODY, example={"model": "my-adapter", "prompt": "Q: ...\nA:",
+                                                              "completion": " an answer"}))
+async def attribute_answer(request: Request, serving: Serving, token: BearerToken,
+                           body: Annotated[Any, Depends(_body)]) -> dict[str, Any]:
+    """Attribute any answer of an indexed adapter as the node attributes the answers it serves (top
+    rows with integer scores, exact spans with their text, contributor weights, the query vector),
+    for audits: it records nothing and pays nothing. Needs a payer's API key."""
+    return await run_in_threadpool(_audit, serving, current_node(request), token, body)
+
+
 # ---------------------------------------------------------------------------- records
 
 
 @router.get("/inferences/{inference_hash}", tags=["ledger"], responses=errors(400, 404, 409, 503))
 def inference(node: Node, inference_hash: str) -> dict[str, Any]:
-    """An inference record with its inclusion proof in the record log, and its attribution: null when
-    its adapter has no attribution index, else the status (``pending``, ``done``, ``fallback``), the
-    ``attribution`` record with its proof once written, and the query vector its scores recompute from."""
+    """An inference record with its inclusion proof in the record log, its attribution and its fee.
+
+    ``attribution`` is null when its adapter has no attribution index, else the status (``pending``,
+    ``done``, ``fallback``), the ``attribution`` record with its proof once written (top rows, spans
+    as character offsets in the output, contributor weights) and the query vector its scores
+    recompute from. ``fee`` is null until the fee is recorded (an attributed answer's fee waits for
+    its attribution), else the ``fee`` record with its proof and ``shares``: what each account
+    earns from it under the ledger contract's current fee split (null when the chain cannot be read)."""
     found = record_route(node, inference_hash)
     if found["record"]["kind"] != "inference":
         raise NotFoundError(f"record {inference_hash} is a {found['record']['kind']} record, not an inference")
-    status = attribution_status(node.engine, found["seq"])
-    if status is not None and status["attributionSeq"] is not None:
-        attribution = node.records.get(status["attributionSeq"])
-        status["record"] = record_route(node, attribution.hash_hex, found["logSize"])
+    record = node.records.get(found["seq"])
+    assert isinstance(record, InferenceRecord)
+    answer = answer_attribution(node.records, record)
+    status = answer.status
+    if status is not None and answer.record is not None:
+        status["record"] = record_route(node, answer.record.hash_hex, found["logSize"])
     found["attribution"] = status
+    fee = None
+    if answer.fee is not None:
+        fee = record_route(node, answer.fee.hash_hex, found["logSize"])
+        try:
+            split = FeeSplit.from_tuple(node.contracts.fee_split())
+            fee["split"] = split.to_json()
+            fee["shares"] = fee_shares(answer.fee, split)
+        except ChainError as exc:
+            log.warning("fee split unavailable for inference %s: %s", inference_hash, exc.message)
+            fee["split"] = fee["shares"] = None
+    found["fee"] = fee
     return found
