@@ -32,9 +32,12 @@ all equal counts as 0) and a bootstrap 95% CI over queries (``--bootstrap`` 1000
 
 **Methods** (rows):
 
-* ``ours (logra)``: ``build_index`` (projected LoRA gradients, k = 16 per side, LoGra damped
-  inverse covariance per layer, fixed point), query scores by ``attribute`` (the node's code path:
-  query gradient, integer scores, spans, contributor weights);
+* ``ours``: ``build_index`` at the full training's early snapshots (``train_lora``'s trajectory at
+  ``ATTRIBUTION_TRAJECTORY`` = 2%, 5% and 10% of the steps, as the node's ``train`` keeps them;
+  projected LoRA gradients, k = 16 per side, LoGra damped inverse covariance per layer and snapshot,
+  fixed point), query scores by ``attribute`` (the node's code path: query gradients at the same
+  snapshots, integer scores, spans, contributor weights);
+* ``ours at the trained adapter``: the same, at the end of training only (an ablation, not a peer);
 * ``grad-dot``: the same projected gradients, ``identity`` preconditioner;
 * ``DataInf``: the same projected gradients, ``datainf`` preconditioner;
 * ``TracIn-CP``: ``Σ_c η_c · <q_c, g_c>`` over ``--checkpoints`` (3) checkpoints of the full training
@@ -93,17 +96,30 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchutil import machine_cpu_seconds, on_own_thread, progress, rss_mib, table  # noqa: E402
+from benchutil import (  # noqa: E402
+    SMOLLM,
+    SMOLLM_CACHE,
+    machine_cpu_seconds,
+    on_own_thread,
+    progress,
+    rss_mib,
+    smollm_dir,
+    table,
+)
 
 from loraledger.attribution.attribute import attribute  # noqa: E402
+from loraledger.attribution.checkpoints import CheckpointSource, load_checkpoints  # noqa: E402
 from loraledger.attribution.features import LoraGradientFeatures  # noqa: E402
 from loraledger.attribution.index import INDEX_FILE, write_index  # noqa: E402
 from loraledger.attribution.influence import fit_preconditioners, precondition  # noqa: E402
 from loraledger.attribution.influence import scores as int_scores  # noqa: E402
 from loraledger.attribution.service import build_index  # noqa: E402
 from loraledger.attribution.spans import match_spans  # noqa: E402
+from loraledger.fsutil import sha256_file  # noqa: E402
 from loraledger.training.config import TrainConfig  # noqa: E402
 from loraledger.training.data import IGNORE_INDEX, Example, TrainingRow, encode_row, render_chat  # noqa: E402
+from loraledger.training.factory import ATTRIBUTION_TRAJECTORY  # noqa: E402
+from loraledger.training.hf.trainer import TRAJECTORY_DIR  # noqa: E402
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 FULL = {"rows": 256, "contributors": 16, "queries": 64, "retrains": 32}
@@ -222,7 +238,7 @@ class Trained:
 
 
 def train(base_dir: Path, examples: Sequence[Example], config: TrainConfig, pad_id: int, work: Path,
-          checkpoint_steps: Sequence[int] = ()) -> Trained:
+          checkpoint_steps: Sequence[int] = (), trajectory: Sequence[float] = ()) -> Trained:
     """A fresh base model with a LoRA trained by ``train_lora`` on ``examples`` (run on a torch thread)."""
     import torch
 
@@ -242,7 +258,7 @@ def train(base_dir: Path, examples: Sequence[Example], config: TrainConfig, pad_
     started = time.perf_counter()
     with torch.enable_grad():
         outcome = train_lora(base, examples, [], config, pad_id=pad_id, device="cpu", work_dir=work,
-                             on_progress=on_progress)
+                             on_progress=on_progress, trajectory=trajectory)
     return Trained(outcome.model, time.perf_counter() - started, outcome.losses, checkpoints)
 
 
@@ -291,7 +307,7 @@ def margin_grads(model: Any, examples: Sequence[Example]) -> tuple[np.ndarray, n
     ``log p - log(1 - p)``, and each example's mean answer-token probability."""
     import torch
 
-    params = [p for n, p in model.named_parameters() if "lora_" in n]
+    params = [p for n, p in model.named_parameters() if "lora_" in n and ".default." in n]  # not the snapshots
     frozen = [p for p in params if not p.requires_grad]
     for p in frozen:
         p.requires_grad_(True)
@@ -474,28 +490,40 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
                          epochs=args.epochs, batch_size=8, seed=0, val_fraction=0.0)
     total_steps = math.ceil(n / config.batch_size) * config.epochs
     ckpt_steps = sorted({max(1, round(total_steps * (c + 1) / args.checkpoints)) for c in range(args.checkpoints)})
-    full: Trained = on_own_thread(train, base_dir, data.examples, config, pad_id, tmp / "full", ckpt_steps)
+    full: Trained = on_own_thread(train, base_dir, data.examples, config, pad_id, tmp / "full", ckpt_steps,
+                                  ATTRIBUTION_TRAJECTORY)
     model = full.model
     progress(f"full training: {total_steps} steps in {full.seconds:.1f}s, loss {full.losses[0]:.2f} → "
              f"{np.mean(full.losses[-3:]):.2f}")
 
-    # --- ours: the index, as the node builds it; queries through attribute()
+    # --- ours: the index at the training's early snapshots, as the node builds it; queries through attribute()
+    snapshots = sorted((tmp / "full" / TRAJECTORY_DIR).iterdir())
+    sources = [CheckpointSource(f"{TRAJECTORY_DIR}/{d.name}", int(d.name[5:]),
+                                "0x" + sha256_file(d / "adapter_model.safetensors").hex()) for d in snapshots]
+
+    def build(at_snapshots: bool) -> tuple[Any, list[str]]:
+        names = load_checkpoints(model, tmp / "full", sources, adapter="default", prefix="snap") if at_snapshots \
+            else ["default"]
+        index = build_index(model, data.examples, data.contributors, pad_id=pad_id, k=args.k, seed=args.seed,
+                            method="logra", damping=args.damping, batch_size=16, adapter_hash="0x" + "0" * 64,
+                            base_model_hash="0x" + "0" * 64, training_rows_root="0x" + "0" * 64, adapters=names,
+                            checkpoints=sources if at_snapshots else None)
+        return index, names
+
     started = time.perf_counter()
-    index = on_own_thread(lambda: build_index(
-        model, data.examples, data.contributors, pad_id=pad_id, k=args.k, seed=args.seed, method="logra",
-        damping=args.damping, batch_size=16, adapter_hash="0x" + "0" * 64, base_model_hash="0x" + "0" * 64,
-        training_rows_root="0x" + "0" * 64))
+    index, names = on_own_thread(build, True)
     build_seconds = time.perf_counter() - started
     index_hash = write_index(tmp, index)
     bytes_per_row = (tmp / INDEX_FILE).stat().st_size / n
     owners = [fact.contributor for fact in data.queries]
 
-    def ours() -> tuple[np.ndarray, float, float]:
+    def ours(index: Any, names: list[str]) -> tuple[np.ndarray, float, float]:
         hits = 0
         results = []
         started = time.perf_counter()
         for q in range(nq):
-            result = attribute(index, index_hash, model, tokenizer, data.query_prompts[q], data.queries[q].answer)
+            result = attribute(index, index_hash, model, tokenizer, data.query_prompts[q], data.queries[q].answer,
+                               adapters=names)
             results.append(result)
             hits += bool(result.weights) and max(result.weights, key=lambda c: result.weights[c]) == owners[q]
         ms = (time.perf_counter() - started) * 1000 / nq
@@ -503,10 +531,15 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         rows = [int_scores(result.query, index.features).astype(np.float64) for result in results]
         return np.stack(rows), ms, hits / nq
 
-    ours_scores, ours_ms, planted = on_own_thread(ours)
-    methods = [Method(f"ours (logra, k={args.k})", ours_scores, ours_ms,
-                      "attribute(): grads, int scores, spans, weights")]
+    steps = ", ".join(str(c.step) for c in index.checkpoints)
+    ours_scores, ours_ms, planted = on_own_thread(ours, index, names)
+    methods = [Method(f"ours (logra, k={args.k}, {len(names)} snapshots)", ours_scores, ours_ms,
+                      f"attribute() at steps {steps} of {total_steps}: grads, int scores, spans, weights")]
     progress(f"index built in {build_seconds:.2f}s; ours {ours_ms:.1f} ms/query")
+    final_index, final_names = on_own_thread(build, False)
+    scores, ms, _ = on_own_thread(ours, final_index, final_names)
+    ablation = Method("ours at the trained adapter", scores, ms, "ablation: the same index and query at the "
+                      "end of training only")
 
     # --- grad-dot and DataInf: the same projected gradients, other preconditioners
     grads, sizes = on_own_thread(projected, model, data.examples, pad_id, args.k, args.seed)
@@ -554,6 +587,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     except Exception as exc:  # noqa: BLE001 - reported as a row
         methods.append(Method("TRAK (traker)", None, float("nan"), f"not run: {type(exc).__name__}: {exc}"[:100]))
 
+    methods.append(ablation)
+
     # --- text peers and random
     bm25 = BM25(data.texts)
     scores, ms = timed_per_query(lambda q: bm25.scores(data.query_texts[q]), nq)
@@ -592,22 +627,29 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         top1 = planted_top1(method.scores, data.contributors, owners)
         if method is methods[0]:
             ours_lds = mean
-        elif method.name != "random":
+        elif method.name != "random" and not method.name.startswith("ours"):
             best_peer = max(best_peer, mean)
         rows_out.append([method.name, f"{mean:.3f}", f"[{lo:.3f}, {hi:.3f}]", f"{method.ms_per_query:.2f}",
                          f"{top1:.0%}", method.notes])
-    best_name = max((r for r in rows_out[1:] if r[1] != "-" and r[0] != "random"), key=lambda r: float(r[1]))[0]
+    best_name = max((r for r in rows_out[1:] if r[1] != "-" and r[0] != "random" and not r[0].startswith("ours")),
+                    key=lambda r: float(r[1]))[0]
     table(f"Attribution quality: LDS over m={args.retrains} retrains on 50% subsets, {n} rows, {nq} queries",
           ["method", "LDS mean", "95% CI", "per-query ms", "planted@1", "notes"], rows_out,
           notes=[f"anchors (other setups, not this run): {ANCHORS}",
                  "planted@1: the query's contributor has the largest sum of positive scores among the top 20 rows"])
+    smol, why = smollm_dir(args.smollm, args.smollm_cache)
+    smol_lines = [why] if smol is None else smollm_planted(args, tmp, smol)
     total = time.perf_counter() - run_started
+    print()
+    for line in smol_lines:
+        print(line)
     print(f"\nplanted contributors (ours, attribute() contributor weights, first = planted): {planted:.0%} "
           f"of {nq} queries")
     print(f"index build: {build_seconds:.2f}s vs full training {full.seconds:.2f}s "
           f"({build_seconds / full.seconds:.0%}); retrains {retrain_seconds:.0f}s for m={args.retrains}")
     print(f"index bytes per row: {bytes_per_row:,.0f} ({(tmp / INDEX_FILE).stat().st_size:,} bytes / {n} rows; "
-          f"features {sum(sizes)} int16 = {2 * sum(sizes)} bytes/row, the rest preconditioners and span index)")
+          f"features {index.dim} int16 = {2 * index.dim} bytes/row ({len(index.checkpoints)} snapshots), the rest "
+          "the span index and metadata)")
     print(f"full training loss {full.losses[0]:.2f} (first step) -> {np.mean(full.losses[-3:]):.2f} (last 3 steps); "
           f"damping {args.damping}, k {args.k}, lr {args.lr}, {args.epochs} epochs")
     print(f"whole run: {total:.0f}s; others' CPU during it: {others_cpu(cpu_start):.0%} of the machine "
@@ -615,6 +657,88 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     verdict = "PASS" if ours_lds >= best_peer else "FAIL"
     print(f"{verdict}: our LDS >= the best peer's in this run: ours {ours_lds:.3f}, best peer {best_name} "
           f"{best_peer:.3f}")
+
+
+# ------------------------------------------------------------------------------ SmolLM2: planted contributors
+
+
+def smollm_planted(args: argparse.Namespace, tmp: Path, base_dir: Path) -> list[str]:
+    """The planted-contributor check on SmolLM2-135M with an adapter trained (``train_lora``, the
+    node's trajectory) on ``--smollm-rows`` invented facts from 12 contributors: for every fact, a
+    reworded question with the fact's sentence as the answer is attributed by ``attribute()``; the
+    share whose owner gets the largest weight. Also, for 8 of them, the model's own greedy answer:
+    whether it states the fact, its generation time and its attribution time. Lines to print."""
+    import torch
+
+    from loraledger.training.hf.basemodel import load_base_model
+
+    tokenizer = load_base_model(base_dir, device="cpu").tokenizer
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    sub = argparse.Namespace(**{**vars(args), "rows": args.smollm_rows, "contributors": 12,
+                                "queries": args.smollm_rows})
+    data = make_dataset(tokenizer, sub)
+    config = TrainConfig(rank=16, alpha=32.0, dropout=0.0, target_modules=("q_proj", "k_proj", "v_proj", "o_proj"),
+                         learning_rate=2e-3, epochs=args.smollm_epochs, batch_size=4, seed=0, val_fraction=0.0)
+    full: Trained = on_own_thread(train, base_dir, data.examples, config, pad_id, tmp / "smol", (),
+                                  ATTRIBUTION_TRAJECTORY)
+    model = full.model
+    progress(f"SmolLM2: trained on {len(data.examples)} rows in {full.seconds:.0f}s, loss {full.losses[0]:.2f} → "
+             f"{np.mean(full.losses[-3:]):.2f}")
+    snapshots = sorted((tmp / "smol" / TRAJECTORY_DIR).iterdir())
+    sources = [CheckpointSource(f"{TRAJECTORY_DIR}/{d.name}", int(d.name[5:]),
+                                "0x" + sha256_file(d / "adapter_model.safetensors").hex()) for d in snapshots]
+    started = time.perf_counter()
+
+    def build() -> tuple[Any, list[str]]:
+        names = load_checkpoints(model, tmp / "smol", sources, adapter="default", prefix="snap")
+        return build_index(model, data.examples, data.contributors, pad_id=pad_id, k=args.k, seed=args.seed,
+                           method="logra", damping=args.damping, batch_size=8, adapter_hash="0x" + "0" * 64,
+                           base_model_hash="0x" + "0" * 64, training_rows_root="0x" + "0" * 64, adapters=names,
+                           checkpoints=sources), names
+
+    index, names = on_own_thread(build)
+    build_seconds = time.perf_counter() - started
+    owners = [fact.contributor for fact in data.queries]
+
+    def planted() -> tuple[float, float]:
+        hits, started = 0, time.perf_counter()
+        for q in range(len(data.queries)):
+            result = attribute(index, "0x", model, tokenizer, data.query_prompts[q], data.queries[q].answer,
+                               adapters=names)
+            hits += bool(result.weights) and max(result.weights, key=lambda c: result.weights[c]) == owners[q]
+        return hits / len(data.queries), (time.perf_counter() - started) * 1000 / len(data.queries)
+
+    share, ms = on_own_thread(planted)
+
+    def generated() -> tuple[int, int, float, float]:
+        stated = credited = 0
+        gen_s = attr_s = 0.0
+        for q in range(8):
+            ids = torch.tensor([tokenizer(data.query_prompts[q])["input_ids"]])
+            started = time.perf_counter()
+            with torch.no_grad():
+                out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=24,
+                                     do_sample=False, pad_token_id=pad_id)
+            gen_s += time.perf_counter() - started
+            answer = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+            stated += data.queries[q].value in answer
+            started = time.perf_counter()
+            result = attribute(index, "0x", model, tokenizer, data.query_prompts[q], answer, adapters=names)
+            attr_s += time.perf_counter() - started
+            credited += bool(result.weights) and max(result.weights, key=lambda c: result.weights[c]) == owners[q]
+        return stated, credited, gen_s / 8, attr_s / 8
+
+    stated, credited, gen_s, attr_s = on_own_thread(generated)
+    return [
+        f"SmolLM2-135M-Instruct, rank-16 adapter trained on {len(data.examples)} invented facts of 12 contributors "
+        f"({config.epochs} epochs, {full.seconds:.0f}s; index at steps "
+        f"{', '.join(str(c.step) for c in index.checkpoints)} built in {build_seconds:.1f}s):",
+        f"  planted contributors: {share:.0%} of {len(data.queries)} answers repeating a contributor's fact credit "
+        f"that contributor first ({ms:.0f} ms per attribution)",
+        f"  its own greedy answers to 8 of the questions: {stated}/8 state the fact, {credited}/8 credit its "
+        f"contributor first; generation {gen_s * 1000:.0f} ms vs attribution {attr_s * 1000:.0f} ms per answer "
+        f"({attr_s / gen_s:.2f}x)",
+    ]
 
 
 def main() -> None:
@@ -636,6 +760,11 @@ def main() -> None:
     parser.add_argument("--trak-dim", type=int, default=256, help="TRAK projection dimension")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CI")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smollm", default="auto", help=f"the SmolLM2 planted-contributor check: 'auto' (if "
+                        f"{SMOLLM_CACHE / SMOLLM} is there), 'fetch', 'none' or a model directory")
+    parser.add_argument("--smollm-cache", type=Path, default=SMOLLM_CACHE, help="where --smollm fetch writes")
+    parser.add_argument("--smollm-rows", type=int, default=48, help="invented facts the SmolLM2 adapter learns")
+    parser.add_argument("--smollm-epochs", type=int, default=8)
     args = parser.parse_args()
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:

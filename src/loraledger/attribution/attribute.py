@@ -4,9 +4,10 @@
 as the node stored it (the prompt as the model saw it, chat template applied, and the output
 text) and computes, from those public artifacts only:
 
-1. the answer's projected gradient: the output tokens' mean loss under the adapter, given the
-   prompt, projected exactly as the index's rows were (same seed, width and layers); it is
-   quantized (:func:`~loraledger.attribution.influence.quantize`) into the *query vector*;
+1. the answer's projected gradient: the output tokens' mean loss given the prompt, at each of the
+   index's checkpoints (:mod:`~loraledger.attribution.checkpoints`), projected exactly as the
+   index's rows were (same seed, width and layers); it is quantized
+   (:func:`~loraledger.attribution.influence.quantize`) into the *query vector*;
 2. every training row's integer score against it, and the top rows with a positive score;
 3. the exact spans of the output found in the rows (:func:`~loraledger.attribution.spans.match_spans`),
    with their character offsets in the output text;
@@ -113,26 +114,40 @@ def score_query(index: AttributionIndex, query: Quantized, output_ids: Sequence[
 
 
 def query_vector(index: AttributionIndex, model: Any, tokenizer: Any, prompt: str, output: str, *,
-                 adapter: str = "default") -> tuple[np.ndarray, list[int], list[tuple[int, int]]]:
-    """The answer's projected gradient (float32, unquantized) under the PEFT ``model``'s adapter
-    ``adapter``, its output token ids and their offsets."""
+                 adapters: Sequence[str] = ("default",)) -> tuple[np.ndarray, list[int], list[tuple[int, int]]]:
+    """The answer's projected gradient (float64, unquantized) at each of the index's checkpoints,
+    side by side, each scaled by its ``2^query_shift``; ``adapters[c]`` is the PEFT adapter of
+    ``model`` holding checkpoint ``c`` (:func:`~loraledger.attribution.checkpoints.load_checkpoints`).
+    Also the output's token ids and their offsets."""
     prompt_ids, output_ids, offsets = answer_tokens(tokenizer, prompt, output)
     if not output_ids:
         raise InputError("the answer has no output tokens to attribute")
-    features = LoraGradientFeatures(model, adapter=adapter, k=index.k, seed=index.seed)
-    got = [{"module": b.module, "in": b.in_features, "out": b.out_features, "rank": b.rank} for b in features.blocks]
-    if got != index.blocks:
-        raise InputError("the loaded adapter's LoRA layers differ from its attribution index's: wrong adapter or "
-                         "base model")
+    if len(adapters) != len(index.checkpoints):
+        raise InputError(f"{len(adapters)} PEFT adapters for the index's {len(index.checkpoints)} checkpoints")
     example = Example("query", tuple(prompt_ids + output_ids), tuple([IGNORE_INDEX] * len(prompt_ids) + output_ids))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    return features.features([example], pad_id=pad)[0], output_ids, offsets
+    active = model.active_adapter
+    parts = []
+    try:
+        for name, checkpoint in zip(adapters, index.checkpoints, strict=True):
+            model.set_adapter(name)
+            features = LoraGradientFeatures(model, adapter=name, k=index.k, seed=index.seed)
+            got = [{"module": b.module, "in": b.in_features, "out": b.out_features, "rank": b.rank}
+                   for b in features.blocks]
+            if got != index.blocks:
+                raise InputError("the loaded adapter's LoRA layers differ from its attribution index's: wrong "
+                                 "adapter or base model")
+            vector = features.features([example], pad_id=pad)[0].astype(np.float64)
+            parts.append(np.ldexp(vector, checkpoint.query_shift))  # exact: a power of two
+    finally:
+        model.set_adapter(active)
+    return np.concatenate(parts), output_ids, offsets
 
 
 def attribute(index: AttributionIndex, index_hash: str, model: Any, tokenizer: Any, prompt: str,
-              output: str, *, adapter: str = "default") -> Attribution:
+              output: str, *, adapters: Sequence[str] = ("default",)) -> Attribution:
     """The attribution of ``output`` (given ``prompt``) against ``index`` (module docstring)."""
-    vector, output_ids, offsets = query_vector(index, model, tokenizer, prompt, output, adapter=adapter)
+    vector, output_ids, offsets = query_vector(index, model, tokenizer, prompt, output, adapters=adapters)
     query = quantize(vector)
     top, spans, weights = score_query(index, query, output_ids, offsets)
     return Attribution(index_hash, POLICY_VERSION, query, top, query.exponent + index.features.exponent, spans,

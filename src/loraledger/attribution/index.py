@@ -2,17 +2,19 @@
 
 ``attribution.safetensors`` holds, as integer arrays:
 
-* ``features``: ``[rows, dim]`` int16, each training row's preconditioned projected gradient in
-  fixed point (:func:`loraledger.attribution.influence.quantize`; the exponent in the metadata);
-* ``preconditioner.<i>``: float64, each block's preconditioner (to precondition a query the same way
-  is not needed: the rows are preconditioned; kept so the index can be audited and refitted);
+* ``features``: ``[rows, checkpoints · dim]`` int16, each training row's preconditioned projected
+  gradient at each checkpoint, side by side, in fixed point
+  (:func:`loraledger.attribution.influence.quantize`; the exponent in the metadata);
 * ``spans.<name>``: the exact-span index over the rows' completion tokens
   (:func:`loraledger.attribution.spans.to_arrays`);
 
 and, as JSON in the safetensors metadata (``index``): the format, the adapter and base model
 hashes, the training rows' Merkle root, the method and its parameters (projection seed and
-width, preconditioner, damping), the feature blocks, and the rows (hash and contributor, in
-feature order). The index hash is the sha256 of the file's bytes; an ``attribution_index``
+width, preconditioner, damping), the feature blocks, the checkpoints (each a PEFT directory
+relative to the adapter's, ``"."`` for the adapter itself, its training step, its weights'
+sha256, and the power of two a query's gradient there is scaled by), and the rows (hash and
+contributor, in feature order). The preconditioners are not kept: the rows are stored
+preconditioned, and a query is not preconditioned. The index hash is the sha256 of the file's bytes; an ``attribution_index``
 record carries it, so anyone holding the file checks it against the ledger.
 """
 
@@ -31,16 +33,34 @@ from ..fsutil import atomic_write_bytes
 from .influence import Quantized
 from .spans import SpanIndex, from_arrays, to_arrays
 
-__all__ = ["INDEX_FILE", "INDEX_FORMAT", "AttributionIndex", "IndexRow", "read_index", "write_index"]
+__all__ = ["INDEX_FILE", "INDEX_FORMAT", "AttributionIndex", "IndexCheckpoint", "IndexRow", "read_index",
+           "write_index"]
 
 INDEX_FILE = "attribution.safetensors"
-INDEX_FORMAT = "loraledger-attribution-index-v1"
+INDEX_FORMAT = "loraledger-attribution-index-v2"
 
 
 @dataclass(frozen=True)
 class IndexRow:
     row_hash: str
     contributor: str
+
+
+@dataclass(frozen=True)
+class IndexCheckpoint:
+    """A state of the adapter the index was built at: a PEFT directory ``path`` relative to the
+    adapter's (``"."``: the adapter itself), its training ``step`` (None: the trained adapter), the
+    sha256 of its weights file, and ``query_shift``: a query's projected gradient there is
+    multiplied by ``2^query_shift`` (exact) so that every checkpoint weighs alike in a score."""
+
+    path: str
+    step: int | None
+    weights_sha256: str
+    query_shift: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "step": self.step, "weightsSha256": self.weights_sha256,
+                "queryShift": self.query_shift}
 
 
 @dataclass(frozen=True)
@@ -55,33 +75,43 @@ class AttributionIndex:
     seed: int
     damping: float
     blocks: list[dict[str, Any]]
+    checkpoints: list[IndexCheckpoint]
     rows: list[IndexRow]
     features: Quantized
-    preconditioners: list[np.ndarray]
     spans: SpanIndex
 
     @property
     def block_sizes(self) -> list[int]:
+        """The feature size of each adapted layer at one checkpoint."""
         return [2 * self.k * int(block["rank"]) for block in self.blocks]
+
+    @property
+    def dim(self) -> int:
+        """A row's feature size: every checkpoint's blocks."""
+        return len(self.checkpoints) * sum(self.block_sizes)
 
     def metadata(self) -> dict[str, Any]:
         return {
             "format": INDEX_FORMAT, "adapterHash": self.adapter_hash, "baseModelHash": self.base_model_hash,
             "trainingRowsRoot": self.training_rows_root, "method": self.method, "k": self.k, "seed": self.seed,
             "damping": self.damping, "featureExponent": self.features.exponent, "blocks": self.blocks,
-            "rows": [[row.row_hash, row.contributor] for row in self.rows],
+            "checkpoints": [c.to_json() for c in self.checkpoints], "rows": [[row.row_hash, row.contributor] for row in self.rows],
         }
+
+
+def _relative(path: str) -> bool:
+    """A checkpoint path stays inside the adapter's directory: relative, no ``..``, no backslash."""
+    parts = path.split("/")
+    return path == "." or (not path.startswith("/") and "\\" not in path and all(p not in ("", ".", "..") for p in parts))
 
 
 def _serialize(index: AttributionIndex) -> bytes:
     from safetensors.numpy import save
 
-    if index.features.values.shape != (len(index.rows), sum(index.block_sizes)):
+    if index.features.values.shape != (len(index.rows), index.dim) or not index.checkpoints:
         raise ValueError(f"features of shape {index.features.values.shape} for {len(index.rows)} rows and "
-                         f"blocks of {sum(index.block_sizes)} dimensions")
+                         f"{len(index.checkpoints)} checkpoints of {sum(index.block_sizes)} dimensions")
     arrays: dict[str, np.ndarray] = {"features": index.features.values.astype(np.int16)}
-    for i, matrix in enumerate(index.preconditioners):
-        arrays[f"preconditioner.{i}"] = np.ascontiguousarray(matrix, dtype=np.float64)
     for name, array in to_arrays(index.spans).items():
         arrays[f"spans.{name}"] = np.ascontiguousarray(array)
     meta = json.dumps(index.metadata(), sort_keys=True, separators=(",", ":"))
@@ -120,18 +150,21 @@ def read_index(directory: Path, *, expect_hash: str | None = None) -> tuple[Attr
         raise InputError(f"{path} has format {meta.get('format')!r}, not {INDEX_FORMAT}")
     try:
         blocks = meta["blocks"]
-        preconditioners = [arrays[f"preconditioner.{i}"] for i in range(len(blocks))]
+        checkpoints = [IndexCheckpoint(str(c["path"]), None if c["step"] is None else int(c["step"]),
+                                       str(c["weightsSha256"]), int(c["queryShift"])) for c in meta["checkpoints"]]
+        if not checkpoints or any(not _relative(c.path) for c in checkpoints):
+            raise ValueError("checkpoints must be paths inside the adapter's directory")
         spans = from_arrays({key.removeprefix("spans."): value for key, value in arrays.items()
                              if key.startswith("spans.")})
         index = AttributionIndex(
             adapter_hash=meta["adapterHash"], base_model_hash=meta["baseModelHash"],
             training_rows_root=meta["trainingRowsRoot"], method=meta["method"], k=int(meta["k"]),
-            seed=int(meta["seed"]), damping=float(meta["damping"]), blocks=blocks,
+            seed=int(meta["seed"]), damping=float(meta["damping"]), blocks=blocks, checkpoints=checkpoints,
             rows=[IndexRow(str(h), str(c)) for h, c in meta["rows"]],
             features=Quantized(arrays["features"].astype(np.int64), int(meta["featureExponent"])),
-            preconditioners=preconditioners, spans=spans)
+            spans=spans)
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{path} is not a consistent attribution index: {exc!r}") from None
-    if index.features.values.shape != (len(index.rows), sum(index.block_sizes)):
+    if index.features.values.shape != (len(index.rows), index.dim):
         raise InputError(f"{path}: features of shape {index.features.values.shape} for {len(index.rows)} rows")
     return index, digest

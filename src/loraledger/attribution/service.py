@@ -4,9 +4,11 @@
 was trained on (its snapshot, split as the trainer split it; the rows' Merkle root must equal the
 adapter record's ``training_rows_root``), tokenises them as the trainer did, and computes:
 
-1. each row's projected gradient under the adapter (:mod:`~loraledger.attribution.features`);
-2. the preconditioner, fitted on those features, and the preconditioned features in fixed point
-   (:mod:`~loraledger.attribution.influence`);
+1. each row's projected gradient under each of the adapter's attribution checkpoints (its early
+   training snapshots, else the adapter itself: :mod:`~loraledger.attribution.checkpoints`;
+   :mod:`~loraledger.attribution.features`);
+2. per checkpoint, the preconditioner fitted on those features and the preconditioned features;
+   all checkpoints side by side in fixed point (:mod:`~loraledger.attribution.influence`);
 3. the exact-span index over the rows' completion tokens (:mod:`~loraledger.attribution.spans`);
 
 (:func:`build_index`), then writes ``attribution.safetensors`` beside the adapter (:mod:`~loraledger.attribution.index`)
@@ -33,7 +35,8 @@ from ..records.ledger import RecordLedger
 from ..training.data import IGNORE_INDEX, Example, TrainingRow, build_examples, split_rows
 from ..training.factory import ModelFactory
 from ..training.provenance import rows_tree
-from .index import INDEX_FILE, AttributionIndex, IndexRow, read_index, write_index
+from .checkpoints import CheckpointSource, checkpoint_sources, load_checkpoints
+from .index import INDEX_FILE, AttributionIndex, IndexCheckpoint, IndexRow, read_index, write_index
 from .influence import PRECONDITIONERS, fit_preconditioners, precondition, quantize
 from .spans import build_span_index
 from .tables import AttributionIndexRow
@@ -55,27 +58,56 @@ class FeaturizeResult:
 
 def build_index(model: Any, examples: Sequence[Example], contributors: Sequence[str], *, pad_id: int, k: int,
                 seed: int, method: str, damping: float, batch_size: int, adapter_hash: str, base_model_hash: str,
-                training_rows_root: str) -> AttributionIndex:
-    """The index of a PEFT ``model``'s adapter over ``examples`` (its training rows, tokenised as
-    trained; ``contributors[i]`` owns ``examples[i]``): steps 1-3 of the module docstring."""
+                training_rows_root: str, adapters: Sequence[str] = ("default",),
+                checkpoints: Sequence[CheckpointSource] | None = None) -> AttributionIndex:
+    """The index over ``examples`` (an adapter's training rows, tokenised as trained; ``contributors[i]``
+    owns ``examples[i]``) at each checkpoint: ``adapters[c]`` is the PEFT adapter of ``model`` holding
+    ``checkpoints[c]`` (default: the one adapter ``"default"``, as the trained adapter ``"."``).
+    Steps 1-3 of the module docstring, per checkpoint; the checkpoints' features side by side."""
     import numpy as np
 
     from .features import LoraGradientFeatures
 
-    features = LoraGradientFeatures(model, k=k, seed=seed)
-    parts = [features.features(examples[i:i + batch_size], pad_id=pad_id) for i in range(0, len(examples), batch_size)]
-    grads = np.concatenate(parts) if parts else np.zeros((0, features.dim), dtype=np.float32)
-    sizes = [block.size for block in features.blocks]
-    matrices = fit_preconditioners(grads, sizes, method=method, damping=damping)
+    if checkpoints is None:
+        checkpoints = [CheckpointSource(".", None, "")]
+    if len(adapters) != len(checkpoints) or not adapters:
+        raise InputError(f"{len(adapters)} PEFT adapters for {len(checkpoints)} checkpoints")
+    active = model.active_adapter
+    parts, shifts, blocks = [], [], None
+    try:
+        for name in adapters:
+            model.set_adapter(name)
+            features = LoraGradientFeatures(model, adapter=name, k=k, seed=seed)
+            found = [{"module": b.module, "in": b.in_features, "out": b.out_features, "rank": b.rank}
+                     for b in features.blocks]
+            if blocks is not None and found != blocks:
+                raise InputError(f"checkpoint {name} adapts other layers than the first checkpoint")
+            blocks = found
+            chunks = [features.features(examples[i:i + batch_size], pad_id=pad_id)
+                      for i in range(0, len(examples), batch_size)]
+            grads = np.concatenate(chunks).astype(np.float64) if chunks else np.zeros((0, features.dim))
+            sizes = [block.size for block in features.blocks]
+            rows = precondition(grads, sizes, fit_preconditioners(grads, sizes, method=method, damping=damping))
+            # Every checkpoint weighs alike: rows scaled to unit RMS norm here, and a query's gradient
+            # by the power of two nearest the training rows' RMS gradient norm there (exact, stored).
+            parts.append(rows / max(_rms_norm(rows), np.finfo(np.float64).tiny))
+            scale = _rms_norm(grads)
+            shifts.append(-int(np.round(np.log2(scale))) if scale > 0 else 0)
+    finally:
+        model.set_adapter(active)
     completions = [[t for t, label in zip(e.input_ids, e.labels) if label != IGNORE_INDEX] for e in examples]
     return AttributionIndex(
         adapter_hash=adapter_hash, base_model_hash=base_model_hash, training_rows_root=training_rows_root,
-        method=method, k=k, seed=seed, damping=float(damping),
-        blocks=[{"module": b.module, "in": b.in_features, "out": b.out_features, "rank": b.rank}
-                for b in features.blocks],
+        method=method, k=k, seed=seed, damping=float(damping), blocks=blocks or [],
+        checkpoints=[IndexCheckpoint(c.path, c.step, c.weights_sha256, shift) for c, shift in zip(checkpoints, shifts)],
         rows=[IndexRow(e.row_hash, who) for e, who in zip(examples, contributors, strict=True)],
-        features=quantize(precondition(grads, sizes, matrices)), preconditioners=matrices,
-        spans=build_span_index(completions))
+        features=quantize(np.concatenate(parts, axis=1)), spans=build_span_index(completions))
+
+
+def _rms_norm(matrix: Any) -> float:
+    import numpy as np
+
+    return float(np.sqrt(np.mean(np.einsum("ij,ij->i", matrix, matrix)))) if len(matrix) else 0.0
 
 
 class AttributionIndexer:
@@ -140,6 +172,8 @@ class AttributionIndexer:
         import peft
 
         model = peft.PeftModel.from_pretrained(loaded.model, str(directory)).eval()
+        sources = checkpoint_sources(directory)
+        names = load_checkpoints(model, directory, sources, adapter="default", prefix="trajectory")
         tokenizer = loaded.tokenizer
         examples, _ = build_examples(tokenizer, train_rows, int(hyper.get("maxLength", 512)))
         by_hash = {row.row_hash: row for row in train_rows}
@@ -151,7 +185,7 @@ class AttributionIndexer:
             index = build_index(model, examples, [by_hash[e.row_hash].contributor for e in examples], pad_id=pad_id,
                                 k=k, seed=seed, method=method, damping=damping, batch_size=batch_size,
                                 adapter_hash=adapter.adapter_hash, base_model_hash=adapter.base_model_hash,
-                                training_rows_root=str(root))
+                                training_rows_root=str(root), adapters=names, checkpoints=sources)
         digest = write_index(directory, index)
         appended = self._record(name, index, digest, directory / INDEX_FILE)
         return FeaturizeResult(index, digest, appended, time.perf_counter() - started)

@@ -41,6 +41,7 @@ from ..records.ledger import RecordLedger
 from ..training.factory import ModelFactory
 from ..training.provenance import contributor_counts
 from .attribute import QUERY_TOLERANCE, answer_tokens, query_hash, query_vector, score_query
+from .checkpoints import load_checkpoints
 from .index import AttributionIndex, read_index
 from .influence import Quantized
 from .policy import POLICY_VERSION
@@ -88,19 +89,21 @@ def _keccak(text: str) -> str:
     return "0x" + keccak(text.encode("utf-8")).hex()
 
 
-#: ``(base_dir, adapter_dir) → (PEFT model with the adapter, tokenizer, adapter name)``.
-ModelLoader = Callable[[Path, Path], tuple[Any, Any, str]]
+#: ``(base_dir, adapter_dir, index) → (PEFT model, tokenizer, the adapter names of the index's checkpoints)``.
+ModelLoader = Callable[[Path, Path, AttributionIndex], tuple[Any, Any, list[str]]]
 
 
-def load_peft(base_dir: Path, adapter_dir: Path, *, device: str = "cpu") -> tuple[Any, Any, str]:
-    """The base model at ``base_dir`` with the adapter at ``adapter_dir`` (torch)."""
+def load_peft(base_dir: Path, adapter_dir: Path, index: AttributionIndex, *,
+              device: str = "cpu") -> tuple[Any, Any, list[str]]:
+    """The base model at ``base_dir`` with the adapter at ``adapter_dir`` and the index's checkpoints
+    (each checked against its recorded hash) (torch)."""
     import peft
 
     from ..training.hf.basemodel import load_base_model
 
     loaded = load_base_model(base_dir, device=device)
     model = peft.PeftModel.from_pretrained(loaded.model, str(adapter_dir)).eval()
-    return model, loaded.tokenizer, "default"
+    return model, loaded.tokenizer, load_checkpoints(model, adapter_dir, index, adapter="default", prefix="ckpt")
 
 
 class InferenceVerifier:
@@ -111,7 +114,7 @@ class InferenceVerifier:
         self.factory = factory
         self.indexer = AttributionIndexer(factory, records)
         self.load_model = load_model or load_peft
-        self._models: dict[tuple[str, str], tuple[Any, Any, str]] = {}
+        self._models: dict[tuple[str, str, str], tuple[Any, Any, list[str]]] = {}
 
     def verify(self, inference_hash: str, *, base_dir: Path) -> InferenceReport:
         """Every check of the module docstring for the inference whose record hash is ``inference_hash``;
@@ -184,19 +187,24 @@ class InferenceVerifier:
         published = Quantized(np.frombuffer(task.query_vector, dtype="<i2").astype(np.int64), int(task.query_exponent))
         report.add("query hash", query_hash(published) == record.query_hash,
                    "the published query vector hashes to the record's query_hash")
-        loaded = self._model(report, inference, record, adapter, base_dir)
+        try:
+            loaded = self._model(report, inference, record, adapter, base_dir, index)
+        except LoraLedgerError as exc:  # a checkpoint missing or changed
+            report.add("checkpoints", False, exc.message)
+            return
         if loaded is None:
             return
-        model, tokenizer, name = loaded
-        self._recompute_query(report, texts, index, published, model, tokenizer, name)
+        model, tokenizer, names = loaded
+        self._recompute_query(report, texts, index, published, model, tokenizer, names)
         self._rescore(report, record, texts, index, published, tokenizer)
 
     def _model(self, report: InferenceReport, inference: InferenceRecord, record: AttributionRecord, adapter: Any,
-               base_dir: Path) -> tuple[Any, Any, str] | None:
-        """The base model and the adapter, each checked against its recorded hash (loaded once per pair)."""
+               base_dir: Path, index: AttributionIndex) -> tuple[Any, Any, list[str]] | None:
+        """The base model, the adapter and the index's checkpoints, each checked against its recorded
+        hash (loaded once per base, adapter and index)."""
         from ..training.adapters import adapter_hash
 
-        key = (str(base_dir), adapter.path)
+        key = (str(base_dir), adapter.path, str(record.index_hash))
         if key not in self._models:
             base = self.factory.hash_base(base_dir).hash
             if not report.add("base model", base == inference.base_model_hash,
@@ -205,12 +213,12 @@ class InferenceVerifier:
             if not report.add("adapter", adapter_hash(Path(adapter.path)).hash == record.adapter_hash,
                               "the adapter's files hash to the recorded adapter_hash"):
                 return None
-            self._models[key] = self.load_model(base_dir, Path(adapter.path))
+            self._models[key] = self.load_model(base_dir, Path(adapter.path), index)
         return self._models[key]
 
     def _recompute_query(self, report: InferenceReport, texts: InferenceTextRow, index: AttributionIndex,
-                         published: Quantized, model: Any, tokenizer: Any, name: str) -> None:
-        vector, _, _ = query_vector(index, model, tokenizer, texts.prompt, texts.output, adapter=name)
+                         published: Quantized, model: Any, tokenizer: Any, names: list[str]) -> None:
+        vector, _, _ = query_vector(index, model, tokenizer, texts.prompt, texts.output, adapters=names)
         if vector.shape != published.values.shape:
             report.add("query vector", False, f"recomputed {vector.shape[0]} values, published {published.values.size}")
             return

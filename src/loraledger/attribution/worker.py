@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func
@@ -37,6 +38,7 @@ from ..errors import LedgerError, LoraLedgerError
 from ..records.kinds import AttributionRecord, FeeRecord, Record
 from ..records.ledger import RecordLedger
 from .attribute import Attribution, attribute, attribution_record
+from .checkpoints import load_checkpoints
 from .index import AttributionIndex
 from .tables import AttributionTaskRow, InferenceTextRow
 
@@ -46,9 +48,10 @@ log = logging.getLogger("loraledger.attribution")
 
 MAX_ATTEMPTS = 3
 
-#: ``adapter hash → (index, index hash)`` and ``adapter hash → (PEFT model, tokenizer, adapter name in it)``.
+#: ``adapter hash → (index, index hash)`` and ``(adapter hash, its index) → (PEFT model, tokenizer, the
+#: PEFT adapter names holding the index's checkpoints)``.
 IndexSource = Callable[[str], tuple[AttributionIndex, str]]
-ModelSource = Callable[[str], tuple[Any, Any, str]]
+ModelSource = Callable[[str, AttributionIndex], tuple[Any, Any, list[str]]]
 
 
 class _AlreadySettled(LedgerError):
@@ -125,8 +128,8 @@ class AttributionWorker:
     def _attribute_text(self, adapter_hash: str, prompt: str, output: str) -> Attribution:
         index, digest = self.index_for(adapter_hash)
         with self._model_lock:
-            model, tokenizer, adapter = self.model_for(adapter_hash)
-            return attribute(index, digest, model, tokenizer, prompt, output, adapter=adapter)
+            model, tokenizer, names = self.model_for(adapter_hash, index)
+            return attribute(index, digest, model, tokenizer, prompt, output, adapters=names)
 
     def audit(self, adapter_hash: str, prompt: str, output: str) -> Attribution:
         """The attribution of any answer (``POST /v1/attribute``), computed as a served answer's is,
@@ -203,7 +206,8 @@ class AttributionWorker:
 
 class AdapterModels:
     """The worker's own copy of the base model with the adapters it attributes loaded into one PEFT
-    model (by adapter hash, on first use): ``get(adapter_hash)`` → (model, tokenizer, adapter name).
+    model (by adapter hash, on first use, with their index's checkpoints):
+    ``get(adapter_hash, index)`` → (model, tokenizer, the PEFT adapter names of the checkpoints).
     Loaded on the worker's thread; only registered adapters, by their recorded path."""
 
     def __init__(self, base_dir: Any, adapter_path: Callable[[str], str], *, device: str = "auto") -> None:
@@ -214,7 +218,7 @@ class AdapterModels:
         self._tokenizer: Any = None
         self._lock = threading.Lock()
 
-    def get(self, adapter_hash: str) -> tuple[Any, Any, str]:
+    def get(self, adapter_hash: str, index: AttributionIndex) -> tuple[Any, Any, list[str]]:
         name = "a" + adapter_hash.removeprefix("0x")[:16]  # a PEFT adapter name without dots
         with self._lock:
             path = self.adapter_path(adapter_hash)
@@ -228,5 +232,6 @@ class AdapterModels:
                 self._model = peft.PeftModel.from_pretrained(loaded.model, path, adapter_name=name).eval()
             elif name not in self._model.peft_config:
                 self._model.load_adapter(path, adapter_name=name)
+            names = load_checkpoints(self._model, Path(path), index, adapter=name, prefix=name)
             self._model.set_adapter(name)
-            return self._model, self._tokenizer, name
+            return self._model, self._tokenizer, names

@@ -7,7 +7,9 @@ nothing:
 2. train in ``<out>.partial/`` (checkpoints there; ``resume=True`` continues);
 3. write the PEFT directory + ``provenance.json`` + ``training_rows.json`` into
    ``<out>.partial/adapter`` and move it to ``<out>`` in one rename (a crash after this:
-   ``resume=True`` records the published adapter instead of training again);
+   ``resume=True`` records the published adapter instead of training again); the adapter's
+   early trajectory snapshots go with it, under ``attribution-checkpoints/`` (the states its
+   attribution index is built from, at :data:`ATTRIBUTION_TRAJECTORY` of the steps);
 4. append the ``AdapterRecord`` and the ``adapters`` row in one transaction (a rerun that
    finds the same adapter hash under the same name returns the existing row);
 5. register on chain unless already there (``adapterOf(adapterHash)`` is checked first, so
@@ -37,7 +39,7 @@ from ..datanets.service import DatanetService
 from ..db import read_session, session_scope
 from ..errors import ChainError, InputError, LedgerError, NotFoundError
 from ..failpoints import failpoint
-from ..fsutil import atomic_write_json
+from ..fsutil import atomic_write_json, sha256_file
 from ..records.fields import parse_address
 from ..records.kinds import AdapterRecord, BenchmarkRecord, Record
 from ..records.ledger import RecordLedger
@@ -62,6 +64,12 @@ from .provenance import (
     rows_tree,
 )
 from .report import BenchmarkReport, report_to_json
+
+#: Fractions of a training run's steps at which the adapter is snapshotted for attribution: the
+#: gradients of a few early states predict each row's effect best (``scripts/bench_attribution.py``).
+ATTRIBUTION_TRAJECTORY = (0.02, 0.05, 0.1)
+#: Where the snapshots live in an adapter's directory (one PEFT directory per step).
+ATTRIBUTION_CHECKPOINTS_DIR = "attribution-checkpoints"
 from .tables import AdapterRow
 
 if TYPE_CHECKING:  # the trainer imports torch; the CLI should not pay for that to list adapters
@@ -244,6 +252,23 @@ class ModelFactory:
             row, registered = self.register(row.name)
         return TrainResult(row, provenance, None, registered, ["recorded a run published before a crash"])
 
+    @staticmethod
+    def _stage_trajectory(partial: Path, staged: Path) -> list[dict[str, Any]]:
+        """Move the run's trajectory snapshots into the staged adapter (``attribution-checkpoints/``);
+        what provenance says of them: ``[{"path", "step", "weightsSha256"}]``."""
+        from .hf.trainer import TRAJECTORY_DIR
+
+        source, target = partial / TRAJECTORY_DIR, staged / ATTRIBUTION_CHECKPOINTS_DIR
+        shutil.rmtree(target, ignore_errors=True)
+        if not source.is_dir():
+            return []
+        os.replace(source, target)
+        out = []
+        for step_dir in sorted(p for p in target.iterdir() if p.is_dir() and p.name.startswith("step-")):
+            out.append({"path": f"{ATTRIBUTION_CHECKPOINTS_DIR}/{step_dir.name}", "step": int(step_dir.name[5:]),
+                        "weightsSha256": "0x" + sha256_file(step_dir / ADAPTER_WEIGHTS).hex()})
+        return out
+
     def train(self, request: TrainRequest, *, on_progress: Callable[[TrainProgress], None] | None = None,
               on_stage: Callable[[str], None] | None = None) -> TrainResult:
         """Run ``request`` end to end (see the module docstring for the order)."""
@@ -278,12 +303,14 @@ class ModelFactory:
         with device_errors(f"training {request.name}"):
             outcome = train_lora(loaded.model, train_examples, val_examples, config, pad_id=pad_id,
                                  device=loaded.device, work_dir=partial, resume=request.resume,
-                                 on_progress=on_progress, fingerprint_extra={"baseModel": base_hash.hash})
+                                 on_progress=on_progress, fingerprint_extra={"baseModel": base_hash.hash},
+                                 trajectory=ATTRIBUTION_TRAJECTORY)
         stage("saving the adapter")
         staged = partial / "adapter"
         shutil.rmtree(staged, ignore_errors=True)
         outcome.model.save_pretrained(str(staged))
         normalise_adapter_config(staged, base_model=str(loaded.info.path))
+        trajectory = self._stage_trajectory(partial, staged)
         digest = adapter_hash(staged)
         twin = self._by_hash(digest.hash)
         if twin is not None and twin.name != request.name:
@@ -310,6 +337,7 @@ class ModelFactory:
                              "droppedTooLong": dropped},
             "validationRows": {"count": len(val_rows), "root": val_tree.root if val_tree else None},
             "hyperparameters": config.to_json(),
+            "attributionCheckpoints": trajectory,
             "seed": config.seed,
             "libraries": library_versions(),
             "device": loaded.device,

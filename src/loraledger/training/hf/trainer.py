@@ -20,6 +20,15 @@ without it is incomplete and ignored). A checkpoint is written every
 error in the progress callback). Resuming restores all of it and skips the batches already
 seen, so a resumed run ends with the same adapter as an uninterrupted one. A checkpoint
 made with other settings or data (its fingerprint differs) is refused.
+
+Trajectory snapshots
+--------------------
+``trajectory`` (fractions of the run's steps) names the early states of the adapter that
+attribution scores with (:mod:`loraledger.attribution`: gradients at a few early checkpoints
+predict what each row did better than gradients at the trained adapter, which has fit its rows).
+At each such step the adapter is saved whole in PEFT's layout under
+``<work_dir>/trajectory/step-<N>/`` (written to a temporary name, then renamed; before that
+step's checkpoint, so a resumed run has every snapshot before its resume point).
 """
 
 from __future__ import annotations
@@ -44,7 +53,8 @@ from ..config import TrainConfig
 from ..data import Example, batches
 from .tensors import collate, peak_memory_bytes, reset_peak_memory
 
-__all__ = ["TrainOutcome", "TrainProgress", "attach_lora", "mean_token_loss", "train_lora"]
+__all__ = ["TRAJECTORY_DIR", "TrainOutcome", "TrainProgress", "attach_lora", "mean_token_loss", "train_lora",
+           "trajectory_steps"]
 
 _KEEP_CHECKPOINTS = 2
 
@@ -159,6 +169,28 @@ def _fingerprint(config: TrainConfig, examples: Sequence[Example], extra: dict[s
     return digest.hexdigest()
 
 
+#: Where ``train_lora`` puts its trajectory snapshots, under ``work_dir``.
+TRAJECTORY_DIR = "trajectory"
+
+
+def trajectory_steps(total: int, fractions: Sequence[float]) -> list[int]:
+    """The steps (1-based, distinct, ascending) at ``fractions`` of a run of ``total`` steps."""
+    if any(not 0 < f <= 1 for f in fractions):
+        raise InputError(f"trajectory fractions must be in (0, 1], got {list(fractions)}")
+    return sorted({min(total, max(1, round(total * f))) for f in fractions})
+
+
+def _save_snapshot(directory: Path, model: Any, step: int) -> None:
+    target = directory / f"step-{step:08d}"
+    if target.exists():
+        return  # a resumed run passing the step again: the snapshot is the same
+    staging = directory / f".step-{step:08d}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(str(staging))
+    (staging / "README.md").unlink(missing_ok=True)
+    os.replace(staging, target)
+
+
 def _trainable_state(model: Any) -> dict[str, torch.Tensor]:
     return {name: param.detach().to("cpu").contiguous() for name, param in model.named_parameters() if param.requires_grad}
 
@@ -235,6 +267,7 @@ def train_lora(
     resume: bool = False,
     on_progress: Callable[[TrainProgress], None] | None = None,
     fingerprint_extra: dict[str, Any] | None = None,
+    trajectory: Sequence[float] = (),
 ) -> TrainOutcome:
     """Fine-tune a LoRA adapter on ``train``; ``model`` is the loaded base model (on ``device``).
 
@@ -253,6 +286,7 @@ def train_lora(
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, total))
         fingerprint = _fingerprint(config, train, fingerprint_extra or {})
         checkpoints = work_dir / "checkpoints"
+        snapshot_steps = trajectory_steps(total, trajectory)
 
         step, epoch, skip, losses, tokens, resumed_from = 0, 0, 0, [], 0, None
         if resume:
@@ -299,6 +333,8 @@ def train_lora(
                     if on_progress is not None:
                         on_progress(TrainProgress(step, total, epoch, step_loss, scheduler.get_last_lr()[0],
                                                   tokens - tokens_before, time.perf_counter() - started))
+                    if step in snapshot_steps:
+                        _save_snapshot(work_dir / TRAJECTORY_DIR, peft_model, step)
                     if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total:
                         checkpoint(batches_done)
                     if step >= total:
