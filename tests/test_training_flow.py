@@ -1040,20 +1040,11 @@ def test_an_attributed_answer_is_audited_shown_and_verified(world, attributed):
         finally:
             undo()
 
-    def set_texts(output: str):
+    def setter(table, field: str, value):
         def go():
             with Session(node.engine) as session:
-                row = session.get(InferenceTextRow, inference.seq)
-                row.output = output
-                session.add(row)
-                session.commit()
-        return go
-
-    def set_vector(vector: bytes):
-        def go():
-            with Session(node.engine) as session:
-                row = session.get(AttributionTaskRow, inference.seq)
-                row.query_vector = vector
+                row = session.get(table, inference.seq)
+                setattr(row, field, value)
                 session.add(row)
                 session.commit()
         return go
@@ -1064,8 +1055,10 @@ def test_an_attributed_answer_is_audited_shown_and_verified(world, attributed):
     flipped[0] ^= 0x10
     index_file = Path(node.factory.get("qa-lora").path) / INDEX_FILE
     saved = index_file.read_bytes()
-    tampered(set_texts(texts.output + " and more"), set_texts(texts.output), "texts")
-    tampered(set_vector(bytes(flipped)), set_vector(vector), "query hash")
+    tampered(setter(InferenceTextRow, "output", texts.output + " and more"),
+             setter(InferenceTextRow, "output", texts.output), "texts")
+    tampered(setter(AttributionTaskRow, "query_vector", bytes(flipped)),
+             setter(AttributionTaskRow, "query_vector", vector), "query hash")
     tampered(lambda: index_file.write_bytes(saved[:-1] + bytes([saved[-1] ^ 1])), lambda: index_file.write_bytes(saved),
              "index")
     ok(cli(env, "verify", "inference", inference.hash_hex, "--base", world["model"]))  # restored
