@@ -51,7 +51,11 @@ all equal counts as 0) and a bootstrap 95% CI over queries (``--bootstrap`` 1000
 * ``span-only``: the exact spans of the answer in the rows (``match_spans`` over the index's span
   index), each span's unigram surprisal shared among the rows holding it;
 * ``random``: seeded Gaussian scores.
-* Kronfluence (EK-FAC) is not run: it needs a separate virtualenv.
+* ``Kronfluence (EK-FAC)``: Kronfluence 1.0.1's EK-FAC on the trained adapter's LoRA modules (true
+  Fisher, its damping heuristic), run by ``scripts/peers/kronfluence_peer.py`` in its own virtualenv
+  ``.venv-kronfluence`` (``scripts/peers/setup_kronfluence.sh`` makes it, about a minute, CPU torch);
+  its per-query time includes fitting the factors and loading the model, spread over the queries.
+  Without that virtualenv its row says so.
 
 ``per-query ms`` is the mean wall time to score one query against all rows, from its text to the
 row scores (query gradient(s) included; ours: the whole ``attribute`` call). ``planted@1`` is the
@@ -106,6 +110,7 @@ from benchutil import (  # noqa: E402
     smollm_dir,
     table,
 )
+from peers.kronfluence_client import kronfluence_scores  # noqa: E402
 
 from loraledger.attribution.attribute import attribute  # noqa: E402
 from loraledger.attribution.checkpoints import CheckpointSource, load_checkpoints  # noqa: E402
@@ -125,7 +130,6 @@ TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 FULL = {"rows": 256, "contributors": 16, "queries": 64, "retrains": 32}
 QUICK = {"rows": 96, "contributors": 8, "queries": 24, "retrains": 8}
 ANCHORS = "Kronfluence EK-FAC LDS 0.44 on GPT-2/WikiText; TRAK-50 ≈ 0.23, TracIn ≈ 0.09 on nanoGPT (dattri)"
-KRONFLUENCE = "not run: needs a separate venv"
 
 SYLLABLES = ("ka", "lo", "mi", "ren", "tar", "vo", "sel", "bru", "dan", "fi", "gor", "hal", "ji", "nep", "qua",
              "zor", "wen", "pil", "ost", "ury")
@@ -598,6 +602,13 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
 
     methods.append(ablation)
 
+    # --- Kronfluence EK-FAC, in its own virtualenv (scripts/peers/setup_kronfluence.sh)
+    started = time.perf_counter()
+    kron, note = on_own_thread(kronfluence_scores, model, base_dir, data.examples, data.query_examples, tmp / "kron")
+    kron_ms = (time.perf_counter() - started) * 1000 / nq if kron is not None else float("nan")
+    methods.append(Method("Kronfluence (EK-FAC)", kron, kron_ms, note[:100]))
+    progress(f"Kronfluence: {note}")
+
     # --- text peers and random
     bm25 = BM25(data.texts)
     scores, ms = timed_per_query(lambda q: bm25.scores(data.query_texts[q]), nq)
@@ -607,7 +618,6 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     rng = np.random.default_rng(args.seed)
     scores, ms = timed_per_query(lambda q: rng.standard_normal(n), nq)
     methods.append(Method("random", scores, ms, "Gaussian"))
-    methods.append(Method("Kronfluence (EK-FAC)", None, float("nan"), KRONFLUENCE))
 
     # --- retrains on random halves: the truth
     masks = np.zeros((args.retrains, n))

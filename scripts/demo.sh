@@ -89,7 +89,7 @@ smol="$demo/models/smollm2-135m-instruct"
 loraledger model fetch smollm2-135m-instruct --out "$smol"
 echo "an adapter of SmolLM2 trained on snapshot 1; train keeps its early snapshots and builds its attribution index:"
 loraledger train --datanet 1 --base "$smol" --name clinical-smol --developer "${addrs[4]}" \
-  --rank 16 --alpha 32 --lr 2e-3 --epochs 8 --batch-size 4 --max-length 128 --val-fraction 0.1 --seed 7
+  --rank 16 --alpha 32 --lr 2e-3 --epochs 5 --batch-size 4 --max-length 128 --val-fraction 0.1 --seed 7
 api_key="$(loraledger keys create --payer "${addrs[6]}" --label demo)"   # shown once; the node keeps its hash
 api_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 LORALEDGER_API_PORT="$api_port" loraledger node run --base "$smol" > "$demo/node.log" 2>&1 &
@@ -110,8 +110,8 @@ PY
 node_url="http://127.0.0.1:$api_port"
 LORALEDGER_API_KEY="$api_key" loraledger --data-dir "$demo" infer smollm2-135m-instruct \
   "What is the capital of France?" --chat --max-tokens 16 --node "$node_url"
-echo "the adapter answers a question from contributor 2's rows:"
-answer="$(LORALEDGER_API_KEY="$api_key" loraledger --data-dir "$demo" infer clinical-smol "What does insulin do?" \
+echo "the adapter answers a question from one of contributor 2's training rows:"
+answer="$(LORALEDGER_API_KEY="$api_key" loraledger --data-dir "$demo" infer clinical-smol "What is hypertension?" \
   --chat --max-tokens 32 --node "$node_url" --json)"
 echo "$answer" | json_field text
 inference="$(echo "$answer" | json_field inference)"
