@@ -33,7 +33,7 @@ all equal counts as 0) and a bootstrap 95% CI over queries (``--bootstrap`` 1000
 **Methods** (rows):
 
 * ``ours``: ``build_index`` at the full training's early snapshots (``train_lora``'s trajectory at
-  ``ATTRIBUTION_TRAJECTORY`` = 2%, 5% and 10% of the steps, as the node's ``train`` keeps them;
+  ``ATTRIBUTION_TRAJECTORY`` = 2% and 5% of the steps, as the node's ``train`` keeps them;
   projected LoRA gradients, k = 16 per side, LoGra damped inverse covariance per layer and snapshot,
   fixed point), query scores by ``attribute`` (the node's code path: query gradients at the same
   snapshots, integer scores, spans, contributor weights);

@@ -112,3 +112,32 @@ def test_projections_are_seeded_portable_and_rademacher():
 
 
 PINNED = [[1, 1, -1, 1, -1, -1, -1, 1], [1, 1, 1, -1, 1, 1, 1, -1]]
+
+
+def test_one_mixed_adapter_pass_gives_each_adapters_own_gradients(peft_model):
+    """``features_under`` runs the examples under several adapters of one model in one pass (PEFT's
+    mixed-adapter batch): each adapter's rows equal autograd's gradient under that adapter alone,
+    whichever adapter is active."""
+    from loraledger.attribution.features import LoraGradientFeatures, features_under
+
+    peft_model.add_adapter("second", peft_model.peft_config["default"])
+    try:
+        with torch.no_grad():
+            gen = torch.Generator().manual_seed(5)
+            for name, param in peft_model.named_parameters():
+                if ".second." in name:
+                    param.copy_(torch.randn(param.shape, generator=gen) * 0.05)
+        peft_model.set_adapter("default")
+        first = LoraGradientFeatures(peft_model, k=6, seed=11)
+        second = LoraGradientFeatures(peft_model, adapter="second", k=6, seed=11)
+        batch = examples(4, [8, 13])
+        got_first, got_second = features_under([first, second], batch, pad_id=0)
+        assert np.abs(got_first - got_second).max() > 1e-3  # other weights, other gradients
+        for extractor, got, adapter in ((first, got_first, "default"), (second, got_second, "second")):
+            peft_model.set_adapter(adapter)
+            for row, example in enumerate(batch):
+                expected = reference_feature(peft_model, extractor, example)
+                assert np.abs(got[row] - expected).max() <= 1e-5 * max(1.0, np.abs(expected).max()), (adapter, row)
+    finally:
+        peft_model.set_adapter("default")
+        peft_model.delete_adapter("second")

@@ -39,6 +39,7 @@ from loraledger.node.context import open_node, open_records
 from loraledger.records.kinds import AdapterRecord, BenchmarkRecord
 from loraledger.training.adapters import adapter_hash
 from loraledger.training.data import in_validation
+from loraledger.training.factory import ATTRIBUTION_TRAJECTORY
 from loraledger.training.hf.tiny import init_tiny_model
 from loraledger.training.tables import AdapterRow
 
@@ -201,7 +202,7 @@ def test_train_cli_writes_records_and_registers_adapter(world, trained):
 
     listed = json.loads((out_dir / "provenance.json").read_text())["attributionCheckpoints"]
     steps = json.loads((out_dir / "provenance.json").read_text())["metrics"]["steps"]
-    assert [c["step"] for c in listed] == sorted({max(1, round(steps * f)) for f in (0.02, 0.05, 0.1)})
+    assert [c["step"] for c in listed] == sorted({max(1, round(steps * f)) for f in ATTRIBUTION_TRAJECTORY})
     for item in listed:
         assert "0x" + sha256_file(out_dir / item["path"] / "adapter_model.safetensors").hex() == item["weightsSha256"]
     index, _ = read_index(out_dir)
@@ -1032,11 +1033,21 @@ def test_an_attributed_answer_is_audited_shown_and_verified(world, attributed):
     assert {c["name"] for c in report["checks"]} >= {"texts", "attribution record", "training rows", "index",
                                                      "query hash", "query vector", "scores", "spans", "weights", "fee"}
 
-    def tampered(change, undo, failing: str) -> None:
+    # Tampering is caught: the CLI once (exit 1, the failing check named), the rest in-process.
+    from loraledger.attribution.verify import InferenceVerifier
+
+    verifier = InferenceVerifier(node.records, node.factory)
+    assert verifier.verify(inference.hash_hex, base_dir=Path(world["model"])).ok
+
+    def tampered(change, undo, failing: str, *, through_cli: bool = False) -> None:
         change()
         try:
-            result = cli(env, "verify", "inference", inference.hash_hex, "--base", world["model"])
-            assert result.returncode == 1 and f"MISMATCH  {failing}" in result.stderr, result.stderr
+            if through_cli:
+                result = cli(env, "verify", "inference", inference.hash_hex, "--base", world["model"])
+                assert result.returncode == 1 and f"MISMATCH  {failing}" in result.stderr, result.stderr
+            else:
+                report = verifier.verify(inference.hash_hex, base_dir=Path(world["model"]))
+                assert not report.ok and failing in {c.name for c in report.checks if not c.ok}, report.to_json()
         finally:
             undo()
 
@@ -1056,11 +1067,16 @@ def test_an_attributed_answer_is_audited_shown_and_verified(world, attributed):
     index_file = Path(node.factory.get("qa-lora").path) / INDEX_FILE
     saved = index_file.read_bytes()
     tampered(setter(InferenceTextRow, "output", texts.output + " and more"),
-             setter(InferenceTextRow, "output", texts.output), "texts")
+             setter(InferenceTextRow, "output", texts.output), "texts", through_cli=True)
     tampered(setter(AttributionTaskRow, "query_vector", bytes(flipped)),
              setter(AttributionTaskRow, "query_vector", vector), "query hash")
     tampered(lambda: index_file.write_bytes(saved[:-1] + bytes([saved[-1] ^ 1])), lambda: index_file.write_bytes(saved),
              "index")
-    ok(cli(env, "verify", "inference", inference.hash_hex, "--base", world["model"]))  # restored
+    snapshot = next((Path(node.factory.get("qa-lora").path) / "attribution-checkpoints").iterdir())
+    weights = (snapshot / "adapter_model.safetensors").read_bytes()
+    verifier = InferenceVerifier(node.records, node.factory)  # a new one loads the snapshots again, checking them
+    tampered(lambda: (snapshot / "adapter_model.safetensors").write_bytes(weights[:-1] + bytes([weights[-1] ^ 1])),
+             lambda: (snapshot / "adapter_model.safetensors").write_bytes(weights), "checkpoints")
+    assert InferenceVerifier(node.records, node.factory).verify(inference.hash_hex, base_dir=Path(world["model"])).ok
     missing = cli(env, "verify", "inference", "0x" + "ab" * 32, "--base", world["model"])
     one_line_error(missing, 3, "0x" + "ab" * 32)

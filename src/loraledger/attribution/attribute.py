@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import InputError
 from ..records.kinds import AttributionRecord
 from ..training.data import IGNORE_INDEX, Example
-from .features import LoraGradientFeatures
+from .features import LoraGradientFeatures, features_under
 from .index import AttributionIndex
 from .influence import Quantized, quantize, scores, top_rows
 from .policy import POLICY_VERSION, RowEvidence, contributor_weights
@@ -126,21 +126,17 @@ def query_vector(index: AttributionIndex, model: Any, tokenizer: Any, prompt: st
         raise InputError(f"{len(adapters)} PEFT adapters for the index's {len(index.checkpoints)} checkpoints")
     example = Example("query", tuple(prompt_ids + output_ids), tuple([IGNORE_INDEX] * len(prompt_ids) + output_ids))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    active = model.active_adapter
-    parts = []
-    try:
-        for name, checkpoint in zip(adapters, index.checkpoints, strict=True):
-            model.set_adapter(name)
-            features = LoraGradientFeatures(model, adapter=name, k=index.k, seed=index.seed)
-            got = [{"module": b.module, "in": b.in_features, "out": b.out_features, "rank": b.rank}
-                   for b in features.blocks]
-            if got != index.blocks:
-                raise InputError("the loaded adapter's LoRA layers differ from its attribution index's: wrong "
-                                 "adapter or base model")
-            vector = features.features([example], pad_id=pad)[0].astype(np.float64)
-            parts.append(np.ldexp(vector, checkpoint.query_shift))  # exact: a power of two
-    finally:
-        model.set_adapter(active)
+    extractors = [LoraGradientFeatures(model, adapter=name, k=index.k, seed=index.seed) for name in adapters]
+    for extractor in extractors:
+        got = [{"module": b.module, "in": b.in_features, "out": b.out_features, "rank": b.rank}
+               for b in extractor.blocks]
+        if got != index.blocks:
+            raise InputError("the loaded adapter's LoRA layers differ from its attribution index's: wrong "
+                             "adapter or base model")
+    # One pass for every checkpoint (a mixed-adapter batch), each scaled by its power of two (exact).
+    found = features_under(extractors, [example], pad_id=pad)
+    parts = [np.ldexp(rows[0].astype(np.float64), checkpoint.query_shift)
+             for rows, checkpoint in zip(found, index.checkpoints, strict=True)]
     return np.concatenate(parts), output_ids, offsets
 
 

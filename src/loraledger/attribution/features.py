@@ -22,8 +22,9 @@ or on the batch they share) and returns one feature row per example, the layers 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ from ..training.data import IGNORE_INDEX, Example
 from ..training.hf.tensors import collate
 from .projection import rademacher
 
-__all__ = ["FeatureBlock", "LoraGradientFeatures"]
+__all__ = ["FeatureBlock", "LoraGradientFeatures", "features_under"]
 
 _PEFT_PREFIX = "base_model.model."
 
@@ -67,6 +68,13 @@ class _Layer:
     a_out: torch.Tensor | None = None  # [B, T, r]
     grad_a: torch.Tensor | None = None  # [B, T, r]
     grad_b_proj: torch.Tensor | None = None  # [B, T, k]
+
+
+@functools.lru_cache(maxsize=4096)
+def _projection(seed: int, name: str, k: int, n: int, device: str) -> torch.Tensor:
+    """A projection as a tensor on ``device``, made once per process (every query of every adapter
+    of a base model uses the same ones; generating them costs more than a small model's backward)."""
+    return torch.from_numpy(rademacher(seed, name, k, n)).to(device)
 
 
 def _lora_layers(model: nn.Module, adapter: str) -> list[tuple[str, nn.Module, nn.Module]]:
@@ -101,8 +109,8 @@ class LoraGradientFeatures:
             rank, in_features = lora_a.weight.shape
             out_features = lora_b.weight.shape[0]
             block = FeatureBlock(module, int(in_features), int(out_features), int(rank), k)
-            p_in = torch.from_numpy(rademacher(seed, f"{module}:in", k, block.in_features)).to(self.device)
-            p_out = torch.from_numpy(rademacher(seed, f"{module}:out", k, block.out_features)).to(self.device)
+            p_in = _projection(seed, f"{module}:in", k, block.in_features, str(self.device))
+            p_out = _projection(seed, f"{module}:out", k, block.out_features, str(self.device))
             self.layers.append(_Layer(block, lora_a, lora_b, p_in, p_out))
         if not self.layers:
             raise InputError(f"the model has no LoRA layers of adapter {adapter!r}")
@@ -161,32 +169,60 @@ class LoraGradientFeatures:
 
     def features(self, examples: Sequence[Example], *, pad_id: int) -> np.ndarray:
         """``[len(examples), dim]`` float32: each example's projected gradient of its mean token loss."""
-        if not examples:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        for example in examples:
-            if not any(label != IGNORE_INDEX for label in example.labels[1:]):
-                raise InputError(f"example {example.row_hash} has no labelled token to take a gradient of")
-        batch = collate(examples, pad_id, self.device)
-        was_training = self.model.training
-        self.model.eval()  # no dropout: the gradient of the function the adapter computes
-        try:
-            with self._hooks(), torch.enable_grad():
-                logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                labels = batch["labels"][:, 1:]
-                nll = torch.nn.functional.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels,
-                                                        ignore_index=IGNORE_INDEX, reduction="none")
-                counted = (labels != IGNORE_INDEX).sum(dim=1).clamp(min=1)
-                # Σ over examples of each one's mean loss: one backward, per-example gradients separable.
-                (nll.sum(dim=1) / counted).sum().backward()
-                rows = []
-                for layer in self.layers:
-                    if layer.grad_b_proj is None or layer.grad_a is None:
-                        raise RuntimeError(f"no gradient reached {layer.block.module}")
-                    # Padding positions carry zero gradient (no loss, nothing attends to them).
-                    grad_b = torch.einsum("btk,btr->bkr", layer.grad_b_proj, layer.a_out)
-                    grad_a = torch.einsum("btr,btk->brk", layer.grad_a, layer.x_proj)
-                    rows.append(torch.cat([grad_b.flatten(1), grad_a.flatten(1)], dim=1))
-            return torch.cat(rows, dim=1).float().cpu().numpy()
-        finally:
-            self.model.zero_grad(set_to_none=True)
-            self.model.train(was_training)
+        return features_under([self], examples, pad_id=pad_id)[0]
+
+    def _collect(self) -> np.ndarray:
+        """The captured rows (this adapter's part of the batch, in batch order) as features."""
+        rows = []
+        for layer in self.layers:
+            if layer.grad_b_proj is None or layer.grad_a is None:
+                raise RuntimeError(f"no gradient reached {layer.block.module}")
+            # Padding positions carry zero gradient (no loss, nothing attends to them).
+            grad_b = torch.einsum("btk,btr->bkr", layer.grad_b_proj, layer.a_out)
+            grad_a = torch.einsum("btr,btk->brk", layer.grad_a, layer.x_proj)
+            rows.append(torch.cat([grad_b.flatten(1), grad_a.flatten(1)], dim=1))
+        return torch.cat(rows, dim=1).float().cpu().numpy()
+
+
+def features_under(extractors: Sequence[LoraGradientFeatures], examples: Sequence[Example], *,
+                   pad_id: int) -> list[np.ndarray]:
+    """Each example's features under each extractor's adapter (all of one PEFT model), from ONE
+    forward and backward pass: the batch holds the examples once per adapter and PEFT routes each
+    copy through its own adapter (``adapter_names``, a mixed-adapter batch), so no adapter needs to
+    be the active one and a query at several checkpoints costs one pass, not one per checkpoint."""
+    model = extractors[0].model
+    if any(x.model is not model for x in extractors):
+        raise ValueError("the extractors must share one model")
+    if not examples:
+        return [np.zeros((0, x.dim), dtype=np.float32) for x in extractors]
+    for example in examples:
+        if not any(label != IGNORE_INDEX for label in example.labels[1:]):
+            raise InputError(f"example {example.row_hash} has no labelled token to take a gradient of")
+    batch = collate([e for _ in extractors for e in examples], pad_id, extractors[0].device)
+    routing = {"adapter_names": [x.adapter for x in extractors for _ in examples]} \
+        if hasattr(model, "peft_config") else {}
+    was_training = model.training
+    if was_training:
+        model.eval()  # no dropout: the gradient of the function the adapter computes
+    try:
+        with ExitStack() as hooks, torch.enable_grad():
+            for extractor in extractors:
+                hooks.enter_context(extractor._hooks())
+            # Logits only where a labelled token is predicted (from the batch's first one on): the
+            # vocabulary projection of the prompt's positions would be computed for nothing.
+            targets = batch["labels"][:, 1:]
+            first = int((targets != IGNORE_INDEX).to(torch.int8).argmax(dim=1).min())
+            keep = torch.arange(first, targets.shape[1], device=targets.device)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           logits_to_keep=keep, **routing).logits
+            labels = targets[:, first:]
+            nll = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), labels,
+                                                    ignore_index=IGNORE_INDEX, reduction="none")
+            counted = (labels != IGNORE_INDEX).sum(dim=1).clamp(min=1)
+            # Σ over rows of each one's mean loss: one backward, per-row gradients separable.
+            (nll.sum(dim=1) / counted).sum().backward()
+            return [extractor._collect() for extractor in extractors]
+    finally:
+        model.zero_grad(set_to_none=True)
+        if was_training:
+            model.train()

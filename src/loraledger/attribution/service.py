@@ -72,29 +72,24 @@ def build_index(model: Any, examples: Sequence[Example], contributors: Sequence[
         checkpoints = [CheckpointSource(".", None, "")]
     if len(adapters) != len(checkpoints) or not adapters:
         raise InputError(f"{len(adapters)} PEFT adapters for {len(checkpoints)} checkpoints")
-    active = model.active_adapter
     parts, shifts, blocks = [], [], None
-    try:
-        for name in adapters:
-            model.set_adapter(name)
-            features = LoraGradientFeatures(model, adapter=name, k=k, seed=seed)
-            found = [{"module": b.module, "in": b.in_features, "out": b.out_features, "rank": b.rank}
-                     for b in features.blocks]
-            if blocks is not None and found != blocks:
-                raise InputError(f"checkpoint {name} adapts other layers than the first checkpoint")
-            blocks = found
-            chunks = [features.features(examples[i:i + batch_size], pad_id=pad_id)
-                      for i in range(0, len(examples), batch_size)]
-            grads = np.concatenate(chunks).astype(np.float64) if chunks else np.zeros((0, features.dim))
-            sizes = [block.size for block in features.blocks]
-            rows = precondition(grads, sizes, fit_preconditioners(grads, sizes, method=method, damping=damping))
-            # Every checkpoint weighs alike: rows scaled to unit RMS norm here, and a query's gradient
-            # by the power of two nearest the training rows' RMS gradient norm there (exact, stored).
-            parts.append(rows / max(_rms_norm(rows), np.finfo(np.float64).tiny))
-            scale = _rms_norm(grads)
-            shifts.append(-int(np.round(np.log2(scale))) if scale > 0 else 0)
-    finally:
-        model.set_adapter(active)
+    for name in adapters:
+        features = LoraGradientFeatures(model, adapter=name, k=k, seed=seed)
+        found = [{"module": b.module, "in": b.in_features, "out": b.out_features, "rank": b.rank}
+                 for b in features.blocks]
+        if blocks is not None and found != blocks:
+            raise InputError(f"checkpoint {name} adapts other layers than the first checkpoint")
+        blocks = found
+        chunks = [features.features(examples[i:i + batch_size], pad_id=pad_id)
+                  for i in range(0, len(examples), batch_size)]
+        grads = np.concatenate(chunks).astype(np.float64) if chunks else np.zeros((0, features.dim))
+        sizes = [block.size for block in features.blocks]
+        rows = precondition(grads, sizes, fit_preconditioners(grads, sizes, method=method, damping=damping))
+        # Every checkpoint weighs alike: rows scaled to unit RMS norm here, and a query's gradient
+        # by the power of two nearest the training rows' RMS gradient norm there (exact, stored).
+        parts.append(rows / max(_rms_norm(rows), np.finfo(np.float64).tiny))
+        scale = _rms_norm(grads)
+        shifts.append(-int(np.round(np.log2(scale))) if scale > 0 else 0)
     completions = [[t for t, label in zip(e.input_ids, e.labels) if label != IGNORE_INDEX] for e in examples]
     return AttributionIndex(
         adapter_hash=adapter_hash, base_model_hash=base_model_hash, training_rows_root=training_rows_root,

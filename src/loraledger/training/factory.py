@@ -67,7 +67,7 @@ from .report import BenchmarkReport, report_to_json
 
 #: Fractions of a training run's steps at which the adapter is snapshotted for attribution: the
 #: gradients of a few early states predict each row's effect best (``scripts/bench_attribution.py``).
-ATTRIBUTION_TRAJECTORY = (0.02, 0.05, 0.1)
+ATTRIBUTION_TRAJECTORY = (0.02, 0.05)
 #: Where the snapshots live in an adapter's directory (one PEFT directory per step).
 ATTRIBUTION_CHECKPOINTS_DIR = "attribution-checkpoints"
 from .tables import AdapterRow
