@@ -128,9 +128,7 @@ def query_vector(index: AttributionIndex, model: Any, tokenizer: Any, prompt: st
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     extractors = [LoraGradientFeatures(model, adapter=name, k=index.k, seed=index.seed) for name in adapters]
     for extractor in extractors:
-        got = [{"module": b.module, "in": b.in_features, "out": b.out_features, "rank": b.rank}
-               for b in extractor.blocks]
-        if got != index.blocks:
+        if extractor.layout != index.blocks:
             raise InputError("the loaded adapter's LoRA layers differ from its attribution index's: wrong "
                              "adapter or base model")
     # One pass for every checkpoint (a mixed-adapter batch), each scaled by its power of two (exact).

@@ -120,6 +120,11 @@ class LoraGradientFeatures:
         return [layer.block for layer in self.layers]
 
     @property
+    def layout(self) -> list[dict[str, Any]]:
+        """The adapted layers as an index records them: ``{"module", "in", "out", "rank"}`` each."""
+        return [{"module": b.module, "in": b.in_features, "out": b.out_features, "rank": b.rank} for b in self.blocks]
+
+    @property
     def dim(self) -> int:
         return sum(block.size for block in self.blocks)
 

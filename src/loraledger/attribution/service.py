@@ -75,11 +75,9 @@ def build_index(model: Any, examples: Sequence[Example], contributors: Sequence[
     parts, shifts, blocks = [], [], None
     for name in adapters:
         features = LoraGradientFeatures(model, adapter=name, k=k, seed=seed)
-        found = [{"module": b.module, "in": b.in_features, "out": b.out_features, "rank": b.rank}
-                 for b in features.blocks]
-        if blocks is not None and found != blocks:
+        if blocks is not None and features.layout != blocks:
             raise InputError(f"checkpoint {name} adapts other layers than the first checkpoint")
-        blocks = found
+        blocks = features.layout
         chunks = [features.features(examples[i:i + batch_size], pad_id=pad_id)
                   for i in range(0, len(examples), batch_size)]
         grads = np.concatenate(chunks).astype(np.float64) if chunks else np.zeros((0, features.dim))
