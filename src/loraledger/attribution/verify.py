@@ -227,8 +227,8 @@ class InferenceVerifier:
         difference = int(np.max(np.abs(units - published.values))) if units.size else 0
         report.query_difference = difference
         report.add("query vector", difference <= QUERY_TOLERANCE,
-                   f"recomputed from the texts, base model and adapter: within {difference} of the published "
-                   f"vector in every component (tolerance {QUERY_TOLERANCE})")
+                   f"recomputed from the texts, the base model and the adapter's snapshots: within {difference} "
+                   f"of the published vector in every component (tolerance {QUERY_TOLERANCE})")
 
     def _rescore(self, report: InferenceReport, record: AttributionRecord, texts: InferenceTextRow,
                  index: AttributionIndex, published: Quantized, tokenizer: Any) -> None:
