@@ -194,7 +194,7 @@ def test_train_cli_writes_records_and_registers_adapter(world, trained):
     files = {p.name for p in out_dir.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "provenance.json", "training_rows.json"} <= files
     assert files <= {"adapter_config.json", "adapter_model.safetensors", "provenance.json", "training_rows.json",
-                     "README.md", "attribution.safetensors", "attribution-checkpoints"}
+                     "README.md", "attribution.safetensors", "attribution-checkpoints", "attribution-indexes"}
     assert "attribution index 0x" in trained["result"].stdout
     # The early snapshots attribution is computed at: PEFT directories, listed with their hashes.
     from loraledger.attribution.index import read_index
@@ -857,6 +857,10 @@ def test_featurize_builds_the_attribution_index_once_and_checks_it(world, traine
     assert built["created"] is False and built["k"] == 16
     first = json.loads(ok(cli(env, "adapters", "featurize", "qa-lora", "--base", world["model"], "--k", "4")))
     assert first["created"] is True and first["method"] == "logra" and first["k"] == 4
+    # The index it replaced is kept by its hash: answers attributed with it still find it.
+    replaced, replaced_hash = read_index(out_dir, expect_hash=built["indexHash"])
+    assert replaced_hash == built["indexHash"] and replaced.k == 16
+    assert (out_dir / "attribution-indexes" / f"{built['indexHash'][2:]}.safetensors").is_file()
     trained_rows = [(h, c) for h, c, _ in world["rows"] if not in_validation(h, VAL)]
     index, digest = read_index(out_dir)
     assert digest == first["indexHash"] == "0x" + hashlib.sha256((out_dir / INDEX_FILE).read_bytes()).hexdigest()

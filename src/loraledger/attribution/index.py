@@ -14,14 +14,19 @@ width, preconditioner, damping), the feature blocks, the checkpoints (each a PEF
 relative to the adapter's, ``"."`` for the adapter itself, its training step, its weights'
 sha256, and the power of two a query's gradient there is scaled by), and the rows (hash and
 contributor, in feature order). The preconditioners are not kept: the rows are stored
-preconditioned, and a query is not preconditioned. The index hash is the sha256 of the file's bytes; an ``attribution_index``
-record carries it, so anyone holding the file checks it against the ledger.
+preconditioned, and a query is not preconditioned.
+
+The index hash is the sha256 of the file's bytes; an ``attribution_index`` record carries it, so
+anyone holding the file checks it against the ledger. Rebuilding an index keeps the one it
+replaces under ``attribution-indexes/<sha256>.safetensors``: answers attributed with it cite its
+hash and still verify.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,8 @@ __all__ = ["INDEX_FILE", "INDEX_FORMAT", "AttributionIndex", "IndexCheckpoint", 
 
 INDEX_FILE = "attribution.safetensors"
 INDEX_FORMAT = "loraledger-attribution-index-v2"
+#: Where indexes replaced by a rebuild are kept, by hash (beside the adapter).
+ARCHIVE_DIR = "attribution-indexes"
 
 
 @dataclass(frozen=True)
@@ -118,11 +125,26 @@ def _serialize(index: AttributionIndex) -> bytes:
     return save(arrays, metadata={"index": meta})
 
 
+def _archived(directory: Path, digest: str) -> Path:
+    return directory / ARCHIVE_DIR / f"{digest.removeprefix('0x')}.safetensors"
+
+
 def write_index(directory: Path, index: AttributionIndex) -> str:
-    """Write ``directory/attribution.safetensors`` atomically; its hash (``0x`` + sha256 hex)."""
+    """Write ``directory/attribution.safetensors`` atomically; its hash (``0x`` + sha256 hex). An
+    index it replaces moves to ``attribution-indexes/<its sha256>.safetensors`` first: answers
+    attributed with it cite its hash, and ``verify`` still finds it there."""
     data = _serialize(index)
-    atomic_write_bytes(directory / INDEX_FILE, data)
-    return "0x" + hashlib.sha256(data).hexdigest()
+    digest = "0x" + hashlib.sha256(data).hexdigest()
+    current = directory / INDEX_FILE
+    try:
+        old = "0x" + hashlib.sha256(current.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        old = None
+    if old is not None and old != digest:
+        _archived(directory, old).parent.mkdir(exist_ok=True)
+        os.replace(current, _archived(directory, old))  # a crash after this: featurize writes the new one again
+    atomic_write_bytes(current, data)
+    return digest
 
 
 def read_index(directory: Path, *, expect_hash: str | None = None) -> tuple[AttributionIndex, str]:
@@ -132,6 +154,8 @@ def read_index(directory: Path, *, expect_hash: str | None = None) -> tuple[Attr
     from safetensors.numpy import load
 
     path = directory / INDEX_FILE
+    if expect_hash is not None and _archived(directory, expect_hash).is_file():
+        path = _archived(directory, expect_hash)  # an index a rebuild replaced
     try:
         data = path.read_bytes()
     except FileNotFoundError:
