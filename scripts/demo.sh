@@ -100,7 +100,7 @@ import json, sys, time, urllib.request
 url = f"http://127.0.0.1:{sys.argv[1]}"
 for _ in range(240):  # the node loads the model first
     try:
-        urllib.request.urlopen(f"{url}/v1/health", timeout=2)
+        urllib.request.urlopen(f"{url}/readyz", timeout=10)  # 503 until the model is loaded and the chain answers
         break
     except OSError:
         time.sleep(0.5)

@@ -60,6 +60,7 @@ __all__ = [
     "create_all",
     "database_error",
     "display_url",
+    "check_writable",
     "is_postgres",
     "is_sqlite",
     "make_engine",
@@ -101,6 +102,23 @@ def is_sqlite(engine: Engine | Connection) -> bool:
 
 def is_postgres(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def check_writable(engine: Engine) -> None:
+    """LedgerError unless a write transaction can start now: SQLite takes its write lock (BEGIN
+    IMMEDIATE, then rolls back), PostgreSQL must not be a read-only server or transaction."""
+    try:
+        with engine.connect() as conn:
+            if is_postgres(conn):
+                if conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "on":
+                    raise LedgerError("the database only accepts reads (transaction_read_only is on)")
+            else:
+                with conn.begin():  # BEGIN IMMEDIATE: the write lock, or the driver's error
+                    pass
+    except LedgerError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any driver failure is the answer
+        raise database_error(exc, "the database is not writable") from None
 
 
 # ---------------------------------------------------------------------------- engines

@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from ..config import Settings
 from ..node.context import NodeContext, open_node
 from .errors import install_error_handlers
-from .routes import adapters, datanets, jobs, ledger, metrics, openai
+from .routes import adapters, datanets, jobs, ledger, metrics, openai, probes
 from .schemas import install_openapi
 
 __all__ = ["create_app"]
@@ -56,7 +56,7 @@ def create_app(settings: Settings, *, operator: LocalAccount | None = None, node
     app.state.owner_signatures = datanets.SeenSignatures()
     # Prometheus metrics (GET /metrics): a registry of this app's own, never the global one.
     app.state.metrics_registry = metrics.node_registry(app.state)
-    for module in (ledger, datanets, jobs, adapters, openai, metrics):
+    for module in (ledger, datanets, jobs, adapters, openai, metrics, probes):
         app.include_router(module.router)
     install_error_handlers(app)
     install_openapi(app)
