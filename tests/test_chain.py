@@ -40,9 +40,11 @@ def test_wiring_and_roles(deployment, accounts):
     assert contracts.ledger.functions.distributor().call() == deployed.address("RewardDistributor")
     assert contracts.distributor.functions.ledger().call() == deployed.address("AttributionLedger")
     assert contracts.fee_split() == (7000, 2000, 1000)
-    for name in ("AttributionLedger", "DatanetRegistry", "AdapterRegistry"):
+    for name in ("AttributionLedger", "DatanetRegistry", "AdapterRegistry", "PaymentVault"):
         contract = client.contract(deployed.address(name), packaged_abi(name))
         assert contract.functions.hasRole(OPERATOR_ROLE, accounts[0].address).call()
+    vault = client.contract(deployed.address("PaymentVault"), packaged_abi("PaymentVault"))
+    assert vault.functions.token().call() == deployed.address("OpenToken")
 
 
 def test_second_deploy_reuses_everything(deployment, artifacts, accounts):
@@ -71,6 +73,28 @@ def test_interrupted_deploy_resumes(artifacts, accounts, tmp_path):
         resumed = Deployer(client, accounts[0], artifacts, path).run()
         assert resumed.complete
         assert resumed.address("OpenToken") == token  # reused, not redeployed
+    finally:
+        node.process.kill()
+
+
+def test_a_deployment_from_before_a_new_contract_gets_it_and_keeps_the_rest(artifacts, accounts, tmp_path):
+    """A complete deployment recorded before PaymentVault existed: deploying again adds the vault
+    (with its operator role) and reuses every other contract."""
+    node = start_anvil()
+    try:
+        client = ChainClient(node.url, error_abis=all_abis(artifacts))
+        path = tmp_path / "31337.json"
+        first = Deployer(client, accounts[0], artifacts, path).run()
+        raw = json.loads(path.read_text())
+        del raw["contracts"]["PaymentVault"]
+        path.write_text(json.dumps(raw))
+        upgraded = Deployer(client, accounts[0], artifacts, path).run()
+        assert upgraded.complete and upgraded.address("PaymentVault") != first.address("PaymentVault")
+        assert {n: c for n, c in upgraded.contracts.items() if n != "PaymentVault"} == \
+            {n: c for n, c in first.contracts.items() if n != "PaymentVault"}
+        vault = client.contract(upgraded.address("PaymentVault"), packaged_abi("PaymentVault"))
+        assert vault.functions.hasRole(OPERATOR_ROLE, accounts[0].address).call()
+        assert load_deployment(path).address("PaymentVault") == upgraded.address("PaymentVault")
     finally:
         node.process.kill()
 

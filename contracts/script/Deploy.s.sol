@@ -7,10 +7,12 @@ import {AttributionLedger} from "../src/AttributionLedger.sol";
 import {RewardDistributor} from "../src/RewardDistributor.sol";
 import {DatanetRegistry} from "../src/DatanetRegistry.sol";
 import {AdapterRegistry} from "../src/AdapterRegistry.sol";
+import {PaymentVault} from "../src/PaymentVault.sol";
 
 /// @title Deploy
 /// @notice Deploys and wires loraledger's contracts: OpenToken, AttributionLedger, RewardDistributor (wired into
-/// the ledger), DatanetRegistry and AdapterRegistry, and grants `OPERATOR_ROLE` on the ledger and both registries.
+/// the ledger), DatanetRegistry, AdapterRegistry and PaymentVault, and grants `OPERATOR_ROLE` on the ledger, both
+/// registries and the vault.
 /// @dev The broadcasting account (`--private-key`, `--account` or `--sender`) deploys and is the admin of every
 /// contract. Environment (all optional):
 ///   OPERATOR          address given OPERATOR_ROLE (default: the deployer)
@@ -28,6 +30,7 @@ contract Deploy {
         RewardDistributor distributor;
         DatanetRegistry datanets;
         AdapterRegistry adapters;
+        PaymentVault vault;
     }
 
     function run() external returns (Deployment memory d) {
@@ -46,9 +49,11 @@ contract Deploy {
         d.ledger.setDistributor(d.distributor);
         d.datanets = new DatanetRegistry(deployer);
         d.adapters = new AdapterRegistry(deployer);
+        d.vault = new PaymentVault(deployer, d.token);
         d.ledger.grantRole(d.ledger.OPERATOR_ROLE(), operator);
         d.datanets.grantRole(d.datanets.OPERATOR_ROLE(), operator);
         d.adapters.grantRole(d.adapters.OPERATOR_ROLE(), operator);
+        d.vault.grantRole(d.vault.OPERATOR_ROLE(), operator);
         vm.stopBroadcast();
     }
 

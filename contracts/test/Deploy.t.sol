@@ -27,5 +27,8 @@ contract DeployTest is TestBase {
         vm.assertTrue(d.adapters.hasRole(OPERATOR_ROLE, deployer));
         vm.assertTrue(d.datanets.hasRole(0x00, deployer));
         vm.assertTrue(d.adapters.hasRole(0x00, deployer));
+        vm.assertEq(address(d.vault.token()), address(d.token));
+        vm.assertTrue(d.vault.hasRole(OPERATOR_ROLE, deployer));
+        vm.assertTrue(d.vault.hasRole(0x00, deployer));
     }
 }

@@ -22,10 +22,11 @@ from .client import ChainClient
 from .compile import Artifact
 
 FORMAT = "loraledger-deployment-v1"
-CONTRACT_NAMES = ("OpenToken", "AttributionLedger", "RewardDistributor", "DatanetRegistry", "AdapterRegistry")
+CONTRACT_NAMES = ("OpenToken", "AttributionLedger", "RewardDistributor", "DatanetRegistry", "AdapterRegistry",
+                  "PaymentVault")
 OPERATOR_ROLE = keccak(text="OPERATOR_ROLE")
 #: Contracts whose OPERATOR_ROLE the node's operator holds.
-OPERATED = ("AttributionLedger", "DatanetRegistry", "AdapterRegistry")
+OPERATED = ("AttributionLedger", "DatanetRegistry", "AdapterRegistry", "PaymentVault")
 DEVNET_SUPPLY = 1_000_000_000 * 10**18
 
 
@@ -206,9 +207,10 @@ class Deployer:
     # ---- run -------------------------------------------------------------------------
     def run(self) -> Deployment:
         deployment = self._start()
-        if deployment.complete:
+        if deployment.complete and all(name in deployment.contracts for name in CONTRACT_NAMES):
             self._check_wiring(deployment)
             return deployment
+        # A deployment made before a contract was added gets it now; the others are kept.
         if self.token and "OpenToken" not in deployment.contracts:
             if not self.client.has_code(self.token):
                 raise InputError(f"token {self.token} has no code on chain {self.client.chain_id}")
@@ -218,6 +220,7 @@ class Deployer:
         distributor = self._ensure(deployment, "RewardDistributor", token, ledger)
         self._ensure(deployment, "DatanetRegistry", self.account.address)
         self._ensure(deployment, "AdapterRegistry", self.account.address)
+        self._ensure(deployment, "PaymentVault", self.account.address, token)
         self._wire(deployment, ledger, distributor)
         deployment.complete = True
         self._save(deployment)
