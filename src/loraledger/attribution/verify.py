@@ -36,7 +36,7 @@ from eth_utils import keccak
 from sqlmodel import Session
 
 from ..errors import InputError, LoraLedgerError
-from ..records.kinds import AttributionRecord, FeeRecord, InferenceRecord, Record
+from ..records.kinds import AttributionRecord, InferenceRecord
 from ..records.ledger import RecordLedger
 from ..training.factory import ModelFactory
 from ..training.provenance import contributor_counts
@@ -47,6 +47,7 @@ from .influence import Quantized
 from .policy import POLICY_VERSION
 from .service import AttributionIndexer
 from .tables import AttributionTaskRow, InferenceTextRow
+from .view import fee_after
 
 __all__ = ["Check", "InferenceReport", "InferenceVerifier"]
 
@@ -133,7 +134,7 @@ class InferenceVerifier:
         report.add("texts", _keccak(texts.prompt) == inference.prompt_hash and _keccak(texts.output) == inference.output_hash,
                    "the stored prompt and output hash to the record's prompt_hash and output_hash")
         if task is None:
-            self._check_fee(report, inference, inference.seq + 1, None)
+            self._check_fee(report, inference, inference.seq, None)
             return report
         if task.status == "pending" or task.attribution_seq is None:
             report.add("attribution", False, f"not attributed yet (status {task.status}, {task.attempts} attempts)")
@@ -162,7 +163,7 @@ class InferenceVerifier:
                        f"fallback ({record.reason}): the weights are the training rows per contributor")
         else:
             self._check_done(report, inference, record, texts, task, adapter, rows, base_dir)
-        self._check_fee(report, inference, task.attribution_seq + 1, record)
+        self._check_fee(report, inference, task.attribution_seq, record)
         return report
 
     # ---- steps --------------------------------------------------------------------
@@ -244,15 +245,14 @@ class InferenceVerifier:
         report.add("weights", weights == record.weights,
                    f"{len(weights)} contributor weights under {POLICY_VERSION}")
 
-    def _check_fee(self, report: InferenceReport, inference: InferenceRecord, seq: int,
+    def _check_fee(self, report: InferenceReport, inference: InferenceRecord, settled_at: int,
                    attribution: AttributionRecord | None) -> None:
         if inference.fee == 0:
             report.add("fee", True, "the answer was free: no fee record")
             return
-        fee: Record | None = self.records.get(seq) if seq < self.records.size() else None
+        fee = fee_after(self.records, inference, settled_at)
         weights = attribution.weights if attribution is not None else None
-        ok = isinstance(fee, FeeRecord) and fee.ref == f"inference:{inference.request_id}" \
-            and fee.fee == inference.fee and fee.payer == inference.payer \
+        ok = fee is not None and fee.fee == inference.fee and fee.payer == inference.payer \
             and (weights is None or fee.weights == weights)
-        report.add("fee", ok, f"fee record {seq} pays {inference.fee} wei from {inference.payer}"
+        report.add("fee", ok, f"fee record {settled_at + 1} pays {inference.fee} wei from {inference.payer}"
                    + (" with the attribution's weights" if weights is not None else ""))

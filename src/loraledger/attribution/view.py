@@ -18,7 +18,7 @@ from ..records.ledger import RecordLedger
 from ..rewards.split import FeeSplit, split_fee
 from .tables import attribution_status
 
-__all__ = ["AnswerAttribution", "answer_attribution", "fee_shares"]
+__all__ = ["AnswerAttribution", "answer_attribution", "fee_after", "fee_shares"]
 
 
 @dataclass(frozen=True)
@@ -47,12 +47,15 @@ def answer_attribution(records: RecordLedger, inference: InferenceRecord) -> Ans
         if settled_at is not None:
             found = _record_at(records, settled_at)
             record = found if isinstance(found, AttributionRecord) and found.inference == inference.hash_hex else None
-    fee = None
-    if settled_at is not None and inference.fee:
-        found = _record_at(records, settled_at + 1)
-        if isinstance(found, FeeRecord) and found.ref == f"inference:{inference.request_id}":
-            fee = found
+    fee = fee_after(records, inference, settled_at) if settled_at is not None else None
     return AnswerAttribution(status, record, fee)
+
+
+def fee_after(records: RecordLedger, inference: InferenceRecord, settled_at: int) -> FeeRecord | None:
+    """The fee record of ``inference``: the record right after the one at ``settled_at`` that settled
+    it (the inference itself, or its attribution) when it is a fee referring to this request."""
+    found = _record_at(records, settled_at + 1) if inference.fee else None
+    return found if isinstance(found, FeeRecord) and found.ref == f"inference:{inference.request_id}" else None
 
 
 def fee_shares(fee: FeeRecord, split: FeeSplit) -> list[dict[str, Any]]:

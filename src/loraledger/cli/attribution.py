@@ -50,6 +50,8 @@ def attribution_show(
 ) -> None:
     """Print an answer with the spans it repeats from training rows highlighted, the contributors it
     credited (ranked, with their share of the fee) and its top training rows."""
+    from sqlmodel import Session
+
     from ..attribution.tables import InferenceTextRow
     from ..attribution.view import answer_attribution, fee_shares
     from ..records.kinds import InferenceRecord
@@ -60,8 +62,6 @@ def attribution_show(
     if not isinstance(inference, InferenceRecord):
         raise InputError(f"record {inference_hash} is a {inference.kind} record, not an inference")
     answer = answer_attribution(node.records, inference)
-    from sqlmodel import Session
-
     with Session(node.engine) as session:
         texts = session.get(InferenceTextRow, inference.seq)
     shares: list[dict[str, Any]] | None = None
