@@ -29,7 +29,7 @@ from conftest import cli_environment, deployed_settings, free_port, node_process
 from loraledger.api import create_app
 from loraledger.api.body import CONTRIBUTION_MAX_BYTES, DEFAULT_MAX_BYTES, RECORDS_MAX_BYTES
 from loraledger.api.errors import OPENAI_PATHS
-from loraledger.api.routes import adapters, datanets, jobs, ledger, metrics, openai, probes
+from loraledger.api.routes import adapters, datanets, jobs, ledger, metrics, openai, payers, probes
 from loraledger.node.context import open_node
 
 TOKEN = "hostile-admin-token"
@@ -118,7 +118,7 @@ def node_api(anvil, accounts, artifacts, tmp_path_factory) -> Iterator[dict[str,
 def operations(app) -> list[Operation]:
     """Every operation the app serves, from its OpenAPI document (built from its routes),
     checked against the routers' own route lists so that none is missed."""
-    served = {(method, route.path) for module in (ledger, datanets, jobs, adapters, openai, metrics, probes)
+    served = {(method, route.path) for module in (ledger, datanets, jobs, adapters, openai, payers, metrics, probes)
               for route in module.router.routes for method in route.methods if method != "HEAD"}
     ops = [Operation(method.upper(), path, re.findall(r"\{(\w+)\}", path))
            for path, item in app.openapi()["paths"].items() for method in item]

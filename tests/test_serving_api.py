@@ -187,6 +187,8 @@ def test_node_run_with_base_serves_the_infer_command(anvil, accounts, artifacts,
 
     from conftest import cli_environment, free_port, node_process
 
+    from loraledger.node.context import ledger_contracts
+
     settings = deployed_settings(anvil, accounts[0], artifacts, tmp_path)
     base = init_tiny_model(tmp_path / "tiny-llama", "llama").path
     port = free_port()
@@ -198,6 +200,10 @@ def test_node_run_with_base_serves_the_infer_command(anvil, accounts, artifacts,
                               text=True, timeout=120)
 
     key = cli("keys", "create", "--payer", accounts[5].address).stdout.strip()
+    broke = cli("keys", "create", "--payer", accounts[6].address).stdout.strip()  # a payer who deposited nothing
+    contracts = ledger_contracts(settings)
+    contracts.client.transact(accounts[0], contracts.token.functions.transfer(accounts[5].address, 10**18),
+                              what="fund the payer")
     imported = cli("adapters", "import", str(make_peft_adapter(base, tmp_path / "src-qa", seed=7)), "--name", "qa", "--base", str(base),
                    "--no-register")
     assert imported.returncode == 0, imported.stderr
@@ -205,6 +211,16 @@ def test_node_run_with_base_serves_the_infer_command(anvil, accounts, artifacts,
     shown = json.loads(cli("prices", "show", "qa", "--json").stdout)
     assert (shown["inputPer1k"], shown["outputPer1k"], shown["default"]) == ("0", "3000", False)
     with node_process(env, port, tmp_path / "node.log") as node:
+        # Answers are paid from deposits: the payer deposits, the node's loop credits it.
+        deposited = cli("payer", "deposit", "0.5", "--wait", "30", "--node", node.url,
+                        LORALEDGER_KEY="0x" + accounts[5].key.hex())
+        assert deposited.returncode == 0 and "credited by the node" in deposited.stdout, deposited.stderr
+        refused = openai.OpenAI(base_url=f"{node.url}/v1", api_key=broke, max_retries=0)
+        with pytest.raises(openai.APIStatusError) as short:
+            refused.completions.create(model="qa", prompt="Hello", max_tokens=2)
+        error = short.value.response.json()["error"]
+        assert short.value.status_code == 402 and error["code"] == "insufficient_funds"
+        assert (error["balance"], error["needed"], error["price"]["outputPer1k"]) == ("0", "6", "3000")
         paid = json.loads(cli("infer", "qa", "Hello", "--max-tokens", "2", "--json", LORALEDGER_API_KEY=key).stdout)
         record = httpx.get(f"{node.url}/v1/inferences/{paid['inference']}").json()["record"]
         assert (record["model"], record["fee"], record["payer"]) == ("qa", "6", accounts[5].address)
@@ -218,6 +234,12 @@ def test_node_run_with_base_serves_the_infer_command(anvil, accounts, artifacts,
         assert unknown.returncode == 3 and "no model" in unknown.stderr
         no_key = cli("infer", "tiny-llama", "Hello")
         assert no_key.returncode == 4 and "API key" in no_key.stderr
+        account = json.loads(cli("payer", "balance", accounts[5].address, "--node", node.url, "--json").stdout)
+        assert (account["deposited"], account["answers"]) == (str(10**18 // 2), 3)
+        usage = {use["model"]: use for use in account["usage"]}
+        assert {model: use["answers"] for model, use in usage.items()} == {"qa": 1, "tiny-llama": 2}
+        assert usage["qa"]["spent"] == "6"  # the record's fee, debited
+        assert int(account["balance"]) == 10**18 // 2 - int(account["spent"]) < 10**18 // 2 - 6
 
 
 def test_prices_are_set_by_the_admin_or_the_signing_developer_and_charged(served, accounts):

@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     upstream_model: str | None = None
     #: Serve without API keys, every answer paid by this address (local use only; off by default).
     open_payer: str | None = None
+    #: Answers are paid from payers' deposits in the PaymentVault: a request whose payer cannot cover
+    #: its prompt and max_tokens at the model's price is refused (402), each fee is debited when its
+    #: answer is recorded, and each epoch's takings are released from the vault to fund it. Off: nobody
+    #: is charged on chain and the operator funds the epochs.
+    payer_deposits: bool = True
+    #: Seconds between reads of the vault's Deposited events (deposits count after ``confirmations``).
+    deposit_poll_seconds: float = Field(default=2.0, gt=0)
     #: Days the node keeps the texts of prompts and answers (attribution reads them); 0 keeps them.
     inference_text_days: int = Field(default=30, ge=0)
     #: Models with a ``model`` label of their own in ``GET /metrics`` (the base included); the

@@ -121,3 +121,10 @@ class Overloaded(ResourceError):
     def __init__(self, message: str, *, retry_after: int = 1, **details: Any) -> None:
         super().__init__(message, retry_after=retry_after, **details)
         self.retry_after = retry_after
+
+
+class PaymentRequired(LoraLedgerError):
+    """The payer's deposit does not cover what the request may cost (answered 402 with the
+    balance, the price and what the request needs, in wei as decimal strings)."""
+
+    code = "insufficient_funds"

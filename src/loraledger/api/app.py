@@ -5,7 +5,8 @@ proofs, record inclusion proofs and log consistency proofs. Admin endpoints (app
 records, close an epoch, create datanets, submit jobs) need ``Authorization: Bearer
 <LORALEDGER_ADMIN_TOKEN>``. Every error is a JSON body ``{"error", "message", ...}`` with
 a 4xx status (5xx only when the chain or the node itself fails), never a traceback.
-``GET /metrics`` answers Prometheus metrics (no auth).
+``GET /metrics`` answers Prometheus metrics (no auth). ``/dashboard`` serves HTML pages for
+people (:mod:`loraledger.api.dashboard`; ``/`` redirects there), outside the OpenAPI document.
 
 The routes live in one module per concern (:mod:`loraledger.api.routes`); they reach the
 node and the settings through ``request.app.state`` (:mod:`loraledger.api.deps`), read
@@ -24,8 +25,9 @@ from fastapi import FastAPI
 
 from ..config import Settings
 from ..node.context import NodeContext, open_node
+from .dashboard import mount_dashboard
 from .errors import install_error_handlers
-from .routes import adapters, datanets, jobs, ledger, metrics, openai, probes
+from .routes import adapters, datanets, jobs, ledger, metrics, openai, payers, probes
 from .schemas import install_openapi
 
 __all__ = ["create_app"]
@@ -56,8 +58,9 @@ def create_app(settings: Settings, *, operator: LocalAccount | None = None, node
     app.state.owner_signatures = datanets.SeenSignatures()
     # Prometheus metrics (GET /metrics): a registry of this app's own, never the global one.
     app.state.metrics_registry = metrics.node_registry(app.state)
-    for module in (ledger, datanets, jobs, adapters, openai, metrics, probes):
+    for module in (ledger, datanets, jobs, adapters, openai, payers, metrics, probes):
         app.include_router(module.router)
+    mount_dashboard(app)
     install_error_handlers(app)
     install_openapi(app)
     return app

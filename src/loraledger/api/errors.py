@@ -32,6 +32,7 @@ from ..errors import (
     LoraLedgerError,
     NotFoundError,
     Overloaded,
+    PaymentRequired,
     ResourceError,
     Unauthorized,
 )
@@ -59,6 +60,7 @@ STATUS_BY_ERROR: list[tuple[type[LoraLedgerError], int]] = [
     (BodyTooLarge, 413),
     (InputError, 400),
     (Unauthorized, 401),
+    (PaymentRequired, 402),
     (NotFoundError, 404),
     (LedgerError, 409),
     (ChainError, 502),
@@ -87,7 +89,7 @@ def status_of(exc: LoraLedgerError) -> int:
 #: ``{"error": {"message", "type", "param", "code"}}``.
 OPENAI_PATHS = frozenset({"/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/load_lora_adapter",
                           "/v1/unload_lora_adapter"})
-_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error",
+_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "insufficient_quota", 404: "invalid_request_error",
                  405: "invalid_request_error", 413: "invalid_request_error", 422: "invalid_request_error",
                  429: "rate_limit_error"}
 
@@ -111,6 +113,8 @@ def error_response(exc: LoraLedgerError, headers: dict[str, str] | None = None, 
     if is_openai_route(request):
         code = "model_not_found" if status == 404 and request.url.path != "/v1/models" else exc.code
         content = openai_body(status, code, exc.message, exc.details.get("param"))
+        if isinstance(exc, PaymentRequired):  # what the payer has and what the request needs, beside OpenAI's fields
+            content["error"].update(_jsonable({k: v for k, v in exc.details.items() if k != "param"}))
     else:
         content = _jsonable(exc.to_dict())
     return JSONResponse(status_code=status, content=content, headers=headers)

@@ -212,6 +212,15 @@ class ChainClient:
         with self.translated("read the block number"):
             return int(self.w3.eth.block_number)
 
+    def block_hash(self, number: int) -> str | None:
+        """The hash of canonical block ``number`` (0x hex), None when the chain is not that long."""
+        with self.translated(f"read block {number}"):
+            try:
+                block = self.w3.eth.get_block(number)
+            except (Web3RPCError, ValueError, LookupError):
+                return None
+        return None if block is None else "0x" + bytes(block["hash"]).hex()
+
     @contextmanager
     def translated(self, what: str) -> Iterator[None]:
         """Turn any web3 failure inside the block into a :class:`ChainError` naming ``what``

@@ -14,6 +14,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
+from web3.contract import Contract
 
 from ..errors import ChainError, InputError, NotFoundError
 from .client import ChainClient
@@ -275,3 +276,100 @@ class AdapterRegistryContract(_Deployed):
         developer, version, adapter_hash, base_hash, provenance_hash, uri = info
         return OnChainAdapter(adapter_id.lower(), to_checksum_address(developer), int(version), _hex(adapter_hash),
                               _hex(base_hash), _hex(provenance_hash), uri)
+
+
+@dataclass(frozen=True)
+class VaultDeposit:
+    """One ``Deposited`` event of the ``PaymentVault``."""
+
+    payer: str
+    sender: str
+    amount: int
+    payer_total: int
+    tx_hash: str
+    log_index: int
+    block_number: int
+    block_hash: str
+
+
+class PaymentVaultContract(_Deployed):
+    """The ``PaymentVault``: payers' deposits in, each epoch's takings out (once per epoch)."""
+
+    NAME = "PaymentVault"
+
+    def __init__(self, client: ChainClient, address: str, token: Contract):
+        super().__init__(client, address)
+        self.token = token
+
+    # ---- reads -----------------------------------------------------------------------
+    def deposited(self, payer: str) -> int:
+        return int(self.client.call_view(self.contract.functions.deposited(to_checksum_address(payer)),
+                                         what="read a payer's deposits"))
+
+    def released_for(self, epoch: int) -> int:
+        return int(self.client.call_view(self.contract.functions.releasedFor(epoch),
+                                         what=f"read the vault's release for epoch {epoch}"))
+
+    def available(self) -> int:
+        return int(self.client.call_view(self.contract.functions.available(), what="read the vault's takings"))
+
+    def deposits_between(self, from_block: int, to_block: int) -> list[VaultDeposit]:
+        """Every ``Deposited`` event in blocks ``from_block..to_block`` (inclusive), in chain order."""
+        with self.client.translated(f"read Deposited events of blocks {from_block}..{to_block}"):
+            logs = self.contract.events.Deposited().get_logs(from_block=from_block, to_block=to_block)
+        found = [VaultDeposit(payer=to_checksum_address(log["args"]["payer"]),
+                              sender=to_checksum_address(log["args"]["from"]), amount=int(log["args"]["amount"]),
+                              payer_total=int(log["args"]["payerTotal"]), tx_hash="0x" + bytes(log["transactionHash"]).hex(),
+                              log_index=int(log["logIndex"]), block_number=int(log["blockNumber"]),
+                              block_hash="0x" + bytes(log["blockHash"]).hex()) for log in logs]
+        return sorted(found, key=lambda d: (d.block_number, d.log_index))
+
+    # ---- writes ----------------------------------------------------------------------
+    def deposit(self, sender: LocalAccount, amount: int, *, payer: str | None = None) -> dict[str, Any]:
+        """Approve (if needed) and deposit ``amount`` for ``payer`` (default: the sender); returns the receipt."""
+        if amount <= 0:
+            raise InputError("the amount to deposit must be positive")
+        balance = int(self.client.call_view(self.token.functions.balanceOf(sender.address), what="read a balance"))
+        if balance < amount:
+            raise InputError(f"{sender.address} holds {balance} OPEN wei, less than the {amount} to deposit")
+        allowance = int(self.client.call_view(self.token.functions.allowance(sender.address, self.address),
+                                              what="read the allowance"))
+        if allowance < amount:
+            self.client.transact(sender, self.token.functions.approve(self.address, amount),
+                                 what=f"approve {amount} for the vault")
+        if payer is None or to_checksum_address(payer) == sender.address:
+            call = self.contract.functions.deposit(amount)
+        else:
+            call = self.contract.functions.depositFor(to_checksum_address(payer), amount)
+        return self.client.transact(sender, call, what=f"deposit {amount}")
+
+    def deposit_with_permit(self, sender: LocalAccount, amount: int, *, deadline: int) -> dict[str, Any]:
+        """Deposit ``amount`` in one transaction with an EIP-2612 permit signed by ``sender``."""
+        if amount <= 0:
+            raise InputError("the amount to deposit must be positive")
+        from eth_account.messages import encode_typed_data
+
+        nonce = int(self.client.call_view(self.token.functions.nonces(sender.address), what="read the permit nonce"))
+        name = self.client.call_view(self.token.functions.name(), what="read the token's name")
+        typed = {
+            "types": {"EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                                       {"name": "chainId", "type": "uint256"},
+                                       {"name": "verifyingContract", "type": "address"}],
+                      "Permit": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
+                                 {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+                                 {"name": "deadline", "type": "uint256"}]},
+            "primaryType": "Permit",
+            "domain": {"name": name, "version": "1", "chainId": self.client.chain_id,
+                       "verifyingContract": self.token.address},
+            "message": {"owner": sender.address, "spender": self.address, "value": amount, "nonce": nonce,
+                        "deadline": deadline},
+        }
+        signed = sender.sign_message(encode_typed_data(full_message=typed))
+        call = self.contract.functions.depositWithPermit(amount, deadline, signed.v, signed.r.to_bytes(32, "big"),
+                                                         signed.s.to_bytes(32, "big"))
+        return self.client.transact(sender, call, what=f"deposit {amount} with a permit")
+
+    def release(self, operator: LocalAccount, epoch: int, to: str, amount: int) -> dict[str, Any]:
+        """Release epoch ``epoch``'s takings to ``to`` (the vault refuses a second release of an epoch)."""
+        return self.client.transact(operator, self.contract.functions.release(epoch, to_checksum_address(to), amount),
+                                    what=f"release epoch {epoch}'s takings")

@@ -30,6 +30,7 @@ from . import (
     keys,
     models,
     node,
+    payer,
     pipeline,
     prices,
     rewards,
@@ -57,7 +58,7 @@ verify_app.command("inference")(attribution.verify_inference)
 app.add_typer(verify_app, name="verify")
 for group, name in [(models.model_app, "model"), (adapters.adapters_app, "adapters"),
                     (pipeline.pipeline_app, "pipeline"), (jobs.jobs_app, "jobs"),
-                    (keys.keys_app, "keys"), (prices.prices_app, "prices"),
+                    (keys.keys_app, "keys"), (payer.payer_app, "payer"), (prices.prices_app, "prices"),
                     (attribution.attribution_app, "attribution")]:
     app.add_typer(group, name=name)
 app.command("train")(models.train)

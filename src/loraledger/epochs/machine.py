@@ -9,6 +9,10 @@
   already has the epoch, or its nonce was taken by another transaction (then a new one is
   signed). It never posts an epoch twice: the contract only accepts epoch ``n`` after
   ``n − 1``, and the node checks the chain before signing.
+* **release** (before submit, when payers pay from the ``PaymentVault``): the vault releases the
+  epoch's takings (what its answers debited from deposits, fixed at seal) to the operator, who
+  then funds ``postEpoch`` with them. The vault releases an epoch once; the node reads
+  ``releasedFor`` first, and a release that lost a race reverts and is taken as done.
 * **confirm** waits for the receipt and N confirmations, checks the block is still
   canonical (a reorg sends the epoch back to submit) and that the chain holds exactly the
   epoch's roots and data hash.
@@ -34,10 +38,12 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from ..chain.contracts import LedgerContracts
+from ..chain.contracts import LedgerContracts, PaymentVaultContract
 from ..db import read_session, session_scope
 from ..errors import ChainError, ConfigError, LedgerError, TransactionReverted
 from ..failpoints import failpoint
+from ..payments.balances import takings_between
+from ..payments.tables import EpochTakingsRow
 from ..records.ledger import RecordLedger
 from ..records.tables import RecordRow
 from ..rewards.split import FeeSplit
@@ -81,6 +87,7 @@ class EpochManager:
         confirmations: int = 1,
         timeout: float = 120.0,
         public_url: str | None = None,
+        vault: PaymentVaultContract | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self.engine = engine
@@ -92,6 +99,8 @@ class EpochManager:
         self.confirmations = confirmations
         self.timeout = timeout
         self.public_url = public_url.rstrip("/") if public_url else None
+        #: The vault that pays each epoch's takings (None: the operator funds epochs alone).
+        self.vault = vault
         self.clock = clock
         self._bind()
 
@@ -276,6 +285,7 @@ class EpochManager:
                 sealed_at=int(self.clock()),
             )
             session.add(row)
+            session.add(EpochTakingsRow(epoch=number, amount=str(takings_between(session, start, end))))
             session.exec(update(RecordRow).where(RecordRow.seq >= start, RecordRow.seq < end).values(epoch=number))  # type: ignore[call-overload]
             for account, amount in balances.items():
                 if previous_balances.get(account) != amount:
@@ -336,6 +346,7 @@ class EpochManager:
                 self._mark_broadcast(row.number, stored.id)
                 return
             self._set_tx_status(stored.id, ChainTxStatus.REPLACED)  # its nonce went to another transaction
+        self._release(row, operator)
         total = int(row.total)
         self.contracts.ensure_allowance(operator, total, what=f"epoch {row.number}")
         failpoint("submit.after_approve")
@@ -356,6 +367,37 @@ class EpochManager:
         self.contracts.client.broadcast(signed.raw, what=f"post epoch {row.number}")
         failpoint("submit.after_broadcast")
         self._mark_broadcast(row.number, tx_id)
+
+    def takings(self, number: int) -> int:
+        """What epoch ``number``'s answers debited from deposits (0 for an epoch sealed without payers)."""
+        with read_session(self.engine) as session:
+            row = session.get(EpochTakingsRow, number)
+        return int(row.amount) if row else 0
+
+    def _release(self, row: EpochRow, operator: LocalAccount) -> None:
+        """Have the vault release the epoch's takings to the operator, once (see the module docstring)."""
+        takings = self.takings(row.number)
+        if takings == 0 or self.vault is None:
+            return
+        released = self.vault.released_for(row.number)
+        if released == 0:
+            try:
+                receipt = self.vault.release(operator, row.number, operator.address, takings)
+            except TransactionReverted:
+                released = self.vault.released_for(row.number)  # released meanwhile (another attempt won)
+                if released == 0:
+                    raise
+            else:
+                released = takings
+                with session_scope(self.engine) as session:
+                    takings_row = session.get(EpochTakingsRow, row.number)
+                    takings_row.release_tx = "0x" + bytes(receipt["transactionHash"]).hex()
+                    session.add(takings_row)
+                log.info("epoch %s: the vault released %s OPEN wei of takings", row.number, takings)
+            failpoint("submit.after_release")
+        if released != takings:
+            raise LedgerError(f"the vault released {released} OPEN wei for epoch {row.number}, but its answers took "
+                              f"{takings}: another node releases from this vault; stop and investigate")
 
     def _mark_broadcast(self, number: int, tx_id: int | None) -> None:
         with session_scope(self.engine) as session:

@@ -11,7 +11,13 @@ from sqlalchemy.engine import Engine
 
 from ..attribution import tables as attribution_tables
 from ..chain.client import ChainClient
-from ..chain.contracts import AdapterRegistryContract, DatanetRegistryContract, LedgerContracts, all_packaged_abis
+from ..chain.contracts import (
+    AdapterRegistryContract,
+    DatanetRegistryContract,
+    LedgerContracts,
+    PaymentVaultContract,
+    all_packaged_abis,
+)
 from ..chain.deploy import load_deployment
 from ..config import Settings
 from ..datanets import tables as datanet_tables
@@ -24,6 +30,9 @@ from ..errors import ConfigError, InputError
 from ..health import NodeHealth
 from ..jobs import tables as job_tables
 from ..jobs.queue import JobQueue
+from ..payments import tables as payment_tables
+from ..payments.balances import PayerBalances
+from ..payments.follower import DepositFollower
 from ..records import tables as record_tables
 from ..records.ledger import RecordLedger
 from ..serving import tables as serving_tables
@@ -54,7 +63,7 @@ def ledger_contracts(settings: Settings) -> LedgerContracts:
 
 #: Every module that defines tables of the ledger database.
 TABLE_MODULES = (record_tables, epoch_tables, datanet_tables, adapter_tables, job_tables, serving_tables,
-                 attribution_tables)
+                 attribution_tables, payment_tables)
 
 
 def create_tables(engine: Engine) -> None:
@@ -100,6 +109,10 @@ class NodeContext:
     payers: PayerKeys = None  # type: ignore[assignment]  # made on ``engine`` by __post_init__ when not given
     #: The prices of the served models (price records; the settings' default otherwise).
     prices: Prices = None  # type: ignore[assignment]  # made by __post_init__ when not given
+    #: Payers' balances (deposits credited, answers debited); ``required`` when payers pay from the vault.
+    balances: PayerBalances = None  # type: ignore[assignment]  # made by __post_init__ when not given
+    #: The PaymentVault of the deployment (None: a deployment made before it; ``contracts deploy`` adds it).
+    vault: PaymentVaultContract | None = None
 
     def __post_init__(self) -> None:
         if self.jobs is None:
@@ -109,6 +122,16 @@ class NodeContext:
         if self.prices is None:
             default = Price(self.settings.price_input_per_1k, self.settings.price_output_per_1k)
             self.prices = Prices(self.engine, self.records, default=default)
+        if self.balances is None:
+            self.balances = PayerBalances(self.engine, required=self.settings.payer_deposits and self.vault is not None)
+
+    def deposit_follower(self) -> DepositFollower:
+        """Credits the vault's deposits (the daemon polls it); needs the deployment's vault."""
+        if self.vault is None:
+            raise ConfigError("this deployment has no PaymentVault: run `loraledger contracts deploy` to add it")
+        block = self.contracts.deployment.contracts["PaymentVault"].block
+        return DepositFollower(self.engine, self.records, self.vault, self.balances, start_block=block,
+                               confirmations=self.settings.confirmations)
 
     @property
     def policy(self) -> EpochPolicy:
@@ -119,6 +142,9 @@ def open_node(settings: Settings, *, operator: LocalAccount | None = None) -> No
     contracts = ledger_contracts(settings)
     engine, records = open_records(settings)
     store = EpochFileStore(settings.epochs_dir)
+    vault = None
+    if "PaymentVault" in contracts.deployment.contracts:
+        vault = PaymentVaultContract(contracts.client, contracts.deployment.address("PaymentVault"), contracts.token)
     manager = EpochManager(
         engine, records, store, contracts,
         operator=operator,
@@ -126,6 +152,7 @@ def open_node(settings: Settings, *, operator: LocalAccount | None = None) -> No
         confirmations=settings.confirmations,
         timeout=settings.tx_timeout,
         public_url=settings.public_url,
+        vault=vault if settings.payer_deposits else None,
     )
     registry = DatanetRegistryContract(contracts.client, contracts.deployment.address("DatanetRegistry"))
     datanets = DatanetService(engine, records, registry)
@@ -133,7 +160,7 @@ def open_node(settings: Settings, *, operator: LocalAccount | None = None) -> No
     factory = ModelFactory(engine, records, datanets, data_dir=settings.data_dir, registry=adapters, operator=operator,
                            public_url=settings.public_url)
     node = NodeContext(settings, engine, records, store, contracts, manager, datanets=datanets, operator=operator,
-                       factory=factory)
+                       factory=factory, vault=vault)
     for kind in factory_job_kinds(factory, settings):
         node.jobs.register(kind)
     return node
@@ -157,8 +184,12 @@ def open_serving(node: NodeContext) -> ServingService:
     assert settings.serve_base is not None and node.factory is not None
     if node.operator is None:
         raise ConfigError("serving needs the operator key: every answer's fee names the operator who served it")
+    if settings.payer_deposits and node.vault is None:
+        raise ConfigError("payers pay from deposits (payer_deposits = true) but this deployment has no PaymentVault: "
+                          "run `loraledger contracts deploy` to add it, or set payer_deposits = false")
     recorder = InferenceRecorder(node.records, operator=node.operator.address,
-                                 retention_days=settings.inference_text_days)
+                                 retention_days=settings.inference_text_days,
+                                 balances=node.balances if node.balances.required else None)
     open_payer = parse_address(settings.open_payer) if settings.open_payer else None
     if settings.upstream_url:
         key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None

@@ -43,6 +43,28 @@ class AttributionLoop(threading.Thread):
                 wait = self.retry.failed(exc)
 
 
+class DepositLoop(threading.Thread):
+    """Credits the vault's confirmed deposits every ``tick`` seconds; a failure (the chain unreachable,
+    a reorg deeper than the confirmations) is logged, backed off and reported to the node's health."""
+
+    def __init__(self, node: NodeContext, *, tick: float = 2.0):
+        super().__init__(name="deposit-loop", daemon=True)
+        self.follower = node.deposit_follower()
+        self.stop = threading.Event()
+        self.tick = tick
+        self.retry = Retry("deposits", health=node.health, logger=log, base=tick)
+
+    def run(self) -> None:
+        wait = 0.0
+        while not self.stop.wait(wait):
+            try:
+                self.follower.poll()
+                self.retry.succeeded()
+                wait = self.tick
+            except Exception as exc:  # noqa: BLE001 - the loop outlives any failure: logged, backed off
+                wait = self.retry.failed(exc)
+
+
 class EpochLoop(threading.Thread):
     """Closes an epoch when the policy says so. Any failure (the chain unreachable, the
     database locked, a bug) is logged once, retried with backoff and reported to the node's
@@ -92,6 +114,9 @@ def run_node(settings: Settings, *, operator: LocalAccount | None, host: str | N
     attribution = AttributionLoop(node) if node.attribution is not None else None
     if attribution is not None:
         attribution.start()
+    deposits = DepositLoop(node, tick=settings.deposit_poll_seconds) if node.balances.required else None
+    if deposits is not None:
+        deposits.start()
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler
     # that was installed before it: with the default one the process dies there and this
     # function's `finally` never runs. A handler that exits normally lets it run, so the
@@ -102,6 +127,8 @@ def run_node(settings: Settings, *, operator: LocalAccount | None, host: str | N
                     port=port or settings.api_port, log_level="info")
     finally:
         loop.stop.set()
+        if deposits is not None:
+            deposits.stop.set()
         if attribution is not None:
             attribution.stop.set()  # a batch in progress finishes; what is left stays queued
         worker.stop()  # interrupts the running job at its next check (it ends failed)

@@ -67,6 +67,7 @@ __all__ = [
     "BenchmarkRecord",
     "ContributionRecord",
     "DatanetCreatedRecord",
+    "DepositRecord",
     "FeeRecord",
     "InferenceRecord",
     "PriceRecord",
@@ -217,6 +218,33 @@ class RewardGrantRecord(Record):
     source: Annotated[Text, Field(min_length=1)]
     #: Free text.
     memo: Text | None = None
+
+    @field_validator("amount")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("amount must be positive")
+        return value
+
+
+class DepositRecord(Record):
+    """A payer's deposit into the ``PaymentVault``, credited by the node once its ``Deposited`` event
+    had the node's confirmations. One per event (``tx_hash``, ``log_index``); it earns nothing by
+    itself: the payer's answers spend it (their ``inference`` records' fees)."""
+
+    kind: Literal["deposit"] = "deposit"
+    #: Whose balance is credited.
+    payer: Address
+    #: Who sent the tokens (the payer, or whoever deposited for them).
+    sender: Address
+    #: The amount, in wei; positive.
+    amount: Wei
+    chain_id: SafeUint
+    vault: Address
+    tx_hash: Bytes32
+    log_index: SafeUint
+    block_number: SafeUint
+    block_hash: Bytes32
 
     @field_validator("amount")
     @classmethod

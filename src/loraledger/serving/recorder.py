@@ -9,6 +9,9 @@ its fee record right after it, and its texts (the ``inference_texts`` table, rea
 attribution, dropped after the retention period). :meth:`InferenceRecorder.record` returns
 only once that transaction committed, so the API sends its last byte after the record exists.
 
+With payer deposits (:mod:`loraledger.payments`), the same transaction debits the fee from the
+payer's balance, so a balance never disagrees with the log.
+
 An answer of an adapter with an attribution index (``Answered.attribute``) gets no fee record
 here: the same transaction queues it for the attribution worker (an ``attribution_tasks`` row,
 :mod:`loraledger.attribution.worker`), which appends its ``attribution`` record and its fee,
@@ -37,6 +40,7 @@ from sqlalchemy import delete
 
 from ..attribution.tables import AttributionTaskRow, InferenceTextRow
 from ..errors import LedgerError, LoraLedgerError
+from ..payments.balances import PayerBalances
 from ..records.kinds import FeeRecord, InferenceRecord, Record
 from ..records.ledger import RecordLedger
 from .pricing import Price, fee_for
@@ -86,8 +90,10 @@ class InferenceRecorder:
     """Commits answered requests in groups (see the module docstring); one per node."""
 
     def __init__(self, records: RecordLedger, *, operator: str, retention_days: int = 30, max_batch: int = 256,
-                 clock: Callable[[], float] = time.time) -> None:
+                 balances: PayerBalances | None = None, clock: Callable[[], float] = time.time) -> None:
         self.records = records
+        #: Debits each answer's fee from its payer's deposit, in the answer's transaction (None: nobody is debited).
+        self.balances = balances
         self.operator = operator
         self.retention_days = retention_days
         self.max_batch = max_batch
@@ -163,6 +169,11 @@ class InferenceRecorder:
                 assert isinstance(inference, InferenceRecord) and inference.seq is not None
                 session.add(InferenceTextRow(seq=inference.seq, prompt=answered.prompt, output=answered.output,
                                              created_at=now))
+                if self.balances is not None and answered.fee:
+                    self.balances.debit(session, payer=inference.payer, inference_seq=inference.seq,
+                                        model=answered.model, adapter_hash=answered.adapter_hash, amount=answered.fee,
+                                        prompt_tokens=answered.prompt_tokens,
+                                        completion_tokens=answered.completion_tokens)
                 if answered.attribute:
                     session.add(AttributionTaskRow(
                         inference_seq=inference.seq, inference_hash=inference.hash_hex,

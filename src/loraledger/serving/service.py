@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, NotFoundError, ResourceError
+from ..payments.balances import Reservation
 from ..records.kinds import InferenceRecord
 from ..training.data import render_chat
 from ..training.factory import ModelFactory
@@ -29,7 +30,7 @@ from .engine import Engine
 from .loop import EngineLoop
 from .lora import LoraSlots
 from .metrics import DEFAULT_MAX_MODELS, ServingMetrics
-from .pricing import Price, Prices
+from .pricing import Price, Prices, fee_for, price_to_dict
 from .protocol import GenerationParams
 from .recorder import Answered, InferenceRecorder
 from .requests import OutputEvent, RequestHandle
@@ -76,6 +77,8 @@ class Generation:
     completion_tokens: int = 0
     finish_reason: str | None = None
     error: str | None = None
+    #: What this request set aside from its payer's deposit until its fee is debited (None: no deposits).
+    reservation: Reservation | None = None
 
     def absorb(self, event: OutputEvent) -> None:
         """Account for one engine event."""
@@ -241,16 +244,26 @@ class ServingService:
                                   stop=params.stop, seed=params.seed, logprobs=params.logprobs is not None,
                                   top_logprobs=params.logprobs or 0)
         adapter = None if served.adapter_hash is None else served.name
+        price = self.prices.current(served.name)
+        balances = self.recorder.balances
+        # The most this request can cost, set aside from the payer's deposit before it is queued (402 if short).
+        reservation = None if balances is None else balances.reserve(
+            payer, fee_for(price, len(ids), params.max_tokens), price=price_to_dict(served.name, price))
         submitted = time.monotonic()
-        if self.upstream is not None:
-            handle: Any = self.upstream.submit(prompt_text, adapter=adapter, params=sampling)
-        else:
-            try:
-                handle = self.loop.submit(ids, adapter=adapter, params=sampling)
-            except RuntimeError as exc:  # the loop is stopping
-                raise ResourceError(f"the engine is not accepting requests: {exc}") from None
-        return Generation(handle, params, served, payer, self.prices.current(served.name), prompt_text, len(ids),
-                          submitted)
+        try:
+            if self.upstream is not None:
+                handle: Any = self.upstream.submit(prompt_text, adapter=adapter, params=sampling)
+            else:
+                try:
+                    handle = self.loop.submit(ids, adapter=adapter, params=sampling)
+                except RuntimeError as exc:  # the loop is stopping
+                    raise ResourceError(f"the engine is not accepting requests: {exc}") from None
+        except BaseException:
+            if reservation is not None:
+                reservation.release()
+            raise
+        return Generation(handle, params, served, payer, price, prompt_text, len(ids), submitted,
+                          reservation=reservation)
 
     def finish(self, generation: Generation) -> InferenceRecord:
         """Record the answer (blocks until its records are committed), then count it in the metrics."""
@@ -269,7 +282,11 @@ class ServingService:
             total_ms=int((now - generation.submitted) * 1000), backend=self.backend, api=generation.params.api,
             developer=generation.served.developer, weights=generation.served.weights,
             attribute=generation.served.adapter_hash is not None and self.attributed(generation.served.adapter_hash))
-        record = self.recorder.record(answered)
+        try:
+            record = self.recorder.record(answered)
+        finally:
+            if generation.reservation is not None:  # debited with the record (or nothing was written)
+                generation.reservation.release()
         self.metrics.observe(answered, submitted=generation.submitted, admitted=admitted, first_token=first,
                              finished=now)
         return record
