@@ -63,3 +63,34 @@ def test_invalid_settings_name_the_field(overrides, needle):
 def test_project_root_is_found_from_anywhere_in_the_checkout(project_root):
     assert find_project_root(project_root / "contracts" / "src") == project_root
     assert (project_root / "foundry.toml").is_file()
+
+
+def test_a_config_file_with_a_misspelt_key_bad_toml_or_missing_is_refused_by_name(monkeypatch, tmp_path):
+    path = tmp_path / "node.toml"
+    monkeypatch.setenv("LORALEDGER_CONFIG", str(path))
+    with pytest.raises(ConfigError, match="node.toml.* does not exist"):
+        load_settings()
+    path.write_text("max_lora = 4\nconfirmations = 2\n")
+    with pytest.raises(ConfigError, match="unknown keys: 'max_lora' \\(did you mean 'max_loras'\\?\\)"):
+        load_settings()
+    path.write_text("confirmations = [\n")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load_settings()
+
+
+def test_the_documented_example_config_lists_every_key_with_its_default(project_root, monkeypatch, tmp_path):
+    import tomllib
+
+    from loraledger.config import Settings, defaults_toml
+
+    text = defaults_toml()
+    assert (project_root / "docs" / "loraledger.example.toml").read_text() == text  # regenerate: config defaults
+    for name in Settings.model_fields:
+        assert f"\n{name} =" in text or f"\n# {name} =" in text, name
+    path = tmp_path / "all.toml"
+    path.write_text(text)
+    monkeypatch.setenv("LORALEDGER_CONFIG", str(path))
+    for var in ("LORALEDGER_RPC_URL", "LORALEDGER_DATA_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    assert load_settings() == Settings.model_validate({})  # the file, read back, is the defaults
+    assert tomllib.loads(text)["payer_deposits"] is True

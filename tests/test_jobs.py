@@ -305,6 +305,40 @@ def test_recover_fails_jobs_a_dead_process_left_running(engine, probe):
     assert restarted.run_one().id == queued.id
 
 
+def resumable(probe: Probe) -> JobKind:
+    """A kind that resumes: the params that continue it say so (as training's ``resume``)."""
+    return JobKind("resumable", probe, any_params, resume=lambda params: {**params, "resume": True})
+
+
+def test_a_resumable_job_the_node_stops_is_queued_again_and_resumes_at_the_next_start(engine, probe):
+    queue = JobQueue(engine, [resumable(probe)])
+    worker = JobWorker(queue, tick=30.0)
+    worker.start()
+    job = queue.submit("resumable", {"n": 1})
+    assert probe.started.wait(5)
+    worker.stop(timeout=5)
+    row = queue.get(job.id)
+    assert (row.status, row.error, json.loads(row.params)) == ("queued", None, {"n": 1, "resume": True, "restarts": 1})
+    probe.release.set()
+    restarted = JobQueue(engine, [resumable(probe)])  # the next start runs it to the end
+    assert restarted.recover() == [] and restarted.run_one().status == "done" and probe.runs == 2
+
+
+def test_recover_queues_a_resumable_job_a_dead_process_left_running_until_its_restarts_run_out(engine, probe):
+    from loraledger.jobs.queue import MAX_RESTARTS
+
+    job = JobQueue(engine, [resumable(probe)]).submit("resumable", {})
+    for restart in range(1, MAX_RESTARTS + 2):
+        dead = JobQueue(engine, [resumable(probe)])
+        assert dead.claim_next().id == job.id  # claimed, then the process died
+        failed = JobQueue(engine, [resumable(probe)]).recover()
+        row = JobQueue(engine, []).get(job.id)
+        if restart <= MAX_RESTARTS:
+            assert failed == [] and row.status == "queued" and json.loads(row.params)["restarts"] == restart
+        else:  # a job that keeps dying does not come back forever
+            assert failed == [job.id] and row.status == "failed" and f"({MAX_RESTARTS} times)" in row.error
+
+
 def test_recover_leaves_jobs_running_in_this_process_alone(queue, worker, probe):
     job = queue.submit("probe", {})
     assert probe.started.wait(5)
@@ -505,6 +539,10 @@ def test_node_run_fails_jobs_a_previous_run_left_running(anvil, accounts, artifa
                        timeout=30, what="the daemon")
         assert daemon.poll() is None, daemon.stdout.read()
         assert job["status"] == "failed" and job["error"] == INTERRUPTED
+        traced = httpx.get(f"{url}/v1/jobs/{stale.id}", headers={"X-Request-Id": "trace-42"})
+        assert traced.headers["X-Request-Id"] == "trace-42"
+        fresh = httpx.get(f"{url}/v1/jobs/999", headers={"X-Request-Id": "not a token!"})  # refused: a new id
+        assert fresh.status_code == 404 and len(fresh.headers["X-Request-Id"]) == 32
     finally:
         daemon.send_signal(signal.SIGTERM)
         try:
@@ -516,6 +554,12 @@ def test_node_run_fails_jobs_a_previous_run_left_running(anvil, accounts, artifa
     # after stopping the worker (0 if the signal came before uvicorn installed its handlers)
     assert daemon.returncode in (0, 128 + signal.SIGTERM), output
     assert f"job {stale.id}: {INTERRUPTED}" in output
+    # JSON log lines; the request's line carries its id.
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert lines and all({"ts", "level", "logger", "message"} <= set(line) for line in lines)
+    [request] = [line for line in lines if line.get("requestId") == "trace-42"]
+    assert (request["method"], request["path"], request["status"]) == ("GET", f"/v1/jobs/{stale.id}", 200)
+    assert lines[-1]["message"] == "stopped"  # the shutdown ran to its end
 
 
 def _get_json(url: str):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -125,6 +125,14 @@ class Settings(BaseSettings):
     payer_deposits: bool = True
     #: Seconds between reads of the vault's Deposited events (deposits count after ``confirmations``).
     deposit_poll_seconds: float = Field(default=2.0, gt=0)
+
+    #: Log lines of `node run`: ``json`` (one object per line, with the request id of the HTTP
+    #: request it belongs to) or ``text``; and the lowest level written.
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: On SIGTERM, seconds `node run` lets requests in flight finish before it cancels them (each
+    #: cancelled answer is still recorded and paid for what was generated).
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     #: Days the node keeps the texts of prompts and answers (attribution reads them); 0 keeps them.
     inference_text_days: int = Field(default=30, ge=0)
     #: Models with a ``model`` label of their own in ``GET /metrics`` (the base included); the
@@ -197,13 +205,88 @@ class Settings(BaseSettings):
         return self.deployments_dir / f"{chain_id}.json"
 
 
+def _check_toml(path: Path) -> None:
+    """A config file that is named but missing, not TOML, or has a key no setting has is refused
+    (a misspelt key would otherwise be ignored without a word)."""
+    import difflib
+    import tomllib
+
+    explicit = "LORALEDGER_CONFIG" in os.environ
+    if not path.is_file():
+        if explicit:
+            raise ConfigError(f"config file {path} (LORALEDGER_CONFIG / --config) does not exist")
+        return
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - set(Settings.model_fields))
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, Settings.model_fields, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(f"config file {path} has unknown keys: {', '.join(hints)}; "
+                          "`loraledger config defaults` lists every key")
+
+
+def setting_docs() -> dict[str, str]:
+    """Each setting's documentation: the ``#:`` comment lines above its field in this module (a
+    field right under another, with no comment of its own, shares that field's)."""
+    import inspect
+
+    docs: dict[str, str] = {}
+    comment: list[str] = []
+    last = ""
+    for line in inspect.getsource(Settings).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#:"):
+            comment.append(stripped[2:].strip())
+            continue
+        name, colon, _ = stripped.partition(":")
+        if colon and name in Settings.model_fields:
+            last = " ".join(comment) if comment else last
+            docs[name], comment = last, []
+    return docs
+
+
+def defaults_toml() -> str:
+    """A ``loraledger.toml`` with every setting at its default, each under its documentation
+    (unset settings commented out): what ``loraledger config defaults`` prints."""
+    import json
+    import textwrap
+
+    lines = ["# loraledger.toml: every setting with its default. Environment variables LORALEDGER_<KEY>",
+             "# override this file, and command-line options override both. Unset settings are commented out.",
+             ""]
+    docs = setting_docs()
+    previous = None
+    for name, field in Settings.model_fields.items():
+        doc = docs.get(name, "")
+        if doc != previous:  # a group of settings under one comment: the comment once
+            if previous is not None:
+                lines.append("")
+            lines.extend(f"# {part}" for part in textwrap.wrap(doc, 96))
+        previous = doc
+        default = field.default
+        if default is None:
+            lines.append(f"# {name} =")
+        else:
+            if isinstance(default, Path):
+                default = str(default)
+            value = json.dumps(default) if not isinstance(default, bool) else str(default).lower()
+            lines.append(f"{name} = {value}")
+    return "\n".join(lines) + "\n"
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build ``Settings`` from env/TOML plus explicit overrides (None values are ignored).
 
-    Invalid settings become a ``ConfigError`` naming the field.
+    Invalid settings (and a config file with unknown keys) become a ``ConfigError`` naming the field.
     """
     from pydantic import ValidationError
 
+    _check_toml(_toml_path())
     clean = {key: value for key, value in overrides.items() if value is not None}
     try:
         return Settings(**clean)

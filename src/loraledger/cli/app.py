@@ -20,6 +20,7 @@ from ..errors import ChainError, ConfigError, InputError, LoraLedgerError, NotFo
 from . import (
     adapters,
     attribution,
+    configure,
     contracts,
     datanets,
     devnet,
@@ -47,7 +48,7 @@ app = typer.Typer(
 # Registered in the order `loraledger --help` lists them; top-level commands live in their group's module.
 for group, name in [(devnet.devnet_app, "devnet"), (contracts.contracts_app, "contracts"),
                     (rewards.rewards_app, "rewards"), (epochs.epoch_app, "epoch"), (fees.fees_app, "fees"),
-                    (node.node_app, "node"), (datanets.datanet_app, "datanet")]:
+                    (node.node_app, "node"), (configure.config_app, "config"), (datanets.datanet_app, "datanet")]:
     app.add_typer(group, name=name)
 app.command("claim")(rewards.claim)
 app.command("balance")(rewards.balance)
@@ -86,7 +87,12 @@ def _global_options(
     deployments_dir: Annotated[
         Path | None, typer.Option("--deployments-dir", help="Where <chainId>.json deployment files live.")
     ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="The TOML config file (env LORALEDGER_CONFIG; "
+                                                "default ./loraledger.toml; `config defaults` lists every key).")]
+    = None,
 ) -> None:
+    if config is not None:
+        os.environ["LORALEDGER_CONFIG"] = str(config)  # read by every settings load of this process
     ctx.obj = {"rpc_url": rpc_url, "data_dir": data_dir, "deployments_dir": deployments_dir}
 
 

@@ -24,12 +24,14 @@ Life of a job::
   ``cancel_requested`` (and wakes the handler's in-process flag): the handler stops at its
   next check.
 * A node that dies (crash, kill) leaves its running job ``running`` in the database;
-  ``recover`` (called by the daemon at start-up) marks such jobs failed. A worker that is
-  stopped (:meth:`JobWorker.stop`, e.g. the daemon on Ctrl-C) interrupts its running job
-  the same way: the handler's next check raises :class:`JobInterrupted` and the job ends
-  ``failed`` ("node stopped while the job was running"). Jobs are not restarted
-  automatically: a half-done training run may have side effects only its kind knows how
-  to resume; submit it again.
+  ``recover`` (called by the daemon at start-up) closes such jobs. A worker that is
+  stopped (:meth:`JobWorker.stop`, e.g. the daemon on SIGTERM) interrupts its running job
+  the same way: the handler's next check raises :class:`JobInterrupted`. Either way a kind
+  that knows how to resume (``JobKind.resume``: training continues from its checkpoint) is
+  put back in the queue with the parameters that resume it, so the next start carries on
+  (at most :data:`MAX_RESTARTS` times); any other job ends ``failed`` ("node stopped while
+  the job was running"): a half-done run may have side effects only its kind knows how to
+  resume; submit it again.
 
 One node process per ledger database is assumed (as for epochs): ``recover`` fails every
 job another process left running, whether or not that process is still alive.
@@ -82,6 +84,8 @@ THROTTLE_S = 0.5
 MAX_LIST_LIMIT = 1000
 #: The error of a job whose node stopped (or died) under it.
 INTERRUPTED = "node stopped while the job was running"
+#: How many times an interrupted job of a resumable kind is queued again before it ends failed.
+MAX_RESTARTS = 3
 #: Longest error text stored (a handler may raise with a huge message).
 MAX_ERROR_CHARS = 4000
 #: Attempts at storing a job's final state before giving up (then ``recover`` fixes it).
@@ -234,6 +238,9 @@ class JobKind:
     #: Normalises a client's params (defaults filled in, types checked) or raises
     #: ``InputError``; runs at submit time, so a bad job is refused before it is queued.
     validate: Callable[[dict[str, Any]], dict[str, Any]]
+    #: The params that continue a run the node stopped in the middle of (None: the kind cannot
+    #: resume, and such a job ends failed).
+    resume: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 # ------------------------------------------------------------------------------ queue
@@ -363,15 +370,28 @@ class JobQueue:
         with self._lock:
             mine = set(self._running)
         with session_scope(self.engine, what="cannot recover interrupted jobs") as session:
-            running = session.exec(select(JobRow.id).where(JobRow.status == JobStatus.RUNNING).with_for_update()).all()
-            stale = sorted(job_id for job_id in running if job_id is not None and job_id not in mine)
-            if stale:
-                session.exec(update(JobRow).where(JobRow.id.in_(stale), JobRow.status == JobStatus.RUNNING)  # type: ignore[union-attr]
-                             .values(status=JobStatus.FAILED, error=INTERRUPTED, finished_at=self.clock())
-                             .execution_options(synchronize_session=False))
-        for job_id in stale:
-            log.warning("job %s: %s; marked failed", job_id, INTERRUPTED)
-        return stale
+            running = session.exec(select(JobRow).where(JobRow.status == JobStatus.RUNNING).with_for_update()).all()
+            stale = sorted((row for row in running if row.id is not None and row.id not in mine), key=lambda r: r.id)
+            for row in stale:
+                self._interrupted(session, row)
+        return [row.id for row in stale if row.status == JobStatus.FAILED]  # type: ignore[misc]
+
+    def _interrupted(self, session: Any, row: JobRow) -> None:
+        """Queue ``row`` (running, interrupted) again to resume, or fail it (inside ``session``)."""
+        kind = self._kinds.get(row.kind)
+        params = json.loads(row.params)
+        restarts = int(params.get("restarts", 0))
+        if kind is not None and kind.resume is not None and restarts < MAX_RESTARTS:
+            resumed = {**kind.resume(params), "restarts": restarts + 1}
+            row.status, row.params, row.started_at, row.cancel_requested = JobStatus.QUEUED, _dumps(resumed), None, False
+            log.warning("job %s (%s): %s; queued again to resume (restart %s of %s)", row.id, row.kind, INTERRUPTED,
+                        restarts + 1, MAX_RESTARTS)
+        else:
+            row.status, row.error, row.finished_at = JobStatus.FAILED, INTERRUPTED, self.clock()
+            if restarts >= MAX_RESTARTS:
+                row.error = f"{INTERRUPTED} ({restarts} times)"
+            log.warning("job %s: %s; marked failed", row.id, row.error)
+        session.add(row)
 
     # ---- running ------------------------------------------------------------------------
     def claim_next(self) -> JobRow | None:
@@ -465,6 +485,8 @@ class JobQueue:
                         status = JobStatus.CANCELLED
                     elif ctx.observed == "stop":
                         status, error = JobStatus.FAILED, INTERRUPTED
+            if error == INTERRUPTED and self._resumable(row.kind):
+                return self._requeue(job_id, ctx)
             return self._finish(job_id, status, result, error, ctx)
         finally:
             with self._lock:
@@ -503,6 +525,23 @@ class JobQueue:
         else:
             log.info("job %s ended %s%s", job_id, status, f": {values['error']}" if error else "")
         return row
+
+    def _resumable(self, kind: str) -> bool:
+        known = self._kinds.get(kind)
+        return known is not None and known.resume is not None
+
+    def _requeue(self, job_id: int, ctx: JobContext) -> JobRow:
+        """A resumable job the node is stopping: back to the queue (or failed past its restarts)."""
+        with session_scope(self.engine, what=f"cannot queue job {job_id} again") as session:
+            row = session.exec(select(JobRow).where(JobRow.id == job_id).with_for_update()).one()
+            if row.status == JobStatus.RUNNING:
+                progress = ctx.pending_progress()
+                if progress is not None:
+                    row.progress = progress
+                self._interrupted(session, row)
+            session.flush()
+            session.refresh(row)
+            return row
 
     def _should_stop(self, job_id: int) -> bool:
         """Whether the database says running job ``job_id`` must stop: cancel requested, or

@@ -1,5 +1,13 @@
-"""`loraledger node run`: the API plus a background loop that closes epochs by policy and a
-worker that runs background jobs."""
+"""`loraledger node run`: one process runs the API (and, with a base model, serving), the loop that
+closes epochs by policy, the loop that credits vault deposits, the attribution worker and the job
+worker (whose jobs run in child processes), from one config (``loraledger.toml``, env, flags).
+
+Start-up finishes what the previous run left: epochs sealed but not confirmed are posted, jobs it
+was running are queued again to resume (training) or failed, and answers waiting for attribution
+are still queued in the database. SIGTERM (or Ctrl-C) shuts down gracefully: uvicorn stops taking
+requests and lets those in flight finish (``shutdown_grace_seconds``), the loops finish the step
+they are in, the running job checkpoints and goes back to the queue, and the engine's last answers
+are recorded before the process exits."""
 
 from __future__ import annotations
 
@@ -14,6 +22,7 @@ from eth_account.signers.local import LocalAccount
 
 from ..config import Settings
 from ..jobs.queue import JobWorker
+from ..logs import configure_logging
 from ..loops import Retry
 from .context import NodeContext, open_node, open_serving
 
@@ -102,7 +111,7 @@ def run_node(settings: Settings, *, operator: LocalAccount | None, host: str | N
     factory, so this module never imports ``api``) until SIGTERM or Ctrl-C."""
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_format, settings.log_level)
     node = open_node(settings, operator=operator)
     if settings.serve_base is not None:
         node.serving = open_serving(node)
@@ -123,17 +132,24 @@ def run_node(settings: Settings, *, operator: LocalAccount | None, host: str | N
     # running job is stopped and marked failed instead of being left `running`.
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        uvicorn.run(make_app(node), host=host or settings.api_host,
-                    port=port or settings.api_port, log_level="info")
+        # Our own log handler (JSON, request ids) for uvicorn's lines too; our middleware logs each request.
+        uvicorn.run(make_app(node), host=host or settings.api_host, port=port or settings.api_port,
+                    log_config=None, access_log=False, timeout_graceful_shutdown=settings.shutdown_grace_seconds)
     finally:
-        loop.stop.set()
-        if deposits is not None:
-            deposits.stop.set()
-        if attribution is not None:
-            attribution.stop.set()  # a batch in progress finishes; what is left stays queued
-        worker.stop()  # interrupts the running job at its next check (it ends failed)
+        # uvicorn stopped taking requests and let those in flight finish (up to the grace period).
+        log.info("shutting down: stopping the loops, the job worker and the engine")
+        loops = [thread for thread in (loop, deposits, attribution) if thread is not None]
+        for thread in loops:
+            thread.stop.set()  # each finishes the step it is in: a close, a poll, a batch of attributions
+        worker.stop()  # the running job stops at its next check: training checkpoints and is queued to resume
         if node.serving is not None:
-            node.serving.close()  # running requests end cancelled, and are recorded
+            node.serving.close()  # requests still running end cancelled and are recorded; the recorder flushes
+        for thread in loops:
+            thread.join(timeout=settings.tx_timeout)
+            if thread.is_alive():
+                log.warning("%s did not finish its step in %.0f s; the next start finishes it", thread.name,
+                            settings.tx_timeout)
+        log.info("stopped")
         signal.signal(signal.SIGTERM, previous)
 
 

@@ -16,7 +16,8 @@ refused before it is queued:
 
 A training job reports ``{step, totalSteps, epoch, loss, learningRate, tokensPerSecond}``
 and checks for cancellation after every optimiser step; a cancelled or interrupted run
-keeps its checkpoint, so submitting it again with ``"resume": true`` continues it. Each job
+keeps its checkpoint, so submitting it again with ``"resume": true`` continues it; a run the
+node stopped (shutdown or crash) is queued again with ``"resume": true`` by the node itself. Each job
 runs in a child process of the node (:mod:`loraledger.jobs.isolated`).
 """
 
@@ -195,6 +196,7 @@ def factory_job_kinds(factory: ModelFactory, settings: Settings, *, isolated: bo
             return out
         return check
 
-    return [JobKind("train", runner(train_job), known_datanet(validate_train)),
+    # An interrupted training run continues from its checkpoint (one record, one registration: see factory).
+    return [JobKind("train", runner(train_job), known_datanet(validate_train), resume=lambda p: {**p, "resume": True}),
             JobKind("bench", runner(bench_job), known_datanet(validate_bench)),
             JobKind("pipeline", runner(pipeline_job), validate_pipeline)]
