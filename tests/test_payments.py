@@ -118,6 +118,7 @@ def test_requests_set_aside_what_they_may_cost_and_are_refused_past_the_balance(
     with pytest.raises(PaymentRequired) as nothing:
         balances.reserve(payer, 1, price={"model": "m"})
     assert nothing.value.details["balance"] == "0" and nothing.value.details["needed"] == "1"
+    assert "may cost up to 0.000000000000000001 OPEN" in nothing.value.message
     with session_scope(engine) as session:
         balances.credit(session, payer=payer, amount=10)
     first = balances.reserve(payer, 6)

@@ -27,6 +27,7 @@ from ..config import Settings
 from ..node.context import NodeContext, open_node
 from .dashboard import mount_dashboard
 from .errors import install_error_handlers
+from .requestlog import RequestLog
 from .routes import adapters, datanets, jobs, ledger, metrics, openai, payers, probes
 from .schemas import install_openapi
 
@@ -62,5 +63,6 @@ def create_app(settings: Settings, *, operator: LocalAccount | None = None, node
         app.include_router(module.router)
     mount_dashboard(app)
     install_error_handlers(app)
+    app.add_middleware(RequestLog)  # outermost of ours: every response, errors included, carries the id
     install_openapi(app)
     return app

@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Column, LargeBinary
-from sqlmodel import Field, Session, SQLModel
+from sqlmodel import Field, Session, SQLModel, select
 
-__all__ = ["AttributionIndexRow", "AttributionTaskRow", "InferenceTextRow", "attribution_status"]
+__all__ = ["AttributionIndexRow", "AttributionTaskRow", "InferenceTextRow", "attribution_status", "attribution_statuses",
+           "inference_texts"]
 
 
 class AttributionIndexRow(SQLModel, table=True):
@@ -86,3 +87,20 @@ def attribution_status(engine: Any, inference_seq: int) -> dict[str, Any] | None
                                                      "exponent": task.query_exponent}
     return {"status": task.status, "attempts": task.attempts, "lastError": task.last_error,
             "attributionSeq": task.attribution_seq, "queryVector": vector}
+
+
+def attribution_statuses(engine: Any, inference_seqs: list[int]) -> dict[int, str]:
+    """``{inference seq: status}`` (``pending``, ``done``, ``fallback``) of those answers that were queued
+    for attribution; an answer not queued (the base model, an adapter without an index) is absent."""
+    if not inference_seqs:
+        return {}
+    with Session(engine) as session:
+        rows = session.exec(select(AttributionTaskRow.inference_seq, AttributionTaskRow.status)
+                            .where(AttributionTaskRow.inference_seq.in_(inference_seqs)))  # type: ignore[attr-defined]
+        return {int(seq): status for seq, status in rows}
+
+
+def inference_texts(engine: Any, inference_seq: int) -> InferenceTextRow | None:
+    """The prompt and output of an answer, or None once the retention period dropped them."""
+    with Session(engine) as session:
+        return session.get(InferenceTextRow, inference_seq)

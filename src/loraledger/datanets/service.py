@@ -125,6 +125,42 @@ class DatanetService:
             )
             return {status: count for status, count in rows}
 
+    def contributors(self, datanet_id: int) -> list[dict[str, Any]]:
+        """``[{"address", "accepted", "pending", "rejected"}]`` of the datanet's contributors, most
+        accepted rows first (then by address)."""
+        with read_session(self.engine) as session:
+            rows = session.exec(
+                select(DatanetEntryRow.contributor, DatanetEntryRow.status, func.count())
+                .where(DatanetEntryRow.datanet_id == datanet_id)
+                .group_by(DatanetEntryRow.contributor, DatanetEntryRow.status)
+            )
+            counts: dict[str, dict[str, Any]] = {}
+            for contributor, status, count in rows:
+                entry = counts.setdefault(contributor, {"address": contributor, RowStatus.ACCEPTED: 0,
+                                                        RowStatus.PENDING: 0, RowStatus.REJECTED: 0})
+                entry[status] = int(count)
+        return sorted(counts.values(), key=lambda entry: (-entry[RowStatus.ACCEPTED], entry["address"]))
+
+    def rows_of(self, contributor: str) -> dict[int, dict[str, int]]:
+        """``{datanet id: {status: rows}}`` of one contributor's rows, over every datanet."""
+        contributor = parse_address(contributor)
+        with read_session(self.engine) as session:
+            rows = session.exec(
+                select(DatanetEntryRow.datanet_id, DatanetEntryRow.status, func.count())
+                .where(DatanetEntryRow.contributor == contributor)
+                .group_by(DatanetEntryRow.datanet_id, DatanetEntryRow.status)
+            )
+            out: dict[int, dict[str, int]] = {}
+            for datanet_id, status, count in rows:
+                out.setdefault(datanet_id, {})[status] = int(count)
+        return dict(sorted(out.items()))
+
+    def snapshots(self, datanet_id: int) -> list[SnapshotRow]:
+        """The datanet's snapshots, newest version first."""
+        with read_session(self.engine) as session:
+            return list(session.exec(select(SnapshotRow).where(SnapshotRow.datanet_id == datanet_id)
+                                     .order_by(SnapshotRow.version.desc())))  # type: ignore[attr-defined]
+
     # ---- contributions ---------------------------------------------------------------
     def _deduplicator(self, datanet: DatanetRow) -> Deduplicator:
         """The datanet's duplicate index, rebuilt from its pending and accepted rows."""

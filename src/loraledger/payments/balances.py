@@ -33,6 +33,14 @@ from .tables import PayerAccountRow, PayerDebitRow
 __all__ = ["PayerAccount", "PayerBalances", "Reservation", "sum_wei"]
 
 
+def _open(wei: int) -> str:
+    """Wei as OPEN, exactly (``1500000000000000000`` → ``1.5 OPEN``)."""
+    if wei < 0:
+        return "-" + _open(-wei)
+    whole, fraction = divmod(wei, 10**18)
+    return f"{whole}.{fraction:018d}".rstrip("0").rstrip(".") + " OPEN"
+
+
 def sum_wei(amounts: Iterable[str]) -> int:
     """The sum of wei amounts stored as decimal strings (SQL cannot add them: they exceed 64 bits)."""
     return sum(int(amount) for amount in amounts)
@@ -130,9 +138,10 @@ class PayerBalances:
             available = account.balance - reserved
             if available < amount:
                 raise PaymentRequired(
-                    f"{payer} has {available} OPEN wei available ({account.balance} deposited and unspent, "
-                    f"{reserved} set aside by requests in flight) and this request may cost {amount}; "
-                    "deposit more with `loraledger payer deposit AMOUNT`",
+                    f"{payer} has {_open(available)} available ({_open(account.balance)} deposited and unspent, "
+                    f"{_open(reserved)} set aside by requests in flight) and this request may cost up to "
+                    f"{_open(amount)} (its prompt and max_tokens at the model's price); deposit more with "
+                    "`loraledger payer deposit AMOUNT`",
                     payer=payer, balance=str(account.balance), available=str(available), reserved=str(reserved),
                     needed=str(amount), price=price or {})
             self._reserved[payer] = reserved + amount

@@ -624,6 +624,30 @@ class RecordLedger:
             raise LedgerError(f"records {start}..{end - 1} are in the log but {end - start - len(rows)} are missing")
         return [self._record_from_row(row) for row in rows]
 
+    def kind_counts(self) -> dict[str, int]:
+        """How many records of each kind the log holds (as of a :meth:`sync` now), kinds sorted."""
+        size = self.sync()
+        with read_scope(self.engine, what="cannot count records") as conn:
+            rows = conn.execute(
+                select(_records.c.kind, func.count()).where(_records.c.seq < size).group_by(_records.c.kind)
+            ).all()
+        return {kind: int(count) for kind, count in sorted(rows)}
+
+    def of_kind(self, kind: str, *, limit: int | None = None, offset: int = 0,
+                newest_first: bool = False) -> list[Record]:
+        """Records of ``kind`` in seq order (``newest_first``: the reverse), ``limit`` of them from the
+        ``offset``-th; each checked against the log as :meth:`get` checks it."""
+        offset = _require_seq(offset, "offset")
+        size = self.sync()
+        order = _records.c.seq.desc() if newest_first else _records.c.seq
+        stmt = (select(*self._columns).where(_records.c.kind == kind, _records.c.seq < size)
+                .order_by(order).offset(offset))
+        if limit is not None:
+            stmt = stmt.limit(_require_seq(limit, "limit"))
+        with read_scope(self.engine, what=f"cannot read {kind} records") as conn:
+            rows = conn.execute(stmt).all()
+        return [self._record_from_row(row) for row in rows]
+
     def verify(self) -> int:
         """Audit every record: its body hashes to its stored hash and to the leaf in the
         log, parses, carries its seq, is in canonical form and matches its kind and
