@@ -54,7 +54,11 @@ def main() -> None:
     print(f"  {'attributions':<34} {kinds.get('attribution', 0):>10}")
     print(f"  {'fees paid by answers (OPEN)':<34} {_open(fees):>10}")
     print(f"  {'epochs posted and confirmed':<34} {sum(e['status'] == 'confirmed' for e in epochs):>10}")
-    print(f"  {'paid into epochs (OPEN)':<34} {_open(sum(int(e['total']) for e in epochs)):>10}")
+    total = sum(int(e["total"]) for e in epochs)
+    takings = sum(int(e.get("takings", 0)) for e in epochs)
+    print(f"  {'paid into epochs (OPEN)':<34} {_open(total):>10}")
+    print(f"  {'  of which from the vault (OPEN)':<34} {_open(takings):>10}")
+    print(f"  {'  of which by the operator (OPEN)':<34} {_open(total - takings):>10}")
     print(f"  {'payer deposited / spent (OPEN)':<34} {_open(payer['deposited'])} / {_open(payer['spent'])}")
 
     counts = manifest.get("contributors", {})

@@ -20,17 +20,7 @@ if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bi
     echo "test: PostgreSQL is not installed (and this user cannot install it); its tests will be skipped" >&2
   fi
 fi
-# The dashboard tests drive Debian's Chromium through Playwright (the `test` extra; no
-# `playwright install`, which would download a browser). Same pattern as PostgreSQL above.
-if ! command -v chromium >/dev/null 2>&1 && [[ ! -x /usr/bin/chromium ]]; then
-  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing Chromium (Debian package) for the dashboard tests" >&2
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
-      || echo "test: could not install Chromium; the dashboard's browser tests will be skipped" >&2
-  else
-    echo "test: Chromium is not installed (and this user cannot install it); the dashboard's browser tests will be skipped" >&2
-  fi
-fi
+scripts/ensure_chromium.sh "the dashboard's browser tests"
 echo "== lint-imports (the import rules of docs/architecture.md)" >&2
 .venv/bin/lint-imports --config pyproject.toml
 echo "== forge test" >&2

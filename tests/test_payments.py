@@ -205,6 +205,8 @@ def test_the_payer_endpoint_shows_balance_spent_and_usage(world, accounts):
         assert body["payer"] == accounts[5].address and body["depositsRequired"] is True
         assert int(body["balance"]) == int(body["deposited"]) - int(body["spent"]) > 0
         assert {u["model"] for u in body["usage"]} == {"tiny", "other"} and body["vault"] == node.vault.address
+        [epoch] = httpx.get(f"{url}/v1/epochs").json()  # its takings: what the vault released to fund it
+        assert int(epoch["takings"]) == node.vault.released_for(1) == int(body["spent"])
         bad = httpx.get(f"{url}/v1/payers/0x1234")
         assert bad.status_code == 400 and "address" in bad.json()["message"]
         nobody = httpx.get(f"{url}/v1/payers/{accounts[9].address}").json()

@@ -188,6 +188,12 @@ class Record(BaseModel, metaclass=_RecordMeta):
         return type(self).model_validate({**self.model_dump(), "seq": seq})
 
 
+def _positive_amount(value: int) -> int:
+    if value <= 0:
+        raise ValueError("amount must be positive")
+    return value
+
+
 class FeeRecord(Record):
     """A fee paid for an inference: who paid, how much, and how it is attributed."""
 
@@ -219,12 +225,7 @@ class RewardGrantRecord(Record):
     #: Free text.
     memo: Text | None = None
 
-    @field_validator("amount")
-    @classmethod
-    def _positive(cls, value: int) -> int:
-        if value <= 0:
-            raise ValueError("amount must be positive")
-        return value
+    _positive = field_validator("amount")(classmethod(lambda cls, value: _positive_amount(value)))
 
 
 class DepositRecord(Record):
@@ -246,12 +247,7 @@ class DepositRecord(Record):
     block_number: SafeUint
     block_hash: Bytes32
 
-    @field_validator("amount")
-    @classmethod
-    def _positive(cls, value: int) -> int:
-        if value <= 0:
-            raise ValueError("amount must be positive")
-        return value
+    _positive = field_validator("amount")(classmethod(lambda cls, value: _positive_amount(value)))
 
 
 # ------------------------------------------------------------------------- datanets

@@ -70,7 +70,9 @@ def health(node: Node) -> dict[str, Any]:
 
 @router.get("/epochs", responses=errors(409, 503))
 def epochs(node: Node) -> list[dict[str, Any]]:
-    return [describe(row) for row in node.manager.epochs()]
+    """Every sealed epoch's state; ``takings``: what its answers paid from deposits, released by the
+    PaymentVault to fund it (wei, decimal string)."""
+    return [{**describe(row), "takings": str(node.manager.takings(row.number))} for row in node.manager.epochs()]
 
 
 @router.get("/epochs/{number}", responses=errors(400, 404, 409, 422, 503))
