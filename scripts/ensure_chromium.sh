@@ -4,7 +4,7 @@
 # Installed with apt-get when missing and this user is root; otherwise says what will be skipped.
 # Usage: scripts/ensure_chromium.sh "what needs it"
 set -uo pipefail
-what="${1:-the dashboard's browser tests}"
+what="${1:-the browser tests of the dashboard}"
 if command -v chromium >/dev/null 2>&1 || [[ -x /usr/bin/chromium ]]; then
   exit 0
 fi
