@@ -170,3 +170,16 @@ def test_reads_through_the_client_raise_chain_error_when_the_chain_is_gone(accou
                  client.block_number, lambda: client.has_code(deployment.address("OpenToken"))):
         with pytest.raises(ChainError, match="chain unreachable"):
             read()
+
+
+def test_records_that_pay_nobody_wait_for_the_first_epoch_that_pays(manager, accounts):
+    """An epoch needs a reward tree: while nothing has earned anything (a price record, say), closing
+    seals nothing and the records wait; the first fee seals them with it."""
+    from loraledger.records.kinds import PriceRecord
+
+    records, manager = manager
+    records.append(PriceRecord(timestamp=1, model="m", input_per_1k=1, output_per_1k=2, set_by=accounts[0].address))
+    assert manager.close() is None and manager.pending_records() == 1
+    _append(records, accounts, 500)
+    row = manager.close()
+    assert (row.number, row.record_count, row.status, int(row.total)) == (1, 2, EpochStatus.CONFIRMED, 500)

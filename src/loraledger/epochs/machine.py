@@ -253,6 +253,12 @@ class EpochManager:
             previous = EpochLink(latest.number, latest.data_hash, int(latest.cumulative_total)) if latest else None
             previous_balances = {r.account: int(r.cumulative) for r in session.exec(select(BalanceRow))}
             balances = cumulative_after(previous_balances, records, split)
+            if not balances:
+                # Nothing has earned anything yet (only datanet, price or deposit records, say): an
+                # epoch needs a reward tree, so these records wait for the first epoch that pays.
+                log.info("%s records wait: no account has earned anything yet, so there is no epoch to post",
+                         end - start)
+                return None
             epoch_file = build_epoch_file(
                 epoch=number,
                 chain_id=self.contracts.client.chain_id,
