@@ -214,3 +214,22 @@ def test_the_payer_endpoint_shows_balance_spent_and_usage(world, accounts):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_a_deposit_record_cannot_be_appended_through_the_admin_endpoint(world, accounts):
+    node = world["node"]
+    from pydantic import SecretStr
+
+    settings = world["settings"].model_copy(update={"admin_token": SecretStr("t0ken")})
+    url, server, thread = serve(create_app(settings, node=node))
+    try:
+        before = node.records.size()
+        forged = {"kind": "deposit", "timestamp": 1, "payer": accounts[9].address, "sender": accounts[9].address,
+                  "amount": "1000", "chain_id": 31337, "vault": node.vault.address, "tx_hash": "0x" + "ab" * 32,
+                  "log_index": 0, "block_number": 1, "block_hash": "0x" + "cd" * 32}
+        refused = httpx.post(f"{url}/v1/records", json=forged, headers={"Authorization": "Bearer t0ken"})
+        assert refused.status_code == 400 and "written by the node" in refused.json()["message"]
+        assert node.records.size() == before and node.balances.account(accounts[9].address).balance == 0
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

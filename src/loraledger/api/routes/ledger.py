@@ -142,6 +142,14 @@ def consistency(
 # ---- admin endpoints -----------------------------------------------------------------
 
 
+#: Kinds only the node writes, each with the state that moves with it: appended here they would say
+#: something the node's books do not (a deposit no balance was credited with).
+NODE_WRITTEN_KINDS = {
+    "deposit": "deposit records are written by the node when it credits a PaymentVault deposit "
+               "(deposit with `loraledger payer deposit` or the vault's deposit functions)",
+}
+
+
 @router.post(
     "/records", status_code=201, dependencies=[AdminOnly],
     responses=errors(400, 401, 409, 413, 503), openapi_extra=json_body(RECORDS_BODY, example=RECORDS_EXAMPLE),
@@ -156,6 +164,8 @@ def append_records(node: Node, body: Annotated[Any, Depends(_records_body)]) -> 
             raise InputError(f"records[{index}]: expected a JSON object")
         if item.get("seq") is not None:
             raise InputError(f"records[{index}]: seq is assigned by the ledger; leave it out")
+        if item.get("kind") in NODE_WRITTEN_KINDS:
+            raise InputError(f"records[{index}]: {NODE_WRITTEN_KINDS[item['kind']]}")
         try:
             parsed.append(record_from_dict(item))
         except InputError as exc:
