@@ -421,3 +421,33 @@ def test_input_error_lists_every_problem() -> None:
     fields = [e["field"] for e in info.value.details["errors"]]
     assert fields == ["payer", "fee"]
     assert info.value.to_dict()["error"] == "invalid_input"
+
+
+def _json_values():
+    from hypothesis import strategies as st
+
+    text = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(["\u2028", "\x7f", "\x00", "\x1f", '"', "\\"]),
+                   max_size=12)
+    scalars = (st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | text
+               | st.floats(allow_nan=False, allow_infinity=False))
+    keys = st.text(alphabet=st.characters(codec="utf-8"), max_size=6)
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
+                        max_leaves=20)
+
+
+def test_the_fast_canonical_path_writes_exactly_what_rfc8785_writes():
+    """canonicalize takes json's C encoder for plain values (no floats, BMP keys): on any JSON value,
+    astral keys, control characters and floats included, its bytes are rfc8785's."""
+    import rfc8785
+    from hypothesis import given, settings
+
+    @settings(max_examples=1500, deadline=None, derandomize=True)
+    @given(_json_values())
+    def same(value) -> None:
+        assert canonicalize(value) == rfc8785.dumps(value)
+
+    same()
+    for value in ({"\U0001F600": 1, "\uffff": 2, "a": 3}, {"é": [1, True, None]}, [2**53 - 1, -(2**53) + 1]):
+        assert canonicalize(value) == rfc8785.dumps(value)
+    with pytest.raises(InputError):
+        canonicalize({"k": 2**53})  # past I-JSON: refused either way

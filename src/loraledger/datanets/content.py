@@ -49,9 +49,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import keccak
-
 from ..crypto.canonical import MAX_JSON_DEPTH, canonicalize, json_depth_exceeds
+from ..crypto.merkle.hashing import keccak256
 from ..errors import InputError
 
 __all__ = [
@@ -134,13 +133,13 @@ def normalise_row(row: Row | Mapping[str, Any]) -> dict[str, Any]:
 
 def row_hash(row: Row | Mapping[str, Any]) -> bytes:
     """``keccak256`` of the RFC 8785 JSON of the *normalised* row (32 bytes)."""
-    return keccak(canonicalize(normalise_row(row)))
+    return keccak256(canonicalize(normalise_row(row)))
 
 
 def content_hash(rows: Iterable[Row | Mapping[str, Any]]) -> bytes:
     """``keccak256`` of the RFC 8785 JSON of the list of *original* rows, in order (32
     bytes): the ``contentHash`` a contributor signs for the batch."""
-    return keccak(canonicalize([dict(_data(row)) for row in rows]))
+    return keccak256(canonicalize([dict(_data(row)) for row in rows]))
 
 
 def row_text(row: Row | Mapping[str, Any]) -> str:

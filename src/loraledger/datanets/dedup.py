@@ -5,57 +5,90 @@
 * **exact**: a row whose :func:`~loraledger.datanets.content.row_hash` (the hash of the
   normalised row) is already accepted is a duplicate of the first row accepted with it,
   whoever contributed either;
-* **near**: MinHash over the set of character ``shingle``-grams of the normalised text
-  (:func:`~loraledger.datanets.content.row_text`), indexed with MinHash LSH; a candidate
-  whose estimated Jaccard similarity is at least ``threshold`` is a near duplicate. The
-  LSH banding is tuned to ``threshold`` and weighted against false negatives, then each
-  candidate's similarity is estimated from the two MinHashes and compared with
-  ``threshold``; the most similar one is reported.
+* **near**: the set of character ``shingle``-grams of the normalised text
+  (:func:`~loraledger.datanets.content.row_text`), sketched by :mod:`~loraledger.datanets.sketch`
+  (one-permutation MinHash in numpy, a whole batch at once) and indexed by LSH bands. The bands
+  only find candidates: they are tuned (datasketch's parameter search) to a threshold
+  :data:`LSH_SLACK` below ``threshold``, so a pair at ``threshold`` is a candidate with
+  probability above 0.999; each candidate's **exact** Jaccard similarity (of the two shingle sets)
+  decides, so nothing below ``threshold`` is ever called a duplicate, and the most similar
+  candidate is reported.
+
+A batch is sketched once: :meth:`Deduplicator.screen` checks every row of a batch against the
+index and against the batch's earlier rows and returns the sketches, and
+:meth:`Deduplicator.add_many` indexes the accepted rows with those same sketches.
+
+The index is compact, so it stays flat in time and modest in memory as it grows: per row one
+64-bit key per band in sorted numpy arrays (binary search), with the newest rows in a small dict
+merged into the arrays every :data:`MERGE_EVERY` rows. Candidates' texts come from ``texts_of``
+(the datanet service reads them from the database: candidates are rare) or, without it, from a
+copy the deduplicator keeps.
 
 Texts shorter than ``shingle`` characters (after normalisation) have no shingles worth
 the name: they are checked for exact duplicates only, and not indexed for near ones.
 
-MinHash seeds are fixed (``seed=1``, datasketch's hash of UTF-8 shingles), so a row
-gets the same sketch in every process and the same answers on every node running the
-same datasketch version.
+Sketches use fixed constants, so a row gets the same sketch in every process and on every node.
 
 Persistence
 -----------
 The index lives in memory only. The caller persists accepted rows (their id, row hash
-and text) and rebuilds the deduplicator at start by calling :meth:`Deduplicator.add`
-for each accepted row, in acceptance order; it calls :meth:`~Deduplicator.remove` when
-a row is later rejected or withdrawn. Rebuilding (rather than pickling sketches) keeps
-the index consistent with the stored rows across datasketch upgrades.
+and text) and rebuilds the deduplicator at start with :meth:`Deduplicator.add_many` over the
+accepted rows, in acceptance order; it calls :meth:`~Deduplicator.remove` when a row is later
+rejected or withdrawn.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from datasketch import MinHash, MinHashLSH
+import numpy as np
 
 from ..errors import InputError
 from .content import normalise_text
+from .sketch import band_keys, shingle_hashes, signatures
 
-__all__ = ["Deduplicator", "Duplicate"]
+__all__ = ["Deduplicator", "Duplicate", "Sketches"]
 
-#: Fixed MinHash seed: sketches must be the same in every process.
-MINHASH_SEED = 1
 #: LSH weights (false positive, false negative): prefer candidates, each is verified.
 _LSH_WEIGHTS = (0.2, 0.8)
+#: Rows kept in the newest-rows dict before they are merged into the sorted band arrays.
+MERGE_EVERY = 32_768
+#: The LSH bands are tuned to ``threshold - LSH_SLACK`` (at least 0.5): candidates are checked exactly.
+LSH_SLACK = 0.15
 
 
 @dataclass(frozen=True)
 class Duplicate:
     """A row already accepted that a new row duplicates: ``kind`` ``"exact"`` (same row
-    hash; ``similarity`` 1.0) or ``"near"`` (estimated Jaccard ``similarity`` of shingles)."""
+    hash; ``similarity`` 1.0) or ``"near"`` (estimated Jaccard ``similarity`` of shingles).
+    ``in_batch``: the row duplicated is an earlier row of the same batch (:meth:`Deduplicator.screen`)."""
 
     kind: Literal["exact", "near"]
     of: Hashable
     similarity: float = 1.0
+    in_batch: bool = False
+
+
+@dataclass(frozen=True)
+class Sketches:
+    """A batch's sketches: signatures (uint32), band keys, which rows have shingles, and the rows'
+    normalised texts (for exact similarities)."""
+
+    signatures: np.ndarray
+    keys: np.ndarray
+    valid: np.ndarray
+    texts: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.valid)
+
+    def take(self, rows: Sequence[int]) -> Sketches:
+        """The sketches of ``rows`` only."""
+        return Sketches(self.signatures[list(rows)], self.keys[list(rows)], self.valid[list(rows)],
+                        tuple(self.texts[i] for i in rows))
 
 
 def _row_hash_key(row_hash: bytes | str) -> bytes:
@@ -73,95 +106,285 @@ def _row_hash_key(row_hash: bytes | str) -> bytes:
 
 @functools.lru_cache(maxsize=64)
 def _lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """LSH bands and rows for ``threshold`` (what MinHashLSH would pick with ``_LSH_WEIGHTS``),
-    computed once: datasketch's search integrates numerically (~9 ms), once per index."""
+    """LSH bands and rows for ``threshold`` (what datasketch's MinHashLSH would pick with
+    ``_LSH_WEIGHTS``), computed once: the search integrates numerically (~9 ms)."""
     from datasketch.lsh import _optimal_param
 
     return _optimal_param(threshold, num_perm, *_LSH_WEIGHTS)
+
+
+class _Ids(list):  # type: ignore[type-arg]
+    """Several row ids under one row hash (a plain list could be a row id itself)."""
+
+
+_NONE = object()
+
+
+class _BandIndex:
+    """Rows by band key: per band, sorted keys with their slots (binary search), plus a dict of the
+    newest rows' keys, merged into the arrays every ``MERGE_EVERY`` rows."""
+
+    def __init__(self, bands: int) -> None:
+        self.bands = bands
+        self._keys = [np.zeros(0, np.uint64) for _ in range(bands)]
+        self._slots = [np.zeros(0, np.int64) for _ in range(bands)]
+        # key -> slot (an int), or a list of slots when several rows share the key: ints are not
+        # tracked by the garbage collector, so a full collection does not walk a list per row.
+        self._recent: list[dict[int, int | list[int]]] = [{} for _ in range(bands)]
+        self._recent_rows = 0
+
+    def add(self, keys: np.ndarray, slots: np.ndarray) -> None:
+        slot_list = slots.tolist()
+        for band in range(self.bands):
+            recent = self._recent[band]
+            for key, slot in zip(keys[:, band].tolist(), slot_list, strict=True):
+                found = recent.get(key)
+                if found is None:
+                    recent[key] = slot
+                elif isinstance(found, list):
+                    found.append(slot)
+                else:
+                    recent[key] = [found, slot]
+        self._recent_rows += len(slot_list)
+        if self._recent_rows >= MERGE_EVERY:
+            self.merge()
+
+    def merge(self) -> None:
+        for band in range(self.bands):
+            recent = self._recent[band]
+            if not recent:
+                continue
+            pairs = [(key, slot) for key, held in recent.items()
+                     for slot in (held if isinstance(held, list) else (held,))]
+            new_keys = np.fromiter((key for key, _ in pairs), np.uint64, len(pairs))
+            new_slots = np.fromiter((slot for _, slot in pairs), np.int64, len(pairs))
+            keys = np.concatenate([self._keys[band], new_keys])
+            slots = np.concatenate([self._slots[band], new_slots])
+            order = np.argsort(keys, kind="stable")  # two sorted runs: timsort merges them in linear time
+            self._keys[band], self._slots[band] = keys[order], slots[order]
+            recent.clear()
+        self._recent_rows = 0
+
+    def candidates(self, keys: np.ndarray) -> list[set[int]]:
+        """For each row of ``keys`` (n × bands), the slots sharing at least one band key with it."""
+        found: list[set[int]] = [set() for _ in range(len(keys))]
+        for band in range(self.bands):
+            column = keys[:, band]
+            sorted_keys = self._keys[band]
+            if len(sorted_keys):
+                low = np.searchsorted(sorted_keys, column, side="left")
+                high = np.searchsorted(sorted_keys, column, side="right")
+                for row in np.flatnonzero(high > low).tolist():
+                    found[row].update(self._slots[band][low[row]:high[row]].tolist())
+            recent = self._recent[band]
+            if recent:
+                for row, key in enumerate(column.tolist()):
+                    held = recent.get(key)
+                    if held is not None:
+                        if isinstance(held, list):
+                            found[row].update(held)
+                        else:
+                            found[row].add(held)
+        return found
 
 
 class Deduplicator:
     """Exact and near-duplicate index of a datanet's accepted rows (see module doc).
 
     ``threshold`` is the Jaccard similarity (0 < threshold <= 1) at or above which a row
-    is a near duplicate; ``num_perm`` the number of MinHash permutations; ``shingle`` the
-    length of the character n-grams.
+    is a near duplicate; ``num_perm`` the number of signature bins (a power of two); ``shingle``
+    the length of the character n-grams.
     """
 
-    def __init__(self, threshold: float = 0.85, num_perm: int = 128, shingle: int = 5) -> None:
+    def __init__(self, threshold: float = 0.85, num_perm: int = 128, shingle: int = 5, *,
+                 texts_of: Callable[[Sequence[Hashable]], Mapping[Hashable, str]] | None = None) -> None:
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
             raise InputError(f"threshold must be in (0, 1], got {threshold!r}", field="threshold")
-        if isinstance(num_perm, bool) or not isinstance(num_perm, int) or not 2 <= num_perm <= 1024:
-            raise InputError(f"num_perm must be an integer in [2, 1024], got {num_perm!r}", field="num_perm")
+        if (isinstance(num_perm, bool) or not isinstance(num_perm, int) or not 2 <= num_perm <= 1024
+                or num_perm & (num_perm - 1)):
+            raise InputError(f"num_perm must be a power of two in [2, 1024], got {num_perm!r}", field="num_perm")
         if isinstance(shingle, bool) or not isinstance(shingle, int) or not 1 <= shingle <= 64:
             raise InputError(f"shingle must be an integer in [1, 64], got {shingle!r}", field="shingle")
         self.threshold = float(threshold)
         self.num_perm = num_perm
         self.shingle = shingle
-        self._lsh = MinHashLSH(threshold=self.threshold, num_perm=num_perm,
-                               params=_lsh_params(self.threshold, num_perm))
-        # An empty sketch; copies of it skip regenerating the permutations for each row.
-        self._template = MinHash(num_perm=num_perm, seed=MINHASH_SEED)
-        self._by_hash: dict[bytes, list[Hashable]] = {}
-        self._rows: dict[Hashable, tuple[bytes, MinHash | None]] = {}
+        self.bands, self.rows = _lsh_params(max(self.threshold - LSH_SLACK, 0.5), num_perm)
+        self._index = _BandIndex(self.bands)
+        #: Row texts of candidates, by id (None: keep a copy of each indexed row's normalised text).
+        self._texts_of = texts_of
+        self._texts: list[str | None] = []
+        # row hash -> the row's id, or a list of ids when rows accepted before dedup share it (no
+        # list per row: see _BandIndex._recent)
+        self._by_hash: dict[bytes, Hashable | list[Hashable]] = {}
+        self._slot_of: dict[Hashable, int] = {}
+        self._ids: list[Hashable] = []
+        self._keys_of: list[bytes] = []
+        self._alive = np.zeros(1024, bool)
+        self._near = np.zeros(1024, bool)  # the row has shingles (is in the band index)
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._slot_of)
 
     def __contains__(self, row_id: object) -> bool:
-        return row_id in self._rows
+        return row_id in self._slot_of
 
-    def _sketch(self, text: str) -> MinHash | None:
-        normal = normalise_text(text)
-        if len(normal) < self.shingle:
-            return None
-        grams = {normal[i : i + self.shingle] for i in range(len(normal) - self.shingle + 1)}
-        sketch = self._template.copy()
-        sketch.update_batch([gram.encode("utf-8") for gram in grams])
-        return sketch
+    # ---- sketches ---------------------------------------------------------------------
+    def sketch_many(self, texts: Sequence[str]) -> Sketches:
+        """The sketches of ``texts`` (row texts, normalised here), one numpy pass for all."""
+        normal = [normalise_text(text) for text in texts]
+        hashes, offsets = shingle_hashes(normal, self.shingle)
+        sigs = signatures(hashes, offsets, self.num_perm)
+        valid = np.diff(offsets) > 0
+        return Sketches(sigs, band_keys(sigs, self.bands, self.rows), valid, tuple(normal))
+
+    def _shingles(self, normal: str) -> frozenset[str]:
+        return frozenset(normal[i: i + self.shingle] for i in range(len(normal) - self.shingle + 1))
+
+    # ---- checks -----------------------------------------------------------------------
+    def screen(self, row_hashes: Sequence[bytes | str], texts: Sequence[str]
+               ) -> tuple[list[Duplicate | None], Sketches]:
+        """Each row's duplicate, against the index and then against the batch's earlier rows that
+        are not duplicates themselves (``in_batch``); and the batch's sketches, for :meth:`add_many`."""
+        keys = [_row_hash_key(h) for h in row_hashes]
+        sketches = self.sketch_many(texts)
+        found = self._check(keys, sketches)
+        batch_hashes: dict[bytes, int] = {}
+        batch_bands: list[dict[int, list[int]]] = [{} for _ in range(self.bands)]
+        for i, key in enumerate(keys):
+            if found[i] is not None:
+                continue
+            if key in batch_hashes:
+                found[i] = Duplicate("exact", batch_hashes[key], in_batch=True)
+                continue
+            if sketches.valid[i]:
+                earlier = {j for band, table in enumerate(batch_bands) for j in table.get(int(sketches.keys[i, band]), ())}
+                near = self._best(sketches.texts[i], {j: sketches.texts[j] for j in earlier})
+                if near is not None:
+                    found[i] = Duplicate("near", near[0], near[1], in_batch=True)
+                    continue
+                for band, table in enumerate(batch_bands):
+                    table.setdefault(int(sketches.keys[i, band]), []).append(i)
+            batch_hashes[key] = i
+        return found, sketches
 
     def check(self, row_hash: bytes | str, text: str) -> Duplicate | None:
         """The accepted row this one duplicates (exact first, then the nearest near
         duplicate), or ``None``."""
-        exact = self._by_hash.get(_row_hash_key(row_hash))
-        if exact:
-            return Duplicate(kind="exact", of=exact[0])
-        sketch = self._sketch(text)
-        if sketch is None or self._lsh.is_empty():
+        key = _row_hash_key(row_hash)
+        return self._check([key], self.sketch_many([text]))[0]
+
+    def _check(self, keys: list[bytes], sketches: Sketches) -> list[Duplicate | None]:
+        found: list[Duplicate | None] = [None] * len(keys)
+        near_rows = []
+        for i, key in enumerate(keys):
+            exact = self._first_with(key)
+            if exact is not None:
+                found[i] = Duplicate(kind="exact", of=exact)
+            elif sketches.valid[i]:
+                near_rows.append(i)
+        if near_rows and self._near[: len(self._ids)].any():
+            candidates = self._index.candidates(sketches.keys[near_rows])
+            wanted = {self._ids[slot]: slot for slots in candidates for slot in slots if self._alive[slot]}
+            texts = self._candidate_texts(wanted)
+            for i, slots in zip(near_rows, candidates, strict=True):
+                live = {self._ids[slot] for slot in slots if self._alive[slot]}
+                best = self._best(sketches.texts[i], {row_id: texts[row_id] for row_id in live if row_id in texts})
+                if best is not None:
+                    found[i] = Duplicate(kind="near", of=best[0], similarity=best[1])
+        return found
+
+    def _candidate_texts(self, wanted: dict[Hashable, int]) -> dict[Hashable, str]:
+        """Normalised texts of the candidate rows (``id -> slot``)."""
+        if not wanted:
+            return {}
+        if self._texts_of is None:
+            return {row_id: self._texts[slot] for row_id, slot in wanted.items()}  # type: ignore[misc]
+        return {row_id: normalise_text(text) for row_id, text in self._texts_of(list(wanted)).items()}
+
+    def _best(self, normal: str, candidates: Mapping[Hashable, str]) -> tuple[Hashable, float] | None:
+        """The candidate most similar to ``normal`` (exact Jaccard of shingles) at or above the
+        threshold (ties: the smallest id as text)."""
+        if not candidates:
             return None
-        best: Duplicate | None = None
-        for candidate in self._lsh.query(sketch):
-            other = self._rows[candidate][1]
-            assert other is not None
-            similarity = float(sketch.jaccard(other))
-            if similarity >= self.threshold and (
-                best is None
-                or similarity > best.similarity
-                or (similarity == best.similarity and str(candidate) < str(best.of))
-            ):
-                best = Duplicate(kind="near", of=candidate, similarity=similarity)
+        mine = self._shingles(normal)
+        best = None
+        for candidate, text in candidates.items():
+            theirs = self._shingles(text)
+            union = len(mine | theirs)
+            value = len(mine & theirs) / union if union else 0.0
+            if value < self.threshold:
+                continue
+            if best is None or value > best[1] or (value == best[1] and str(candidate) < str(best[0])):
+                best = (candidate, value)
         return best
 
+    # ---- the index --------------------------------------------------------------------
     def add(self, row_id: Hashable, row_hash: bytes | str, text: str) -> None:
         """Record an accepted row. ``row_id`` must be new (:class:`InputError` otherwise)."""
-        if row_id in self._rows:
-            raise InputError(f"row {row_id!r} is already in the dedup index", row_id=row_id)
-        key = _row_hash_key(row_hash)
-        sketch = self._sketch(text)
-        if sketch is not None:
-            self._lsh.insert(row_id, sketch, check_duplication=False)
-        self._rows[row_id] = (key, sketch)
-        self._by_hash.setdefault(key, []).append(row_id)
+        self.add_many([row_id], [row_hash], self.sketch_many([text]))
+
+    def add_many(self, row_ids: Sequence[Hashable], row_hashes: Sequence[bytes | str], sketches: Sketches) -> None:
+        """Record accepted rows with their sketches (from :meth:`screen` or :meth:`sketch_many`)."""
+        if not (len(row_ids) == len(row_hashes) == len(sketches)):
+            raise InputError("add_many needs one row hash and one sketch per row id")
+        keys = [_row_hash_key(h) for h in row_hashes]
+        seen = set()
+        for row_id in row_ids:
+            if row_id in self._slot_of or row_id in seen:
+                raise InputError(f"row {row_id!r} is already in the dedup index", row_id=row_id)
+            seen.add(row_id)
+        first = len(self._ids)
+        self._grow(first + len(row_ids))
+        slots = np.arange(first, first + len(row_ids))
+        self._alive[slots] = True
+        if self._texts_of is None:
+            self._texts.extend(text if valid else None for text, valid in zip(sketches.texts, sketches.valid.tolist(),
+                                                                               strict=True))
+        self._near[slots] = sketches.valid
+        for row_id, key, slot in zip(row_ids, keys, slots.tolist(), strict=True):
+            self._ids.append(row_id)
+            self._keys_of.append(key)
+            self._slot_of[row_id] = slot
+            held = self._by_hash.get(key, _NONE)
+            if held is _NONE:
+                self._by_hash[key] = row_id
+            elif isinstance(held, _Ids):
+                held.append(row_id)
+            else:
+                self._by_hash[key] = _Ids([held, row_id])
+        if sketches.valid.any():
+            self._index.add(sketches.keys[sketches.valid], slots[sketches.valid])
+
+    def _grow(self, size: int) -> None:
+        capacity = len(self._alive)
+        if size <= capacity:
+            return
+        while capacity < size:
+            capacity *= 2
+        for name in ("_alive", "_near"):
+            grown = np.zeros(capacity, bool)
+            old = getattr(self, name)
+            grown[: len(old)] = old
+            setattr(self, name, grown)
 
     def remove(self, row_id: Hashable) -> None:
         """Forget a row (rejected or withdrawn). :class:`InputError` if it is not indexed."""
-        entry = self._rows.pop(row_id, None)
-        if entry is None:
+        slot = self._slot_of.pop(row_id, None)
+        if slot is None:
             raise InputError(f"row {row_id!r} is not in the dedup index", row_id=row_id)
-        key, sketch = entry
-        if sketch is not None:
-            self._lsh.remove(row_id)
-        ids = self._by_hash[key]
-        ids.remove(row_id)
-        if not ids:
+        self._alive[slot] = False  # its band keys stay; candidates are filtered by liveness
+        key = self._keys_of[slot]
+        held = self._by_hash[key]
+        if isinstance(held, _Ids):
+            held.remove(row_id)
+            if len(held) == 1:
+                self._by_hash[key] = held[0]
+        else:
             del self._by_hash[key]
+
+    def _first_with(self, key: bytes) -> Hashable | None:
+        """The first accepted row with this row hash, or None."""
+        held = self._by_hash.get(key, _NONE)
+        if held is _NONE:
+            return None
+        return held[0] if isinstance(held, _Ids) else held

@@ -19,6 +19,7 @@ from typing import Any
 import rfc8785
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
+from sqlalchemy import insert
 from sqlmodel import Session, func, select
 
 from ..chain.contracts import DatanetRegistryContract
@@ -67,6 +68,7 @@ class DatanetService:
         self.domain = ContributionDomain(registry.client.chain_id, registry.address)
         self.clock = clock
         self._dedup: dict[int, Deduplicator] = {}
+        self._rules_cache: dict[int, DatanetRow] = {}
 
     # ---- datanets --------------------------------------------------------------------
     def create(
@@ -112,6 +114,14 @@ class DatanetService:
         if row is None:
             raise NotFoundError(f"no datanet {datanet_id} on this node")
         return row
+
+    def _rules(self, datanet_id: int) -> DatanetRow:
+        """The datanet's row for its rules (schema, licences, policy, duplicate threshold), which
+        never change after creation: read once per process."""
+        rules = self._rules_cache.get(datanet_id)
+        if rules is None:
+            rules = self._rules_cache[datanet_id] = self.get(datanet_id)
+        return rules
 
     def all(self) -> list[DatanetRow]:
         with read_session(self.engine) as session:
@@ -166,17 +176,33 @@ class DatanetService:
         """The datanet's duplicate index, rebuilt from its pending and accepted rows."""
         dedup = self._dedup.get(datanet.id)
         if dedup is None:
-            dedup = Deduplicator(threshold=datanet.near_duplicate_pct / 100)
+            datanet_id = datanet.id
+            # Candidates' texts come from the database (candidates are rare), so the index holds no text.
+            dedup = Deduplicator(threshold=datanet.near_duplicate_pct / 100,
+                                 texts_of=lambda ids: self._row_texts(datanet_id, ids))
             with read_session(self.engine) as session:
                 live = session.exec(
                     select(DatanetEntryRow).where(DatanetEntryRow.datanet_id == datanet.id,
                                                   DatanetEntryRow.status != RowStatus.REJECTED)
                     .order_by(DatanetEntryRow.id)
                 )
-                for entry in live:
-                    dedup.add(entry.row_hash, entry.row_hash, row_text(json.loads(entry.content)))
+                chunk: list[DatanetEntryRow] = []
+                for entry in live:  # sketched a chunk at a time (one numpy pass each)
+                    chunk.append(entry)
+                    if len(chunk) == 4096:
+                        _index(dedup, chunk)
+                        chunk = []
+                _index(dedup, chunk)
             self._dedup[datanet.id] = dedup
         return dedup
+
+    def _row_texts(self, datanet_id: int, row_hashes: Sequence[Any]) -> dict[Any, str]:
+        """``row hash -> row text`` of the datanet's live rows among ``row_hashes``."""
+        with read_session(self.engine, what="reading rows for the duplicate check") as session:
+            found = session.exec(select(DatanetEntryRow.row_hash, DatanetEntryRow.content).where(
+                DatanetEntryRow.datanet_id == datanet_id, DatanetEntryRow.status != RowStatus.REJECTED,
+                DatanetEntryRow.row_hash.in_(list(row_hashes))))  # type: ignore[attr-defined]
+            return {row_hash: row_text(json.loads(content)) for row_hash, content in found}
 
     def next_nonce(self, contributor: str) -> int:
         """The smallest nonce above every nonce ``contributor`` has used here."""
@@ -191,7 +217,7 @@ class DatanetService:
     def contribute(self, datanet_id: int, rows_data: bytes | str, contribution: Contribution, signature: str,
                    *, now: int | None = None) -> ContributionResult:
         """Validate and record a signed batch; all or nothing."""
-        datanet = self.get(datanet_id)
+        datanet = self._rules(datanet_id)
         if contribution.datanet_id != datanet_id:
             raise InputError(f"the signature is for datanet {contribution.datanet_id}, not {datanet_id}")
         rows = parse_rows(rows_data, datanet.row_schema)
@@ -200,27 +226,25 @@ class DatanetService:
             raise InputError(f"the rows hash to {signed_hash}, but the signature covers {contribution.content_hash}: "
                              "sign the batch exactly as uploaded")
         license_id = check_license(contribution.license, json.loads(datanet.licenses))
-        verify_contribution(self.domain, contribution, signature, now=int(self.clock()) if now is None else now,
-                            used_nonce=self._nonce_used)
+        # The nonce is checked once, in the write transaction below (under the ledger's lock): a
+        # read here as well would cost a transaction per batch and decide nothing more.
+        verify_contribution(self.domain, contribution, signature, now=int(self.clock()) if now is None else now)
 
         dedup = self._deduplicator(datanet)
-        batch = Deduplicator(threshold=datanet.near_duplicate_pct / 100)
-        hashes: list[str] = []
+        hashes = [_hex(row_hash(row)) for row in rows]
+        # Each row is sketched once: against the index and the batch's earlier rows, then indexed.
+        verdicts, sketches = dedup.screen(hashes, [row_text(row) for row in rows])
         problems: list[dict[str, Any]] = []
-        for row in rows:
-            digest = _hex(row_hash(row))
-            text = row_text(row)
-            found = dedup.check(digest, text)
-            where = "an accepted or pending row"
-            if found is None:
-                found = batch.check(digest, text)
-                where = "another row of this batch"
+        for row, found in zip(rows, verdicts, strict=True):
             if found is not None:
+                where = "another row of this batch" if found.in_batch else "an accepted or pending row"
+                of = hashes[found.of] if found.in_batch else found.of
                 problems.append({"row": row.line, "reason": f"{found.kind} duplicate of {where}",
-                                 "duplicateOf": found.of, "similarity": round(found.similarity, 3)})
-            else:
-                batch.add(digest, digest, text)
-            hashes.append(digest)
+                                 "duplicateOf": of, "similarity": round(found.similarity, 3)})
+        if problems and self._nonce_used(contribution.contributor, contribution.nonce):
+            # A replayed batch is all duplicates of itself: say what it is.
+            raise InputError(f"nonce {contribution.nonce} of {contribution.contributor} was already used "
+                             "(replayed contribution); sign again with a fresh nonce", field="nonce")
         if problems:
             first = problems[0]
             raise InputError(
@@ -243,25 +267,31 @@ class DatanetService:
 
         def store(session: Session, stamped: list[Record]) -> None:
             # Under the ledger's write lock: a concurrent batch may have taken a row since the check.
-            taken = session.exec(select(DatanetEntryRow.row_hash).where(
-                DatanetEntryRow.datanet_id == datanet_id, DatanetEntryRow.status != RowStatus.REJECTED,
-                DatanetEntryRow.row_hash.in_(hashes),  # type: ignore[attr-defined]
-            )).first()
+            # Core statements on the transaction's connection (no ORM objects: this runs per batch).
+            conn = session.connection()
+            entries, nonces = DatanetEntryRow.__table__, UsedNonceRow.__table__  # type: ignore[attr-defined]
+            taken = conn.execute(select(entries.c.row_hash).where(
+                entries.c.datanet_id == datanet_id, entries.c.status != RowStatus.REJECTED,
+                entries.c.row_hash.in_(hashes)).limit(1)).first()
             if taken is not None:
-                raise InputError(f"batch refused, nothing recorded: row {taken} was contributed meanwhile")
-            if session.get(UsedNonceRow, (contribution.contributor, contribution.nonce)) is not None:
-                raise InputError(f"nonce {contribution.nonce} of {contribution.contributor} was used meanwhile")
-            session.add(UsedNonceRow(contributor=contribution.contributor, nonce=contribution.nonce, datanet_id=datanet_id))
-            for row, digest in zip(rows, hashes):
-                session.add(DatanetEntryRow(
-                    datanet_id=datanet_id, row_hash=digest, contributor=contribution.contributor,
-                    content=json.dumps(row.data, ensure_ascii=False), status=status,
-                    contribution_seq=stamped[0].seq, created_at=timestamp, decided_at=timestamp if auto else None,
-                ))
+                raise InputError(f"batch refused, nothing recorded: row {taken[0]} was contributed meanwhile")
+            used = conn.execute(select(nonces.c.nonce).where(nonces.c.contributor == contribution.contributor,
+                                                             nonces.c.nonce == contribution.nonce)).first()
+            if used is not None:
+                raise InputError(f"nonce {contribution.nonce} of {contribution.contributor} was already used "
+                                 "(replayed contribution); sign again with a fresh nonce", field="nonce")
+            conn.execute(insert(nonces).values(contributor=contribution.contributor, nonce=contribution.nonce,
+                                               datanet_id=datanet_id))
+            # One executemany, not an ORM object per row: a batch of 500 rows is 500 inserts.
+            conn.execute(insert(entries), [{
+                "datanet_id": datanet_id, "row_hash": digest, "contributor": contribution.contributor,
+                "content": json.dumps(row.data, ensure_ascii=False), "status": status,
+                "contribution_seq": stamped[0].seq, "created_at": timestamp, "decided_at": timestamp if auto else None,
+                "reason": None,
+            } for row, digest in zip(rows, hashes, strict=True)])
 
         stamped = self.records.append_many(new, in_transaction=store)
-        for digest, row in zip(hashes, rows):
-            dedup.add(digest, digest, row_text(row))
+        dedup.add_many(hashes, hashes, sketches)
         return ContributionResult(stamped[0].seq, hashes, status)
 
     # ---- review ----------------------------------------------------------------------
@@ -429,3 +459,11 @@ class DatanetService:
         atomic_write_bytes(rows_path, ("\n".join(lines) + "\n").encode("utf-8"))
         atomic_write_json(manifest_path, json.loads(snap.manifest))
         return rows_path, manifest_path
+
+
+def _index(dedup: Deduplicator, entries: list[DatanetEntryRow]) -> None:
+    """Add stored rows to a duplicate index (one sketch pass for them all)."""
+    if entries:
+        texts = [row_text(json.loads(entry.content)) for entry in entries]
+        dedup.add_many([entry.row_hash for entry in entries], [entry.row_hash for entry in entries],
+                       dedup.sketch_many(texts))

@@ -46,10 +46,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
 
 from ..crypto.canonical import canonicalize, strict_loads
+from ..crypto.merkle.hashing import keccak256
 from ..errors import InputError
 from .fields import (
     Address,
@@ -538,7 +538,7 @@ def canonical_json(record: Record) -> bytes:
 
 def record_hash(record: Record) -> bytes:
     """``keccak256(canonical_json(record))``: covers every field, ``seq`` and ``timestamp`` too."""
-    return keccak(canonical_json(record))
+    return keccak256(canonical_json(record))
 
 
 def log_leaf(record: Record) -> bytes:

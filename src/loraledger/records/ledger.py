@@ -71,13 +71,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import keccak
 from sqlalchemy import Engine, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from ..crypto.canonical import MAX_SAFE_INT
+from ..crypto.merkle.hashing import keccak256
 from ..crypto.translog import EMPTY_ROOT, HASH_SIZE, ConsistencyProof, InclusionProof, MerkleLog, node_hash
 from ..db import database_error, display_url, is_postgres, read_scope, session_scope
 from ..errors import InputError, LedgerError, NotFoundError
@@ -447,7 +447,7 @@ class RecordLedger:
                     # keccak per address), and only seq changes, checked above.
                     record = _stamp(record, seq)
                     body = canonical_json(record)
-                    digest = keccak(body)
+                    digest = keccak256(body)
                     leaves.append(_sha256(_LEAF + digest).digest())
                     stamped.append(record)
                     rows.append(
@@ -541,7 +541,7 @@ class RecordLedger:
         """
         seq, kind, timestamp, stored_hash, body_text = row
         body = body_text.encode("utf-8")
-        digest = keccak(body)
+        digest = keccak256(body)
         if _hex(digest) != stored_hash:
             raise LedgerError(
                 f"record {seq} is corrupt: its body does not hash to its stored hash {stored_hash!r:.80}; "
