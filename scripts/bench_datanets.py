@@ -250,6 +250,11 @@ class Bench:
         self.registry = DatanetRegistryContract(self.client, self.registry_address)
         self.db_path = work / "ledger.sqlite"
         self.db_url = f"sqlite:///{self.db_path}"
+        self.stop_postgres: Callable[[], None] | None = None
+        if args.postgres:  # a private, durable server (fsync and synchronous commits on, like SQLite's FULL)
+            from pg import start_postgres
+
+            self.db_url, self.stop_postgres = start_postgres(durable=True)
         self.engine = make_engine(self.db_url)
         create_tables(self.engine)
         self.ledger = RecordLedger(self.engine)
@@ -270,6 +275,12 @@ class Bench:
         self.node.process.kill()
         self.node.process.wait(timeout=10)
         self.engine.dispose()
+        if self.stop_postgres is not None:
+            self.stop_postgres()
+
+    @property
+    def db_name(self) -> str:
+        return "PostgreSQL, fsync on" if self.stop_postgres is not None else "SQLite"
 
     def prepare_round(self, accounts: Sequence[LocalAccount], rows: int) -> list[Prepared]:
         """One batch per account at its next nonce, signed with the fastest backend there is
@@ -401,7 +412,8 @@ def section_ingest(bench: Bench) -> dict[str, Any]:
          " / ".join(f"{percentile(lat, q) * 1e3:.1f}" for q in (0.5, 0.9, 0.99)) + f" / {lat[-1] * 1e3:.0f} ms", ""),
         ("wall time of the ingest loop (signing rounds included)", f"{wall_s:.1f} s",
          f"signing {sign_s:.1f} s, untimed", f"{k:,} keys derived in {keys_s:.1f} s"),
-        ("ledger after ingest", f"{bench.ledger.size():,} records", f"SQLite {db_mb:,.0f} MB",
+        ("ledger after ingest", f"{bench.ledger.size():,} records",
+         f"SQLite {db_mb:,.0f} MB" if bench.stop_postgres is None else "PostgreSQL",
          f"{1 + accepted_batches:,} contributions + create, {bench.rows_accepted:,} row decisions"),
         ("garbage collector during the timed ingest", f"{gc_stats['s']:.1f} s",
          f"{gc_stats['s'] / ingest_s * 100:.1f} % of ingest",
@@ -414,12 +426,12 @@ def section_ingest(bench: Bench) -> dict[str, Any]:
         f"rows/s per tenth of the ingest (in order): {', '.join(tenths)}",
         f"ECC backend during contribute: {backend_label(BACKENDS[args.ecc_ingest])}"
         f" (project environment default: {backend_label(args.venv_default_backend)})",
-        "each batch: one EIP-712 signature, one ContributionRecord + one RowDecisionRecord per row, one SQLite "
-        "transaction (synchronous=FULL: one fsync per batch)",
+        "each batch: one EIP-712 signature, one ContributionRecord + one RowDecisionRecord per row, one "
+        f"{bench.db_name} transaction (a durable commit per batch)",
     ]
     if refused:
         notes.append(f"{len(refused)} batch(es) REFUSED (first: {refused[0]})")
-    table(f"1. Ingest: {rows_total:,} rows from {k:,} contributors, batches of {per_batch} (SQLite, anvil)",
+    table(f"1. Ingest: {rows_total:,} rows from {k:,} contributors, batches of {per_batch} ({bench.db_name}, anvil)",
           ["measure", "time", "rows/s", "other"], rows, notes)
     return {"ingest_s": ingest_s, "rows": rows_total, "batches": accepted_batches, "durations": durations,
             "append_s": append_s[0], "gc_s": gc_stats["s"]}
@@ -856,6 +868,8 @@ def main() -> int:
                         help="smoke run: 100 contributors x 2,000 rows, 1,000 digests, 100k-leaf tree")
     parser.add_argument("--only", choices=["ingest", "recovery", "snapshot"], action="append",
                         help="sections to run (default all; recovery and snapshot use the ingested datanet)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="ingest into a private PostgreSQL server (fsync on) instead of SQLite")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--tmp", default=None, help="directory for the temporary database (default: the system temp dir)")
     args = parser.parse_args()

@@ -66,8 +66,9 @@ def _tail(path: Path, lines: int = 8) -> str:
         return ""
 
 
-def start_postgres(timeout: float = 30.0) -> tuple[str, Callable[[], None]]:
-    """Start a private PostgreSQL server; return ``(sqlalchemy_url, stop)``."""
+def start_postgres(timeout: float = 30.0, *, durable: bool = False) -> tuple[str, Callable[[], None]]:
+    """Start a private PostgreSQL server; return ``(sqlalchemy_url, stop)``. ``durable``: fsync and
+    synchronous commits on (benchmarks compare it with SQLite's synchronous=FULL), else off (tests)."""
     try:
         import psycopg  # noqa: F401
     except ImportError:
@@ -124,7 +125,7 @@ def start_postgres(timeout: float = 30.0) -> tuple[str, Callable[[], None]]:
                 conf.write(
                     f"listen_addresses = '127.0.0.1'\nport = {port}\n"
                     f"unix_socket_directories = '{base}'\n"
-                    "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                    + ("" if durable else "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n") +
                     "max_connections = 100\nshared_buffers = 128MB\n"
                 )
             result = run(
