@@ -47,6 +47,7 @@ import os
 import pstats
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -603,7 +604,115 @@ def _ledger_proofs(
 # ------------------------------------------------------------------------------- main
 
 
+# ------------------------------------------------------- 4. streaming seal vs in-memory seal
+
+
+def _seal_child(argv: list[str]) -> int:
+    """In a fresh process: seal the ledger's records one way and print ``seconds peak_mib base_mib``.
+
+    ``previous``: the seal as it was before streaming (every record read and parsed into memory,
+    ``build_epoch_file``, the whole file written with the compact writer, ``data_hash`` over it);
+    no database rows are written. ``streaming``: ``EpochManager.seal()`` as the node runs it now."""
+    import json as _json
+
+    from loraledger.epochs.file import build_epoch_file, cumulative_after, data_hash
+    from loraledger.fsutil import atomic_write_json
+    from loraledger.rewards.split import FeeSplit
+
+    mode, db_url, out, rpc_url, deployment_path, operator_key = argv
+    engine = make_engine(db_url)
+    ledger = RecordLedger(engine)
+    ledger.sync()
+    gc.collect()
+    base = rss_mib()
+    start = time.perf_counter()
+    if mode == "previous":
+        deployment = _json.loads(Path(deployment_path).read_text())
+        end = ledger.size()
+        records = ledger.range(0, end)
+        split = FeeSplit(7000, 2000, 1000)
+        balances = cumulative_after({}, records, split)
+        epoch_file = build_epoch_file(
+            epoch=1, chain_id=int(deployment["chainId"]), ledger=deployment["contracts"]["AttributionLedger"]["address"],
+            distributor=deployment["contracts"]["RewardDistributor"]["address"], records=records, log_size=end,
+            log_root=ledger.root(end), consistency_proof=ledger.consistency_proof(0, end).path, previous=None,
+            fee_split=split, balances=balances)
+        atomic_write_json(Path(out), epoch_file, compact=True)
+        digest = data_hash(epoch_file)
+    else:
+        from eth_account import Account
+
+        from loraledger.chain.deploy import load_deployment
+
+        client = ChainClient(rpc_url)
+        contracts = LedgerContracts(client, load_deployment(Path(deployment_path)))
+        manager = EpochManager(engine, ledger, EpochFileStore(Path(out).parent), contracts,
+                               operator=Account.from_key(operator_key), lock_path=Path(out).parent / "epochs.lock")
+        row = manager.seal()
+        digest = row.data_hash
+    seconds = time.perf_counter() - start
+    print(f"{seconds} {peak_rss_mib()} {base} {digest}")
+    return 0
+
+
+def section_seal(args: argparse.Namespace, work: Path) -> None:
+    n, k = args.seal_records, args.seal_accounts
+    progress(f"section 4: streaming seal vs in-memory seal, {n:,} records over {k:,} accounts")
+    operator = dev_accounts(1)[0]
+    population = Population(k, operator.address, args.seed + 4)
+    engine, ledger = sqlite_ledger(work, "seal-ledger.sqlite")
+    append_s = 0.0
+    made = 0
+    while made < n:  # generated and appended in slices, so the parent never holds them all
+        part = population.fee_records(min(100_000, n - made))
+        append_s += append_batches(ledger, part)
+        made += len(part)
+        del part
+        progress(f"  {made:,} records appended")
+    engine.dispose()
+    node = start_anvil("--gas-limit", "100000000")
+    try:
+        artifacts = compile_contracts(ROOT, ROOT / "scripts" / "solc")
+        client = ChainClient(node.url, error_abis=all_abis(artifacts))
+        Deployer(client, operator, artifacts, work / "seal-deployment.json").run()
+        db_url = f"sqlite:///{work / 'seal-ledger.sqlite'}"
+        results = {}
+        for mode in ("previous", "streaming"):
+            out = work / f"seal-{mode}" / "1.json"
+            out.parent.mkdir()
+            progress(f"  seal ({mode}) in a fresh process")
+            done = subprocess.run(
+                [sys.executable, __file__, "--seal-child", mode, db_url, str(out), node.url,
+                 str(work / "seal-deployment.json"), "0x" + operator.key.hex()],
+                capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"the {mode} seal failed:\n{done.stderr[-3000:]}")
+            seconds, peak, base, digest = done.stdout.split()[-4:]
+            results[mode] = (float(seconds), float(peak), float(base), digest, out)
+    finally:
+        node.process.kill()
+        node.process.wait(timeout=10)
+    same = results["previous"][4].read_bytes() == results["streaming"][4].read_bytes()
+    rows = []
+    for mode, label in (("previous", "in-memory seal (before): range(), build_epoch_file, one write"),
+                        ("streaming", "streaming seal (now): EpochManager.seal()")):
+        seconds, peak, base, digest, out = results[mode]
+        rows.append((label, f"{seconds:.1f} s", f"{seconds / n * 1e6:.1f} µs", f"{peak:,.0f} MiB",
+                     f"{peak - base:,.0f} MiB"))
+    ratio = results["streaming"][0] / results["previous"][0]
+    table(f"4. Sealing one epoch of {n:,} fee records over {k:,} accounts, each seal in a fresh process (SQLite)",
+          ["seal", "time", "per record", "peak RSS", "peak above the opened ledger"], rows,
+          [f"records appended beforehand ({append_s:.0f} s, not timed here); each child opens the ledger (its "
+           "in-memory log of every leaf: the 'opened ledger' baseline), then seals",
+           f"files byte-identical: {'yes' if same else 'NO'}; data hashes {'equal' if results['previous'][3] == results['streaming'][3] else 'DIFFER'}; "
+           f"file {results['streaming'][4].stat().st_size / 1e6:,.0f} MB; streaming / in-memory time: {ratio:.2f}x",
+           "the streaming seal also writes its database rows (the epoch, 'records.epoch' for every record, the "
+           "changed balances); the in-memory child writes none"])
+
+
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--seal-child":
+        return _seal_child(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=100_000, help="fee records in epochs 1 and 3 (default 100,000)")
@@ -618,7 +727,12 @@ def main() -> int:
     parser.add_argument("--tracemalloc", action="store_true",
                         help="run the third seal under tracemalloc (its Python allocation peak; ~5x slower)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 5k records / 500 accounts, 500 + 5k appends, 100k log")
-    parser.add_argument("--only", choices=["epoch", "append", "proofs"], action="append", help="sections to run (default all)")
+    parser.add_argument("--only", choices=["epoch", "append", "proofs", "seal"], action="append",
+                        help="sections to run (default all)")
+    parser.add_argument("--seal-records", type=int, default=1_000_000,
+                        help="records of the streaming-seal section (default 1,000,000)")
+    parser.add_argument("--seal-accounts", type=int, default=100_000,
+                        help="accounts of the streaming-seal section (default 100,000)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--tmp", default=None, help="directory for the temporary databases (default: the system temp dir)")
     args = parser.parse_args()
@@ -627,8 +741,9 @@ def main() -> int:
         args.single, args.many = min(args.single, 500), min(args.many, 5_000)
         args.log_size = min(args.log_size, 100_000)
         args.inclusion_samples, args.consistency_samples = min(args.inclusion_samples, 200), min(args.consistency_samples, 50)
+        args.seal_records, args.seal_accounts = min(args.seal_records, 20_000), min(args.seal_accounts, 2_000)
 
-    sections = args.only or ["epoch", "append", "proofs"]
+    sections = args.only or ["epoch", "append", "proofs", "seal"]
     started = time.perf_counter()
     print(f"# bench_epoch: python {sys.version.split()[0]}, {os.cpu_count()} CPUs, seed {args.seed}"
           + (" (--quick)" if args.quick else ""))
@@ -636,7 +751,7 @@ def main() -> int:
     try:
         timings = []
         for name, fn in (("epoch", lambda: section_epoch(args, work)), ("append", lambda: section_append(args, work)),
-                         ("proofs", lambda: section_proofs(args))):
+                         ("proofs", lambda: section_proofs(args)), ("seal", lambda: section_seal(args, work))):
             if name in sections:
                 t = time.perf_counter()
                 fn()

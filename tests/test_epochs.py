@@ -133,3 +133,51 @@ def test_original_files_are_not_modified_by_verification():
     before = copy.deepcopy(files)
     verify_epoch_files(files)
     assert files == before
+
+
+def test_a_streamed_epoch_is_byte_identical_to_the_built_one():
+    """The node seals by streaming (StreamedEpoch); for the same records its file and data hash are
+    the bytes build_epoch_file + the compact writer give, floats, non-ASCII text and every kind included."""
+    import json
+
+    from Crypto.Hash import keccak
+
+    from loraledger.epochs.file import NothingToPay, StreamedEpoch
+    from loraledger.records.kinds import InferenceRecord, PriceRecord, canonical_json
+
+    log = MerkleLog()
+    first, balances = seal(1, log, grants(0, [(A, 10**18)], "sha256:one"), None, {})
+    records = [
+        InferenceRecord(seq=1, timestamp=7, request_id="ab" * 16, model="médical-qa", adapter_hash=None,
+                        base_model_hash="0x" + "11" * 32, prompt_hash="0x" + "22" * 32, output_hash="0x" + "33" * 32,
+                        prompt_tokens=3, completion_tokens=4, finish_reason="stop",
+                        sampling={"temperature": 0.7, "top_p": 1e-21, "max_tokens": 8, "seed": None}, payer=B,
+                        input_per_1k=10, output_per_1k=20, fee=11, queue_ms=0, total_ms=5, backend="builtin",
+                        api="chat"),
+        FeeRecord(seq=2, timestamp=8, payer=B, fee=1000, weights={A: 2, C: 1}, developer=B, operator=C,
+                  ref="inference:" + "ab" * 16),
+        PriceRecord(seq=3, timestamp=9, model="模型", input_per_1k=1, output_per_1k=2, set_by=A),
+        *grants(4, [(C, 5)], "sha256:two"),
+    ]
+    built, after = seal(2, log, records, first, balances)
+    stream = StreamedEpoch(epoch=2, chain_id=31337, ledger=LEDGER, distributor=DIST, log_size=log.size,
+                           record_count=len(records), log_root=log.root(), consistency_proof=log.consistency_proof(1).path,
+                           previous=EpochLink.of(first), fee_split=SPLIT, previous_balances=balances)
+    file_bytes, hasher = b"", keccak.new(digest_bits=256)
+    for piece, canonical in stream.pieces((r.kind, canonical_json(r)) for r in records):
+        file_bytes += piece
+        hasher.update(canonical)
+    assert file_bytes == (json.dumps(built, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    assert "0x" + hasher.hexdigest() == data_hash(built)
+    assert stream.balances == after and stream.file["rewards"] == built["rewards"]
+
+    nothing = StreamedEpoch(epoch=1, chain_id=31337, ledger=LEDGER, distributor=DIST, log_size=1, record_count=1,
+                            log_root=b"\x00" * 32, consistency_proof=[], previous=None, fee_split=SPLIT,
+                            previous_balances={})
+    with pytest.raises(NothingToPay):
+        list(nothing.pieces([("price", canonical_json(records[2].model_copy(update={"seq": 0})))]))
+    out_of_order = StreamedEpoch(epoch=2, chain_id=31337, ledger=LEDGER, distributor=DIST, log_size=log.size,
+                                 record_count=len(records), log_root=log.root(), consistency_proof=[],
+                                 previous=EpochLink.of(first), fee_split=SPLIT, previous_balances=balances)
+    with pytest.raises(InputError, match="has seq 2, expected 1"):
+        list(out_of_order.pieces([(r.kind, canonical_json(r)) for r in records[1:]]))

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,20 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
 
     ``mode`` defaults to what ``open()`` would give a new file (``0o666 & ~umask``); the temp
     file ``mkstemp`` makes is ``0o600``, which would hide published files from other users."""
+    atomic_write_stream(path, (data,), mode=mode)
+
+
+def atomic_write_stream(path: Path, pieces: Iterable[bytes], *, mode: int | None = None) -> Path:
+    """Write ``pieces`` in order to ``path`` atomically (as :func:`atomic_write_bytes`), never holding
+    more than one piece: a file of any size in bounded memory. An exception from ``pieces`` leaves
+    ``path`` untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, DEFAULT_FILE_MODE if mode is None else mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with os.fdopen(fd, "wb", buffering=1 << 20) as handle:
+            for piece in pieces:
+                handle.write(piece)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -50,6 +59,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+    return path
 
 
 def atomic_write_json(path: Path, value: Any, *, compact: bool = False, mode: int | None = None) -> None:

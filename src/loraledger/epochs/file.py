@@ -19,13 +19,15 @@ file that differs by one byte of meaning is detected. From the files alone (no d
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import rfc8785
 from eth_utils import keccak
 
+from ..crypto.canonical import canonicalize
 from ..crypto.merkle import StandardMerkleTree
 from ..crypto.translog import MerkleLog, verify_consistency
 from ..errors import InputError
@@ -111,6 +113,94 @@ def build_epoch_file(
         "feeSplit": fee_split.to_json(),
         "previous": {"epoch": epoch - 1, "dataHash": previous.data_hash if previous else ZERO_HASH},
     }
+
+
+#: How the node writes an epoch file (``fsutil.atomic_write_json(..., compact=True)``): key-sorted,
+#: compact, ASCII, and a newline at the end. The data hash is over the RFC 8785 form instead.
+_FILE_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
+class NothingToPay(InputError):
+    """No account has a balance after these records: there is no reward tree, so no epoch to post."""
+
+
+class StreamedEpoch:
+    """An epoch file built while its records stream by, in memory bounded by the accounts, not the
+    records (pure: the caller reads the records and writes the bytes).
+
+    :meth:`pieces` takes ``(kind, canonical body)`` of the epoch's records in seq order and yields
+    ``(file bytes, canonical bytes)``: concatenated, the first are exactly the file
+    :func:`build_epoch_file` + the compact writer produce, and the second are exactly the file's
+    RFC 8785 form, whose keccak256 is the data hash (RFC 8785 orders the top-level keys as the
+    file does, and ``records`` comes before ``rewards``, which is folded on the way: only ``fee``
+    and ``reward_grant`` records are parsed). After the last piece, :attr:`file` holds the file's
+    small fields (everything but ``records``) for the epoch's row."""
+
+    def __init__(self, *, epoch: int, chain_id: int, ledger: str, distributor: str, log_size: int,
+                 record_count: int, log_root: bytes, consistency_proof: Sequence[bytes], previous: EpochLink | None,
+                 fee_split: FeeSplit, previous_balances: Mapping[str, int]) -> None:
+        expected = 1 if previous is None else previous.epoch + 1
+        if epoch != expected:
+            raise InputError(f"epoch {epoch} cannot follow epoch {expected - 1}")
+        if record_count <= 0:
+            raise InputError(f"epoch {epoch} has no records")
+        self.previous = previous
+        self.fee_split = fee_split
+        self.previous_balances = dict(previous_balances)
+        self.first_seq = log_size - record_count
+        self.record_count = record_count
+        self.file: dict[str, Any] = {
+            "format": EPOCH_FORMAT,
+            "epoch": epoch,
+            "chainId": chain_id,
+            "contracts": {"ledger": ledger, "distributor": distributor},
+            "log": {"previousSize": self.first_seq, "size": log_size, "root": "0x" + log_root.hex(),
+                    "consistencyProof": ["0x" + h.hex() for h in consistency_proof]},
+            "feeSplit": fee_split.to_json(),
+            "previous": {"epoch": epoch - 1, "dataHash": previous.data_hash if previous else ZERO_HASH},
+        }
+        self.balances: dict[str, int] | None = None
+
+    def pieces(self, bodies: Iterable[tuple[str, bytes]]) -> Iterator[tuple[bytes, bytes]]:
+        head = sorted(self.file)  # the keys before "records" in both orders (all ASCII, all < "records")
+        assert head[-1] < "records"
+        yield (("{" + "".join(f'"{key}":{_FILE_JSON.encode(self.file[key])},' for key in head)
+                + '"records":[').encode("ascii"),
+               b"{" + b"".join(b'"' + key.encode() + b'":' + canonicalize(self.file[key]) + b"," for key in head)
+               + b'"records":[')
+        earned: dict[str, int] = {}
+        count = 0
+        for kind, body in bodies:
+            comma = b"," if count else b""
+            value = json.loads(body)
+            if kind in _PAYING_KINDS:
+                for account, amount in increments_from_records([record_from_dict(value)], self.fee_split):
+                    if amount < 0:
+                        raise InputError(f"negative reward {amount} for {account}")
+                    earned[account] = earned.get(account, 0) + amount
+            if value.get("seq") != self.first_seq + count:
+                raise InputError(f"record {count} of epoch {self.file['epoch']} has seq {value.get('seq')}, "
+                                 f"expected {self.first_seq + count}")
+            yield comma + _FILE_JSON.encode(value).encode("ascii"), comma + body
+            count += 1
+        if count != self.record_count:
+            raise InputError(f"epoch {self.file['epoch']} was given {count} records, expected {self.record_count}")
+        self.balances = add_increments(self.previous_balances, earned.items())
+        if not self.balances:
+            raise NothingToPay(f"epoch {self.file['epoch']}: no account has earned anything yet")
+        tree = reward_tree(self.balances)
+        cumulative_total = sum(self.balances.values())
+        previous_total = self.previous.cumulative_total if self.previous else 0
+        if cumulative_total < previous_total:
+            raise InputError(f"cumulative rewards cannot shrink ({previous_total} → {cumulative_total})")
+        self.file["rewards"] = {"root": tree.root, "total": str(cumulative_total - previous_total),
+                                "cumulativeTotal": str(cumulative_total), "accounts": len(self.balances),
+                                "tree": tree.dump()}
+        yield (('],"rewards":' + _FILE_JSON.encode(self.file["rewards"]) + "}\n").encode("ascii"),
+               b'],"rewards":' + canonicalize(self.file["rewards"]) + b"}")
+
+
+_PAYING_KINDS = frozenset({"fee", "reward_grant"})
 
 
 def cumulative_after(previous: Mapping[str, int], records: Sequence[Record], fee_split: FeeSplit) -> dict[str, int]:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from Crypto.Hash import keccak
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
@@ -47,7 +48,7 @@ from ..payments.tables import EpochTakingsRow
 from ..records.ledger import RecordLedger
 from ..records.tables import RecordRow
 from ..rewards.split import FeeSplit
-from .file import EpochLink, build_epoch_file, cumulative_after, data_hash
+from .file import EpochLink, NothingToPay, StreamedEpoch
 from .store import EpochFileStore
 from .tables import BalanceRow, ChainTxRow, ChainTxStatus, EpochRow, EpochStatus, NodeBindingRow
 
@@ -249,31 +250,42 @@ class EpochManager:
             if end == start:
                 return None
             failpoint("seal.before_file")
-            records = self.records.range(start, end)
             previous = EpochLink(latest.number, latest.data_hash, int(latest.cumulative_total)) if latest else None
             previous_balances = {r.account: int(r.cumulative) for r in session.exec(select(BalanceRow))}
-            balances = cumulative_after(previous_balances, records, split)
-            if not balances:
+            # Streamed: records are read, written and folded a chunk at a time, so memory is bounded by
+            # the accounts, not the records; the data hash is taken over the RFC 8785 form on the way.
+            stream = StreamedEpoch(
+                epoch=number,
+                chain_id=self.contracts.client.chain_id,
+                ledger=self.contracts.ledger.address,
+                distributor=self.contracts.distributor.address,
+                log_size=end,
+                record_count=end - start,
+                log_root=self.records.root(end),
+                consistency_proof=self.records.consistency_proof(start, end).path,
+                previous=previous,
+                fee_split=split,
+                previous_balances=previous_balances,
+            )
+            hasher = keccak.new(digest_bits=256)
+
+            def file_pieces() -> Iterator[bytes]:
+                for piece, canonical in stream.pieces((kind, body) for _, kind, body in self.records.bodies(start, end)):
+                    hasher.update(canonical)
+                    yield piece
+
+            try:
+                # No database row exists for this epoch: a file left by a crashed seal is not authoritative.
+                self.store.write_stream(number, file_pieces())
+            except NothingToPay:
                 # Nothing has earned anything yet (only datanet, price or deposit records, say): an
                 # epoch needs a reward tree, so these records wait for the first epoch that pays.
                 log.info("%s records wait: no account has earned anything yet, so there is no epoch to post",
                          end - start)
                 return None
-            epoch_file = build_epoch_file(
-                epoch=number,
-                chain_id=self.contracts.client.chain_id,
-                ledger=self.contracts.ledger.address,
-                distributor=self.contracts.distributor.address,
-                records=records,
-                log_size=end,
-                log_root=self.records.root(end),
-                consistency_proof=self.records.consistency_proof(start, end).path,
-                previous=previous,
-                fee_split=split,
-                balances=balances,
-            )
-            # No database row exists for this epoch: a file left by a crashed seal is not authoritative.
-            self.store.write(number, epoch_file, replace=True, compact=True)
+            balances = stream.balances
+            assert balances is not None
+            epoch_file = stream.file
             failpoint("seal.after_file")
             row = EpochRow(
                 number=number,
@@ -286,7 +298,7 @@ class EpochManager:
                 total=epoch_file["rewards"]["total"],
                 cumulative_total=epoch_file["rewards"]["cumulativeTotal"],
                 accounts=epoch_file["rewards"]["accounts"],
-                data_hash=data_hash(epoch_file),
+                data_hash="0x" + hasher.hexdigest(),
                 data_uri=f"{self.public_url}/v1/epochs/{number}" if self.public_url else f"epochs/{number}.json",
                 sealed_at=int(self.clock()),
             )

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ..errors import LedgerError, NotFoundError
-from ..fsutil import atomic_write_json
+from ..fsutil import atomic_write_json, atomic_write_stream
 
 _EPOCH_FILE = re.compile(r"^(\d+)\.json$")
 
@@ -50,6 +51,13 @@ class EpochFileStore:
 
     def read_all(self) -> list[dict[str, Any]]:
         return [self.read(n) for n in self.numbers()]
+
+    def write_stream(self, epoch: int, pieces: Iterable[bytes]) -> Path:
+        """Write epoch ``epoch``'s file from ``pieces`` (its bytes in order) atomically: a temporary
+        file, fsync, rename. Replaces a file left without a database row (as ``write(replace=True)``)."""
+        if not self.path(epoch).exists() and epoch != self.latest() + 1:
+            raise LedgerError(f"cannot write epoch {epoch}: the newest epoch file is {self.latest()}")
+        return atomic_write_stream(self.path(epoch), pieces)
 
     def write(self, epoch: int, content: dict[str, Any], *, replace: bool = False, compact: bool = False) -> Path:
         """Write epoch ``epoch`` atomically. An existing file must hold the same content,

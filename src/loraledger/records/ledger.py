@@ -67,7 +67,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -623,6 +623,31 @@ class RecordLedger:
         if len(rows) != end - start:
             raise LedgerError(f"records {start}..{end - 1} are in the log but {end - start - len(rows)} are missing")
         return [self._record_from_row(row) for row in rows]
+
+    def bodies(self, start: int, end: int, *, chunk: int = 20_000) -> Iterator[tuple[int, str, bytes]]:
+        """``(seq, kind, canonical body)`` of the records ``start <= seq < end``, in order, read
+        ``chunk`` rows at a time (a sealing epoch of a million records never holds them all), each
+        checked against the log as :meth:`get` checks it (its body hashes to its leaf). Bodies are
+        the records' RFC 8785 bytes; parsing them is left to the caller."""
+        start, end = _require_seq(start, "start"), _require_seq(end, "end")
+        self._ensure(end)
+        for low in range(start, end, chunk):
+            high = min(low + chunk, end)
+            with read_scope(self.engine, what="cannot read records") as conn:
+                rows = conn.execute(select(_records.c.seq, _records.c.kind, _records.c.hash, _records.c.body)
+                                    .where(_records.c.seq >= low, _records.c.seq < high)
+                                    .order_by(_records.c.seq)).all()
+            if len(rows) != high - low:
+                raise LedgerError(f"records {low}..{high - 1} are in the log but {high - low - len(rows)} are missing")
+            with self._mem_lock:
+                leaves = [self._log.leaf_hash(seq) for seq in range(low, high)]
+            for (seq, kind, stored_hash, body_text), logged in zip(rows, leaves, strict=True):
+                body = body_text.encode("utf-8")
+                digest = keccak256(body)
+                if _hex(digest) != stored_hash or _sha256(_LEAF + digest).digest() != logged:
+                    raise LedgerError(f"record {seq} is corrupt: its body does not hash to its leaf in the log; "
+                                      "the ledger database was altered", seq=seq)
+                yield seq, kind, body
 
     def kind_counts(self) -> dict[str, int]:
         """How many records of each kind the log holds (as of a :meth:`sync` now), kinds sorted."""
