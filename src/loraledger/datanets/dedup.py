@@ -19,8 +19,9 @@ index and against the batch's earlier rows and returns the sketches, and
 :meth:`Deduplicator.add_many` indexes the accepted rows with those same sketches.
 
 The index is compact, so it stays flat in time and modest in memory as it grows: per row one
-64-bit key per band in sorted numpy arrays (binary search), with the newest rows in a small dict
-merged into the arrays every :data:`MERGE_EVERY` rows. Candidates' texts come from ``texts_of``
+64-bit key and a 32-bit slot per band in sorted numpy arrays (binary search), in two levels (the
+newest rows in a small one merged into the big one every :data:`MERGE_EVERY` rows), no Python
+object per row and band. Candidates' texts come from ``texts_of``
 (the datanet service reads them from the database: candidates are rare) or, without it, from a
 copy the deduplicator keeps.
 
@@ -54,7 +55,7 @@ __all__ = ["Deduplicator", "Duplicate", "Sketches"]
 
 #: LSH weights (false positive, false negative): prefer candidates, each is verified.
 _LSH_WEIGHTS = (0.2, 0.8)
-#: Rows kept in the newest-rows dict before they are merged into the sorted band arrays.
+#: Rows in the small sorted level of the band index before it is merged into the big one.
 MERGE_EVERY = 32_768
 #: The LSH bands are tuned to ``threshold - LSH_SLACK`` (at least 0.5): candidates are checked exactly.
 LSH_SLACK = 0.15
@@ -120,72 +121,87 @@ class _Ids(list):  # type: ignore[type-arg]
 _NONE = object()
 
 
+class _Level:
+    """One sorted run per band: keys (uint64) and their rows' slots (int32)."""
+
+    def __init__(self, bands: int) -> None:
+        self.keys = [np.zeros(0, np.uint64) for _ in range(bands)]
+        self.slots = [np.zeros(0, np.int32) for _ in range(bands)]
+
+    def __len__(self) -> int:
+        return len(self.keys[0])
+
+    def absorb(self, band: int, keys: np.ndarray, slots: np.ndarray) -> None:
+        """Merge a run into band ``band`` (both sorted runs: timsort merges them in linear time)."""
+        merged_keys = np.concatenate([self.keys[band], keys])
+        merged_slots = np.concatenate([self.slots[band], slots])
+        order = np.argsort(merged_keys, kind="stable")
+        self.keys[band], self.slots[band] = merged_keys[order], merged_slots[order]
+
+    def matches(self, band: int, queries: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """``(query index, slots)`` for each query key found in band ``band`` (queries sorted first:
+        binary searches that walk forward stay in cache)."""
+        keys = self.keys[band]
+        if not len(keys):
+            return []
+        order = np.argsort(queries)
+        ordered = queries[order]
+        low = np.searchsorted(keys, ordered, side="left")
+        inside = low < len(keys)
+        hits = np.flatnonzero(inside)[keys[low[inside]] == ordered[inside]]  # found: rare, so one search
+        out = []
+        for i in hits.tolist():
+            high = int(np.searchsorted(keys, ordered[i], side="right"))
+            out.append((int(order[i]), self.slots[band][low[i]:high]))
+        return out
+
+
 class _BandIndex:
-    """Rows by band key: per band, sorted keys with their slots (binary search), plus a dict of the
-    newest rows' keys, merged into the arrays every ``MERGE_EVERY`` rows."""
+    """Rows by band key, in two sorted levels per band (numpy arrays, binary search): the newest rows
+    in a small level that takes each batch, merged into the big level every ``MERGE_EVERY`` rows,
+    so adding costs the small level's size, not the index's, and no Python object is kept per row."""
 
     def __init__(self, bands: int) -> None:
         self.bands = bands
-        self._keys = [np.zeros(0, np.uint64) for _ in range(bands)]
-        self._slots = [np.zeros(0, np.int64) for _ in range(bands)]
-        # key -> slot (an int), or a list of slots when several rows share the key: ints are not
-        # tracked by the garbage collector, so a full collection does not walk a list per row.
-        self._recent: list[dict[int, int | list[int]]] = [{} for _ in range(bands)]
-        self._recent_rows = 0
+        self._big = _Level(bands)
+        self._small = _Level(bands)
 
     def add(self, keys: np.ndarray, slots: np.ndarray) -> None:
-        slot_list = slots.tolist()
+        slots = slots.astype(np.int32)
         for band in range(self.bands):
-            recent = self._recent[band]
-            for key, slot in zip(keys[:, band].tolist(), slot_list, strict=True):
-                found = recent.get(key)
-                if found is None:
-                    recent[key] = slot
-                elif isinstance(found, list):
-                    found.append(slot)
-                else:
-                    recent[key] = [found, slot]
-        self._recent_rows += len(slot_list)
-        if self._recent_rows >= MERGE_EVERY:
-            self.merge()
-
-    def merge(self) -> None:
-        for band in range(self.bands):
-            recent = self._recent[band]
-            if not recent:
-                continue
-            pairs = [(key, slot) for key, held in recent.items()
-                     for slot in (held if isinstance(held, list) else (held,))]
-            new_keys = np.fromiter((key for key, _ in pairs), np.uint64, len(pairs))
-            new_slots = np.fromiter((slot for _, slot in pairs), np.int64, len(pairs))
-            keys = np.concatenate([self._keys[band], new_keys])
-            slots = np.concatenate([self._slots[band], new_slots])
-            order = np.argsort(keys, kind="stable")  # two sorted runs: timsort merges them in linear time
-            self._keys[band], self._slots[band] = keys[order], slots[order]
-            recent.clear()
-        self._recent_rows = 0
+            order = np.argsort(keys[:, band], kind="stable")
+            self._small.absorb(band, keys[order, band], slots[order])
+        if len(self._small) >= MERGE_EVERY:
+            for band in range(self.bands):
+                self._big.absorb(band, self._small.keys[band], self._small.slots[band])
+            self._small = _Level(self.bands)
 
     def candidates(self, keys: np.ndarray) -> list[set[int]]:
         """For each row of ``keys`` (n × bands), the slots sharing at least one band key with it."""
         found: list[set[int]] = [set() for _ in range(len(keys))]
         for band in range(self.bands):
-            column = keys[:, band]
-            sorted_keys = self._keys[band]
-            if len(sorted_keys):
-                low = np.searchsorted(sorted_keys, column, side="left")
-                high = np.searchsorted(sorted_keys, column, side="right")
-                for row in np.flatnonzero(high > low).tolist():
-                    found[row].update(self._slots[band][low[row]:high[row]].tolist())
-            recent = self._recent[band]
-            if recent:
-                for row, key in enumerate(column.tolist()):
-                    held = recent.get(key)
-                    if held is not None:
-                        if isinstance(held, list):
-                            found[row].update(held)
-                        else:
-                            found[row].add(held)
+            column = np.ascontiguousarray(keys[:, band])
+            for level in (self._big, self._small):
+                for row, slots in level.matches(band, column):
+                    found[row].update(slots.tolist())
         return found
+
+
+def _batch_collisions(keys: np.ndarray) -> dict[int, set[int]]:
+    """For each row of a batch sharing a band key with an earlier row of the batch, those earlier rows."""
+    earlier: dict[int, set[int]] = {}
+    for band in range(keys.shape[1]):
+        column = keys[:, band]
+        order = np.argsort(column, kind="stable")
+        ordered = column[order]
+        same = np.flatnonzero(ordered[1:] == ordered[:-1])
+        for position in same.tolist():  # rare: near duplicates inside one batch
+            start = position
+            while start > 0 and ordered[start - 1] == ordered[position]:
+                start -= 1
+            later = int(order[position + 1])
+            earlier.setdefault(later, set()).update(int(order[i]) for i in range(start, position + 1))
+    return {row: {j for j in rows if j < row} for row, rows in earlier.items()}
 
 
 class Deduplicator:
@@ -249,22 +265,25 @@ class Deduplicator:
         sketches = self.sketch_many(texts)
         found = self._check(keys, sketches)
         batch_hashes: dict[bytes, int] = {}
-        batch_bands: list[dict[int, list[int]]] = [{} for _ in range(self.bands)]
+        valid = sketches.valid.tolist()
+        collisions = _batch_collisions(sketches.keys[sketches.valid]) if any(valid) else {}
+        rows_of_valid = np.flatnonzero(sketches.valid).tolist()
+        earlier_near = {rows_of_valid[row]: {rows_of_valid[j] for j in rows} for row, rows in collisions.items()}
+        kept: set[int] = set()  # rows of the batch that are not duplicates themselves
         for i, key in enumerate(keys):
             if found[i] is not None:
                 continue
             if key in batch_hashes:
                 found[i] = Duplicate("exact", batch_hashes[key], in_batch=True)
                 continue
-            if sketches.valid[i]:
-                earlier = {j for band, table in enumerate(batch_bands) for j in table.get(int(sketches.keys[i, band]), ())}
+            earlier = earlier_near.get(i, set()) & kept
+            if valid[i] and earlier:
                 near = self._best(sketches.texts[i], {j: sketches.texts[j] for j in earlier})
                 if near is not None:
                     found[i] = Duplicate("near", near[0], near[1], in_batch=True)
                     continue
-                for band, table in enumerate(batch_bands):
-                    table.setdefault(int(sketches.keys[i, band]), []).append(i)
             batch_hashes[key] = i
+            kept.add(i)
         return found, sketches
 
     def check(self, row_hash: bytes | str, text: str) -> Duplicate | None:
