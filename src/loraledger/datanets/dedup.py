@@ -122,68 +122,67 @@ _NONE = object()
 
 
 class _Level:
-    """One sorted run per band: keys (uint64) and their rows' slots (int32)."""
+    """One sorted run of band keys (uint64; every band's keys in one array: a key hashes its band
+    number in, so bands never collide) and their rows' slots (int32)."""
 
-    def __init__(self, bands: int) -> None:
-        self.keys = [np.zeros(0, np.uint64) for _ in range(bands)]
-        self.slots = [np.zeros(0, np.int32) for _ in range(bands)]
+    def __init__(self) -> None:
+        self.keys = np.zeros(0, np.uint64)
+        self.slots = np.zeros(0, np.int32)
 
     def __len__(self) -> int:
-        return len(self.keys[0])
+        return len(self.keys)
 
-    def absorb(self, band: int, keys: np.ndarray, slots: np.ndarray) -> None:
-        """Merge a run into band ``band`` (both sorted runs: timsort merges them in linear time)."""
-        merged_keys = np.concatenate([self.keys[band], keys])
-        merged_slots = np.concatenate([self.slots[band], slots])
+    def absorb(self, keys: np.ndarray, slots: np.ndarray) -> None:
+        """Merge a sorted run in (two sorted runs: timsort merges them in linear time)."""
+        merged_keys = np.concatenate([self.keys, keys])
+        merged_slots = np.concatenate([self.slots, slots])
         order = np.argsort(merged_keys, kind="stable")
-        self.keys[band], self.slots[band] = merged_keys[order], merged_slots[order]
+        self.keys, self.slots = merged_keys[order], merged_slots[order]
 
-    def matches(self, band: int, queries: np.ndarray) -> list[tuple[int, np.ndarray]]:
-        """``(query index, slots)`` for each query key found in band ``band`` (queries sorted first:
-        binary searches that walk forward stay in cache)."""
-        keys = self.keys[band]
+    def matches(self, ordered: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """``(position in ordered, slots)`` for each of the sorted query keys found (queries sorted:
+        binary searches that walk forward stay in cache; found keys are rare, so one search each)."""
+        keys = self.keys
         if not len(keys):
             return []
-        order = np.argsort(queries)
-        ordered = queries[order]
         low = np.searchsorted(keys, ordered, side="left")
         inside = low < len(keys)
-        hits = np.flatnonzero(inside)[keys[low[inside]] == ordered[inside]]  # found: rare, so one search
+        hits = np.flatnonzero(inside)[keys[low[inside]] == ordered[inside]]
         out = []
         for i in hits.tolist():
             high = int(np.searchsorted(keys, ordered[i], side="right"))
-            out.append((int(order[i]), self.slots[band][low[i]:high]))
+            out.append((i, self.slots[low[i]:high]))
         return out
 
 
 class _BandIndex:
-    """Rows by band key, in two sorted levels per band (numpy arrays, binary search): the newest rows
-    in a small level that takes each batch, merged into the big level every ``MERGE_EVERY`` rows,
-    so adding costs the small level's size, not the index's, and no Python object is kept per row."""
+    """Rows by band key, in two sorted levels (numpy arrays, binary search): the newest rows in a
+    small level that takes each batch, merged into the big level every ``MERGE_EVERY`` rows, so
+    adding costs the small level's size, not the index's, and no Python object is kept per row."""
 
     def __init__(self, bands: int) -> None:
         self.bands = bands
-        self._big = _Level(bands)
-        self._small = _Level(bands)
+        self._big = _Level()
+        self._small = _Level()
 
     def add(self, keys: np.ndarray, slots: np.ndarray) -> None:
-        slots = slots.astype(np.int32)
-        for band in range(self.bands):
-            order = np.argsort(keys[:, band], kind="stable")
-            self._small.absorb(band, keys[order, band], slots[order])
-        if len(self._small) >= MERGE_EVERY:
-            for band in range(self.bands):
-                self._big.absorb(band, self._small.keys[band], self._small.slots[band])
-            self._small = _Level(self.bands)
+        flat = keys.reshape(-1)
+        owners = np.repeat(slots.astype(np.int32), self.bands)
+        order = np.argsort(flat, kind="stable")
+        self._small.absorb(flat[order], owners[order])
+        if len(self._small) >= MERGE_EVERY * self.bands:
+            self._big.absorb(self._small.keys, self._small.slots)
+            self._small = _Level()
 
     def candidates(self, keys: np.ndarray) -> list[set[int]]:
         """For each row of ``keys`` (n × bands), the slots sharing at least one band key with it."""
         found: list[set[int]] = [set() for _ in range(len(keys))]
-        for band in range(self.bands):
-            column = np.ascontiguousarray(keys[:, band])
-            for level in (self._big, self._small):
-                for row, slots in level.matches(band, column):
-                    found[row].update(slots.tolist())
+        flat = keys.reshape(-1)
+        order = np.argsort(flat)
+        ordered = flat[order]
+        for level in (self._big, self._small):
+            for position, slots in level.matches(ordered):
+                found[int(order[position]) // self.bands].update(slots.tolist())
         return found
 
 
