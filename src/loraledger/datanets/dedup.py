@@ -19,9 +19,9 @@ index and against the batch's earlier rows and returns the sketches, and
 :meth:`Deduplicator.add_many` indexes the accepted rows with those same sketches.
 
 The index is compact, so it stays flat in time and modest in memory as it grows: per row one
-64-bit key and a 32-bit slot per band in sorted numpy arrays (binary search), in two levels (the
-newest rows in a small one merged into the big one every :data:`MERGE_EVERY` rows), no Python
-object per row and band. Candidates' texts come from ``texts_of``
+64-bit key and a 32-bit slot per band in sorted numpy arrays (binary search), log-structured in
+levels of :data:`LEVEL_ROWS` (the newest rows in a small level, merged into the next when full), no
+Python object per row and band. Candidates' texts come from ``texts_of``
 (the datanet service reads them from the database: candidates are rare) or, without it, from a
 copy the deduplicator keeps.
 
@@ -55,8 +55,8 @@ __all__ = ["Deduplicator", "Duplicate", "Sketches"]
 
 #: LSH weights (false positive, false negative): prefer candidates, each is verified.
 _LSH_WEIGHTS = (0.2, 0.8)
-#: Rows in the small sorted level of the band index before it is merged into the big one.
-MERGE_EVERY = 32_768
+#: Capacity in rows of each level of the band index but the last (a full level is merged into the next).
+LEVEL_ROWS = (512, 16_384)
 #: The LSH bands are tuned to ``threshold - LSH_SLACK`` (at least 0.5): candidates are checked exactly.
 LSH_SLACK = 0.15
 
@@ -156,23 +156,26 @@ class _Level:
 
 
 class _BandIndex:
-    """Rows by band key, in two sorted levels (numpy arrays, binary search): the newest rows in a
-    small level that takes each batch, merged into the big level every ``MERGE_EVERY`` rows, so
-    adding costs the small level's size, not the index's, and no Python object is kept per row."""
+    """Rows by band key in sorted levels (numpy arrays, binary search), log-structured: each batch is
+    merged into the smallest level, and a level that outgrows its capacity (``LEVEL_ROWS``) is merged
+    into the next, so adding costs a small level's size, not the index's (amortised: a key is
+    re-sorted once per level), and no Python object is kept per row."""
 
     def __init__(self, bands: int) -> None:
         self.bands = bands
-        self._big = _Level()
-        self._small = _Level()
+        self._levels = [_Level() for _ in range(len(LEVEL_ROWS) + 1)]
 
     def add(self, keys: np.ndarray, slots: np.ndarray) -> None:
         flat = keys.reshape(-1)
         owners = np.repeat(slots.astype(np.int32), self.bands)
         order = np.argsort(flat, kind="stable")
-        self._small.absorb(flat[order], owners[order])
-        if len(self._small) >= MERGE_EVERY * self.bands:
-            self._big.absorb(self._small.keys, self._small.slots)
-            self._small = _Level()
+        self._levels[0].absorb(flat[order], owners[order])
+        for level, capacity in enumerate(LEVEL_ROWS):
+            if len(self._levels[level]) < capacity * self.bands:
+                break
+            full = self._levels[level]
+            self._levels[level + 1].absorb(full.keys, full.slots)
+            self._levels[level] = _Level()
 
     def candidates(self, keys: np.ndarray) -> list[set[int]]:
         """For each row of ``keys`` (n × bands), the slots sharing at least one band key with it."""
@@ -180,7 +183,7 @@ class _BandIndex:
         flat = keys.reshape(-1)
         order = np.argsort(flat)
         ordered = flat[order]
-        for level in (self._big, self._small):
+        for level in self._levels:
             for position, slots in level.matches(ordered):
                 found[int(order[position]) // self.bands].update(slots.tolist())
         return found
