@@ -56,7 +56,7 @@ __all__ = ["Deduplicator", "Duplicate", "Sketches"]
 #: LSH weights (false positive, false negative): prefer candidates, each is verified.
 _LSH_WEIGHTS = (0.2, 0.8)
 #: Capacity in rows of each level of the band index but the last (a full level is merged into the next).
-LEVEL_ROWS = (512, 16_384)
+LEVEL_ROWS = (512, 4_096, 32_768, 262_144)
 #: The LSH bands are tuned to ``threshold - LSH_SLACK`` (at least 0.5): candidates are checked exactly.
 LSH_SLACK = 0.15
 
