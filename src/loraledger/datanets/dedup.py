@@ -238,7 +238,7 @@ class Deduplicator:
         self._ids: list[Hashable] = []
         self._keys_of: list[bytes] = []
         self._alive = np.zeros(1024, bool)
-        self._near = np.zeros(1024, bool)  # the row has shingles (is in the band index)
+        self._banded = 0  # rows with shingles, in the band index
 
     def __len__(self) -> int:
         return len(self._slot_of)
@@ -303,7 +303,7 @@ class Deduplicator:
                 found[i] = Duplicate(kind="exact", of=exact)
             elif sketches.valid[i]:
                 near_rows.append(i)
-        if near_rows and self._near[: len(self._ids)].any():
+        if near_rows and self._banded:
             candidates = self._index.candidates(sketches.keys[near_rows])
             wanted = {self._ids[slot]: slot for slots in candidates for slot in slots if self._alive[slot]}
             texts = self._candidate_texts(wanted)
@@ -361,7 +361,7 @@ class Deduplicator:
         if self._texts_of is None:
             self._texts.extend(text if valid else None for text, valid in zip(sketches.texts, sketches.valid.tolist(),
                                                                                strict=True))
-        self._near[slots] = sketches.valid
+        self._banded += int(sketches.valid.sum())
         for row_id, key, slot in zip(row_ids, keys, slots.tolist(), strict=True):
             self._ids.append(row_id)
             self._keys_of.append(key)
@@ -382,11 +382,9 @@ class Deduplicator:
             return
         while capacity < size:
             capacity *= 2
-        for name in ("_alive", "_near"):
-            grown = np.zeros(capacity, bool)
-            old = getattr(self, name)
-            grown[: len(old)] = old
-            setattr(self, name, grown)
+        grown = np.zeros(capacity, bool)
+        grown[: len(self._alive)] = self._alive
+        self._alive = grown
 
     def remove(self, row_id: Hashable) -> None:
         """Forget a row (rejected or withdrawn). :class:`InputError` if it is not indexed."""

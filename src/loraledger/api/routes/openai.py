@@ -344,6 +344,11 @@ def inference(node: Node, inference_hash: str) -> dict[str, Any]:
     record = node.records.get(found["seq"])
     assert isinstance(record, InferenceRecord)
     answer = answer_attribution(node.records, record)
+    settled = [r.seq for r in (answer.record, answer.fee) if r is not None and r.seq is not None]
+    if settled and max(settled) >= found["logSize"]:
+        # The worker appended the attribution and fee after the log size above was read: prove all
+        # three against the log as it is now, which holds them.
+        found = record_route(node, inference_hash)
     status = answer.status
     if status is not None and answer.record is not None:
         status["record"] = record_route(node, answer.record.hash_hex, found["logSize"])
