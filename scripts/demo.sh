@@ -124,7 +124,7 @@ cast send --rpc-url "$LORALEDGER_RPC_URL" --private-key "${keys[2]}" \
   "$(echo "$proof" | json_field proof)" | grep -E '^(status|gasUsed|transactionHash)'
 
 step "claim from the node's dashboard with a browser wallet (contributor 3)"
-scripts/ensure_chromium.sh "the demo's dashboard claim"
+scripts/ensure_debian_package.sh chromium "the demo's dashboard claim" 'command -v chromium' '[[ -x /usr/bin/chromium ]]'
 if .venv/bin/python scripts/demo_dashboard_claim.py "$node_url" --key "${keys[3]}" --rpc-url "$LORALEDGER_RPC_URL" \
      --screenshots "$demo/screenshots"; then
   echo "screenshots of the dashboard: $demo/screenshots"

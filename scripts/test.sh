@@ -8,19 +8,13 @@ cd "$root"
 scripts/setup.sh
 export PATH="$root/.foundry/bin:$PATH"
 
-# The ledger tests also run against a real PostgreSQL server (a private one the tests
-# start). Install the Debian package when it is missing and we can; otherwise those tests
-# are reported as skipped, with the reason.
-if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
-  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing PostgreSQL (Debian package) for the ledger tests" >&2
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } >/dev/null 2>&1 \
-      || echo "test: could not install PostgreSQL; its tests will be skipped" >&2
-  else
-    echo "test: PostgreSQL is not installed (and this user cannot install it); its tests will be skipped" >&2
-  fi
-fi
-scripts/ensure_chromium.sh "the dashboard's browser tests"
+# The ledger tests also run against a real PostgreSQL server (a private one the tests start), and
+# the dashboard's tests drive Debian's Chromium through Playwright (no `playwright install`, which
+# would download a browser). Each package is installed when it is missing and we can; otherwise
+# those tests are reported as skipped, with the reason.
+scripts/ensure_debian_package.sh postgresql "the ledger's PostgreSQL tests" \
+  'command -v initdb' 'compgen -G "/usr/lib/postgresql/*/bin/initdb"'
+scripts/ensure_debian_package.sh chromium "the dashboard's browser tests" 'command -v chromium' '[[ -x /usr/bin/chromium ]]'
 echo "== lint-imports (the import rules of docs/architecture.md)" >&2
 .venv/bin/lint-imports --config pyproject.toml
 echo "== forge test" >&2
