@@ -132,6 +132,13 @@ def test_requests_set_aside_what_they_may_cost_and_are_refused_past_the_balance(
     first.release()  # idempotent
     account = balances.account(payer)
     assert (account.balance, account.reserved, account.available, account.answers) == (7, 0, 7, 1)
+    with session_scope(engine) as session:  # the same name, another adapter (re-registered): its own line
+        balances.debit(session, payer=payer, inference_seq=1, model="m", adapter_hash="0x" + "aa" * 32, amount=2,
+                       prompt_tokens=1, completion_tokens=1)
+    assert [(u["adapterHash"], u["answers"], u["spent"]) for u in balances.usage(payer)] == [
+        (None, 1, "3"), ("0x" + "aa" * 32, 1, "2")]
+    with session_scope(engine) as session:
+        balances.credit(session, payer=payer, amount=2)
     # Many threads at once cannot set aside more than the balance.
     granted, refused = [], []
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 
 from ..db import read_session
 from ..errors import PaymentRequired
@@ -108,23 +108,23 @@ class PayerBalances:
         return PayerAccount(payer, int(row.deposited), int(row.spent), reserved, row.deposits, row.answers)
 
     def usage(self, payer: str) -> list[dict[str, Any]]:
-        """Per model: answers, tokens and wei spent by ``payer``."""
+        """Per model (and adapter hash): answers, tokens and wei spent by ``payer``. One read, summed
+        here: wei are decimal strings, which SQL cannot add."""
         with read_session(self.engine, what="reading a payer's usage") as session:
-            rows = session.exec(select(PayerDebitRow.model, PayerDebitRow.adapter_hash,
-                                       func.count(PayerDebitRow.inference_seq),
-                                       func.sum(PayerDebitRow.prompt_tokens),
-                                       func.sum(PayerDebitRow.completion_tokens))
-                                .where(PayerDebitRow.payer == payer)
-                                .group_by(PayerDebitRow.model, PayerDebitRow.adapter_hash)
-                                .order_by(PayerDebitRow.model)).all()
-            usage = []
-            for model, adapter_hash, answers, prompt_tokens, completion_tokens in rows:
-                amounts = session.exec(select(PayerDebitRow.amount).where(
-                    PayerDebitRow.payer == payer, PayerDebitRow.model == model))
-                usage.append({"model": model, "adapterHash": adapter_hash, "answers": int(answers),
-                              "promptTokens": int(prompt_tokens or 0), "completionTokens": int(completion_tokens or 0),
-                              "spent": str(sum_wei(amounts))})
-        return usage
+            rows = session.exec(select(PayerDebitRow.model, PayerDebitRow.adapter_hash, PayerDebitRow.amount,
+                                       PayerDebitRow.prompt_tokens, PayerDebitRow.completion_tokens)
+                                .where(PayerDebitRow.payer == payer)).all()
+        totals: dict[tuple[str, str | None], list[int]] = {}
+        for model, adapter_hash, amount, prompt_tokens, completion_tokens in rows:
+            total = totals.setdefault((model, adapter_hash), [0, 0, 0, 0])
+            total[0] += 1
+            total[1] += prompt_tokens
+            total[2] += completion_tokens
+            total[3] += int(amount)
+        return [{"model": model, "adapterHash": adapter_hash, "answers": answers, "promptTokens": prompt_tokens,
+                 "completionTokens": completion_tokens, "spent": str(spent)}
+                for (model, adapter_hash), (answers, prompt_tokens, completion_tokens, spent)
+                in sorted(totals.items(), key=lambda item: (item[0][0], item[0][1] or ""))]
 
     # ---- requests in flight ----------------------------------------------------------
     def reserve(self, payer: str, amount: int, *, price: dict[str, Any] | None = None) -> Reservation:

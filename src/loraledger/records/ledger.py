@@ -185,6 +185,26 @@ class _DbState:
 # ------------------------------------------------------------------------ the ledger
 
 
+def _checked_body(seq: int, stored_hash: str, body_text: str, logged: bytes) -> bytes:
+    """A record row's body as bytes, once it hashes to its stored hash and that hash is the log's leaf
+    ``logged``; ``LedgerError`` (the database was altered) otherwise."""
+    body = body_text.encode("utf-8")
+    digest = keccak256(body)
+    if _hex(digest) != stored_hash:
+        raise LedgerError(
+            f"record {seq} is corrupt: its body does not hash to its stored hash {stored_hash!r:.80}; "
+            "the ledger database was altered",
+            seq=seq,
+        )
+    if _sha256(_LEAF + digest).digest() != logged:
+        raise LedgerError(
+            f"record {seq} is corrupt: its hash {stored_hash} is not the one in the log; "
+            "the ledger database was altered",
+            seq=seq,
+        )
+    return body
+
+
 class RecordLedger:
     """Records in the database plus their Merkle log in memory (see the module docstring).
 
@@ -540,22 +560,9 @@ class RecordLedger:
         ``full`` also checks the canonical form and the kind/timestamp columns (verify).
         """
         seq, kind, timestamp, stored_hash, body_text = row
-        body = body_text.encode("utf-8")
-        digest = keccak256(body)
-        if _hex(digest) != stored_hash:
-            raise LedgerError(
-                f"record {seq} is corrupt: its body does not hash to its stored hash {stored_hash!r:.80}; "
-                "the ledger database was altered",
-                seq=seq,
-            )
         with self._mem_lock:
             logged = self._log.leaf_hash(seq)
-        if _sha256(_LEAF + digest).digest() != logged:
-            raise LedgerError(
-                f"record {seq} is corrupt: its hash {stored_hash} is not the one in the log; "
-                "the ledger database was altered",
-                seq=seq,
-            )
+        body = _checked_body(seq, stored_hash, body_text, logged)
         try:
             record = parse_record(body)
         except InputError as exc:
@@ -642,12 +649,7 @@ class RecordLedger:
             with self._mem_lock:
                 leaves = [self._log.leaf_hash(seq) for seq in range(low, high)]
             for (seq, kind, stored_hash, body_text), logged in zip(rows, leaves, strict=True):
-                body = body_text.encode("utf-8")
-                digest = keccak256(body)
-                if _hex(digest) != stored_hash or _sha256(_LEAF + digest).digest() != logged:
-                    raise LedgerError(f"record {seq} is corrupt: its body does not hash to its leaf in the log; "
-                                      "the ledger database was altered", seq=seq)
-                yield seq, kind, body
+                yield seq, kind, _checked_body(seq, stored_hash, body_text, logged)
 
     def kind_counts(self) -> dict[str, int]:
         """How many records of each kind the log holds (as of a :meth:`sync` now), kinds sorted."""
