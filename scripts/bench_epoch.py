@@ -608,24 +608,31 @@ def _ledger_proofs(
 
 
 def _seal_child(argv: list[str]) -> int:
-    """In a fresh process: seal the ledger's records one way and print ``seconds peak_mib base_mib``.
+    """In a fresh process: seal the ledger's records one way and print ``seconds peak_mib base_mib digest
+    log_root rewards_root chunks``.
 
     ``previous``: the seal as it was before streaming (every record read and parsed into memory,
     ``build_epoch_file``, the whole file written with the compact writer, ``data_hash`` over it);
-    no database rows are written. ``streaming``: ``EpochManager.seal()`` as the node runs it now."""
+    no database rows are written. ``streaming``: ``EpochManager.seal()`` as the node runs it, with the
+    store told never to split (one file, to compare byte for byte). ``chunked``: ``seal()`` with a store that splits an epoch of ``max_file_mb`` or more into chunks (the node's
+    default: 100 MB, chunks of 32 MiB). ``verify``:
+    ``verify_epoch_files`` of the chunked epoch from its files alone (manifest + chunks)."""
     import json as _json
 
-    from loraledger.epochs.file import build_epoch_file, cumulative_after, data_hash
+    from loraledger.epochs.file import build_epoch_file, cumulative_after, data_hash, verify_epoch_files
     from loraledger.fsutil import atomic_write_json
     from loraledger.rewards.split import FeeSplit
 
-    mode, db_url, out, rpc_url, deployment_path, operator_key = argv
+    mode, db_url, out, rpc_url, deployment_path, operator_key, max_file_mb, chunk_mb = argv
+    sizes = {"max_file_bytes": int(float(max_file_mb) * 1e6), "chunk_bytes": int(float(chunk_mb) * 2**20)}
     engine = make_engine(db_url)
     ledger = RecordLedger(engine)
-    ledger.sync()
+    if mode != "verify":
+        ledger.sync()
     gc.collect()
     base = rss_mib()
     start = time.perf_counter()
+    chunks = 0
     if mode == "previous":
         deployment = _json.loads(Path(deployment_path).read_text())
         end = ledger.size()
@@ -638,7 +645,14 @@ def _seal_child(argv: list[str]) -> int:
             log_root=ledger.root(end), consistency_proof=ledger.consistency_proof(0, end).path, previous=None,
             fee_split=split, balances=balances)
         atomic_write_json(Path(out), epoch_file, compact=True)
-        digest = data_hash(epoch_file)
+        digest, log_root, rewards_root = data_hash(epoch_file), epoch_file["log"]["root"], epoch_file["rewards"]["root"]
+    elif mode == "verify":
+        store = EpochFileStore(Path(out).parent)
+        [check] = verify_epoch_files(store.read_all(), store.read_chunk)
+        if check.problems:
+            raise SystemExit(f"verify found problems: {check.problems[:3]}")
+        digest, log_root, rewards_root = check.data_hash, check.log_root, check.rewards_root
+        chunks = len(store.read(1).get("chunks", []))
     else:
         from eth_account import Account
 
@@ -646,12 +660,14 @@ def _seal_child(argv: list[str]) -> int:
 
         client = ChainClient(rpc_url)
         contracts = LedgerContracts(client, load_deployment(Path(deployment_path)))
-        manager = EpochManager(engine, ledger, EpochFileStore(Path(out).parent), contracts,
+        store = EpochFileStore(Path(out).parent, **({"max_file_bytes": 10**15} if mode == "streaming" else sizes))
+        manager = EpochManager(engine, ledger, store, contracts,
                                operator=Account.from_key(operator_key), lock_path=Path(out).parent / "epochs.lock")
         row = manager.seal()
-        digest = row.data_hash
+        digest, log_root, rewards_root = row.data_hash, row.log_root, row.rewards_root
+        chunks = len(store.read(1).get("chunks", []))
     seconds = time.perf_counter() - start
-    print(f"{seconds} {peak_rss_mib()} {base} {digest}")
+    print(f"{seconds} {peak_rss_mib()} {base} {digest} {log_root} {rewards_root} {chunks}")
     return 0
 
 
@@ -670,43 +686,56 @@ def section_seal(args: argparse.Namespace, work: Path) -> None:
         del part
         progress(f"  {made:,} records appended")
     engine.dispose()
+    # The streaming seal writes its rows (the epoch, records.epoch): the chunked seal gets its own copy.
+    shutil.copyfile(work / "seal-ledger.sqlite", work / "seal-ledger-chunked.sqlite")
     node = start_anvil("--gas-limit", "100000000")
     try:
         artifacts = compile_contracts(ROOT, ROOT / "scripts" / "solc")
         client = ChainClient(node.url, error_abis=all_abis(artifacts))
         Deployer(client, operator, artifacts, work / "seal-deployment.json").run()
-        db_url = f"sqlite:///{work / 'seal-ledger.sqlite'}"
         results = {}
-        for mode in ("previous", "streaming"):
-            out = work / f"seal-{mode}" / "1.json"
-            out.parent.mkdir()
-            progress(f"  seal ({mode}) in a fresh process")
+        for mode, database, folder in (("previous", "seal-ledger", "seal-previous"),
+                                       ("streaming", "seal-ledger", "seal-streaming"),
+                                       ("chunked", "seal-ledger-chunked", "seal-chunked"),
+                                       ("verify", "seal-ledger-chunked", "seal-chunked")):
+            out = work / folder / "1.json"
+            out.parent.mkdir(exist_ok=True)
+            progress(f"  {mode} in a fresh process")
             done = subprocess.run(
-                [sys.executable, __file__, "--seal-child", mode, db_url, str(out), node.url,
-                 str(work / "seal-deployment.json"), "0x" + operator.key.hex()],
+                [sys.executable, __file__, "--seal-child", mode, f"sqlite:///{work / (database + '.sqlite')}", str(out),
+                 node.url, str(work / "seal-deployment.json"), "0x" + operator.key.hex(), str(args.seal_max_file_mb),
+                 str(args.seal_chunk_mb)],
                 capture_output=True, text=True, check=False)
             if done.returncode != 0:
-                raise RuntimeError(f"the {mode} seal failed:\n{done.stderr[-3000:]}")
-            seconds, peak, base, digest = done.stdout.split()[-4:]
-            results[mode] = (float(seconds), float(peak), float(base), digest, out)
+                raise RuntimeError(f"the {mode} run failed:\n{done.stderr[-3000:]}")
+            seconds, peak, base, digest, log_root, rewards_root, chunks = done.stdout.split()[-7:]
+            results[mode] = (float(seconds), float(peak), float(base), digest, out, log_root, rewards_root, int(chunks))
     finally:
         node.process.kill()
         node.process.wait(timeout=10)
     same = results["previous"][4].read_bytes() == results["streaming"][4].read_bytes()
+    chunk_dir = work / "seal-chunked" / "chunks"
+    chunk_sizes = sorted(path.stat().st_size for path in chunk_dir.iterdir()) if chunk_dir.is_dir() else [0]
     rows = []
     for mode, label in (("previous", "in-memory seal (before): range(), build_epoch_file, one write"),
-                        ("streaming", "streaming seal (now): EpochManager.seal()")):
-        seconds, peak, base, digest, out = results[mode]
+                        ("streaming", "streaming seal, one file: EpochManager.seal()"),
+                        ("chunked", f"streaming seal, chunked (≥ {args.seal_max_file_mb:g} MB split)"),
+                        ("verify", "verify the chunked epoch from its files (verify_epoch_files)")):
+        seconds, peak, base = results[mode][:3]
         rows.append((label, f"{seconds:.1f} s", f"{seconds / n * 1e6:.1f} µs", f"{peak:,.0f} MiB",
                      f"{peak - base:,.0f} MiB"))
     ratio = results["streaming"][0] / results["previous"][0]
+    roots_equal = len({results[m][5:7] for m in results}) == 1
     table(f"4. Sealing one epoch of {n:,} fee records over {k:,} accounts, each seal in a fresh process (SQLite)",
           ["seal", "time", "per record", "peak RSS", "peak above the opened ledger"], rows,
-          [f"records appended beforehand ({append_s:.0f} s, not timed here); each child opens the ledger (its "
-           "in-memory log of every leaf: the 'opened ledger' baseline), then seals",
-           f"files byte-identical: {'yes' if same else 'NO'}; data hashes {'equal' if results['previous'][3] == results['streaming'][3] else 'DIFFER'}; "
+          [f"records appended beforehand ({append_s:.0f} s, not timed here); each seal child opens the ledger (its "
+           "in-memory log of every leaf: the 'opened ledger' baseline), then seals; the verify child opens no ledger",
+           f"one-file seals byte-identical: {'yes' if same else 'NO'}; data hashes {'equal' if results['previous'][3] == results['streaming'][3] else 'DIFFER'}; "
            f"file {results['streaming'][4].stat().st_size / 1e6:,.0f} MB; streaming / in-memory time: {ratio:.2f}x",
-           "the streaming seal also writes its database rows (the epoch, 'records.epoch' for every record, the "
+           f"chunked: {results['chunked'][7]} chunks of {chunk_sizes[0] / 1e6:,.1f} to {chunk_sizes[-1] / 1e6:,.1f} MB and a "
+           f"{results['chunked'][4].stat().st_size / 1e6:,.1f} MB manifest; log and rewards roots of all four runs "
+           f"{'equal' if roots_equal else 'DIFFER'}; verify's data hash {'equals' if results['verify'][3] == results['chunked'][3] else 'DIFFERS from'} the seal's",
+           "the streaming seals also write their database rows (the epoch, 'records.epoch' for every record, the "
            "changed balances); the in-memory child writes none"])
 
 
@@ -733,6 +762,9 @@ def main() -> int:
                         help="records of the streaming-seal section (default 1,000,000)")
     parser.add_argument("--seal-accounts", type=int, default=100_000,
                         help="accounts of the streaming-seal section (default 100,000)")
+    parser.add_argument("--seal-max-file-mb", type=float, default=100.0,
+                        help="the chunked seal splits an epoch of this many MB of records (default 100, the node's)")
+    parser.add_argument("--seal-chunk-mb", type=float, default=32.0, help="MiB per chunk (default 32, the node's)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--tmp", default=None, help="directory for the temporary databases (default: the system temp dir)")
     args = parser.parse_args()
@@ -742,6 +774,7 @@ def main() -> int:
         args.log_size = min(args.log_size, 100_000)
         args.inclusion_samples, args.consistency_samples = min(args.inclusion_samples, 200), min(args.consistency_samples, 50)
         args.seal_records, args.seal_accounts = min(args.seal_records, 20_000), min(args.seal_accounts, 2_000)
+        args.seal_max_file_mb, args.seal_chunk_mb = min(args.seal_max_file_mb, 2.0), min(args.seal_chunk_mb, 1.0)
 
     sections = args.only or ["epoch", "append", "proofs", "seal"]
     started = time.perf_counter()

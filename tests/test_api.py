@@ -157,3 +157,73 @@ def test_claim_with_a_proof_from_the_node(api, accounts):
     assert result.returncode == 0, result.stderr
     assert "claimed" in result.stdout
     assert api["node"].contracts.claimed(accounts[2].address) > 0
+
+
+def test_a_large_epoch_is_published_as_chunks_that_verify_and_pay(anvil, accounts, artifacts, tmp_path):
+    """A node whose epochs split at 1 byte, in chunks of ~600 bytes: the seal writes content-addressed
+    chunks and a manifest, the API serves both, and proofs, claims' roots and verify work from them."""
+    import json
+
+    from loraledger.claims.earnings import account_earnings
+    from loraledger.claims.service import verify_with_chain
+    from loraledger.crypto.merkle.hashing import keccak256
+    from loraledger.epochs.file import data_hash
+
+    settings = deployed_settings(anvil, accounts[0], artifacts, tmp_path, admin_token=TOKEN,
+                                 epoch_file_max_bytes=1, epoch_chunk_bytes=600)
+    node = open_node(settings, operator=accounts[0])
+    url, server, thread = serve(create_app(settings, node=node))
+    try:
+        records = [fee(accounts, 10**15 * (i + 1), f"r{i}") for i in range(12)]
+        httpx.post(f"{url}/v1/records", json=records, headers=admin()).raise_for_status()
+        closed = httpx.post(f"{url}/v1/epochs/close", headers=admin(), timeout=120).json()
+        assert closed["sealed"]["status"] == "confirmed"
+
+        manifest = httpx.get(f"{url}/v1/epochs/1").json()
+        assert manifest["format"] == "loraledger-epoch-chunked-v1" and "records" not in manifest
+        assert len(manifest["chunks"]) >= 3 and sum(c["records"] for c in manifest["chunks"]) == 12
+        seen = []
+        for entry in manifest["chunks"]:
+            response = httpx.get(f"{url}/v1/epochs/1/chunks/{entry['hash']}")
+            assert response.status_code == 200 and "immutable" in response.headers["cache-control"]
+            assert "0x" + keccak256(response.content).hex() == entry["hash"] and len(response.content) == entry["bytes"]
+            seen += json.loads(response.content)["records"]
+        assert [r["seq"] for r in seen] == list(range(12)) and [r["ref"] for r in seen] == [f"r{i}" for i in range(12)]
+        # the chain holds the manifest's data hash and the count of the records in its chunks
+        posted = node.contracts.epoch(1)
+        assert posted.data_hash == data_hash(manifest)
+        assert posted.record_count == 12 and posted.log_size == 12
+
+        # only listed chunks, only well-formed hashes
+        other = "0x" + "ab" * 32
+        assert httpx.get(f"{url}/v1/epochs/1/chunks/{other}").status_code == 404
+        assert httpx.get(f"{url}/v1/epochs/1/chunks/..%2F1.json").status_code in (400, 404)
+        bad = httpx.get(f"{url}/v1/epochs/1/chunks/0x1234")
+        assert bad.status_code == 400 and "64 hex digits" in bad.json()["message"]
+        assert httpx.get(f"{url}/v1/epochs/2/chunks/{manifest['chunks'][0]['hash']}").status_code == 404
+
+        reward = httpx.get(f"{url}/v1/rewards/{accounts[1].address}").json()
+        assert StandardMerkleTree.verify(node.contracts.merkle_root(), REWARD_LEAF_ENCODING,
+                                         [reward["account"], int(reward["cumulativeAmount"])], reward["proof"])
+        report = verify_with_chain(node.store.read_all(), node.contracts, node.store.read_chunk)
+        assert report.ok, report.problems
+        page = httpx.get(f"{url}/dashboard/epochs/1")
+        assert page.status_code == 200 and "12 fee" in page.text
+        earnings = account_earnings([manifest], accounts[1].address, node.store.read_chunk)
+        assert [group.fees for group in earnings.by_model] == [12] and earnings.tree_amount == int(reward["cumulativeAmount"])
+        assert httpx.get(f"{url}/dashboard/contributors/{accounts[1].address}").status_code == 200
+
+        cli = [sys.executable, "-m", "loraledger", "verify", "--epochs", str(node.store.directory), "--rpc-url", anvil.url]
+        verified = subprocess.run(cli, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert verified.returncode == 0 and "verified 1 epoch" in verified.stdout, verified.stderr
+
+        # a chunk changed on disk is named by verify
+        chunk = node.store.chunk_path(manifest["chunks"][1]["hash"])
+        chunk.write_bytes(chunk.read_bytes()[:-2] + b" ]}")
+        report = verify_with_chain(node.store.read_all(), node.contracts, node.store.read_chunk)
+        assert any("chunks[1]" in p and "hash to" in p for p in report.problems), report.problems
+        refused = subprocess.run(cli, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert refused.returncode == 1 and "MISMATCH epoch 1: chunks[1]" in refused.stderr, refused.stderr
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

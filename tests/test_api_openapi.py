@@ -84,7 +84,7 @@ def test_every_operation_conforms_to_the_openapi_document(live_node):
         except Exception as exc:  # noqa: BLE001 - collected, then reported all at once
             failures[f"{operation.method.upper()} {operation.path}"] = f"{type(exc).__name__}: {exc}"[:3000]
     print(f"schemathesis: {len(operations)} operations, {examples} examples, statuses {dict(sorted(statuses.items()))}")
-    assert len(operations) == 40  # 29 of the node, 7 OpenAI-compatible, inference and attribute routes, GET /metrics, 2 probes, payers
+    assert len(operations) == 41  # 30 of the node (epoch chunks included), 7 OpenAI-compatible, inference and attribute routes, GET /metrics, 2 probes, payers
     assert 201 in statuses, "no write went through: the examples in the document should"
     assert not failures, "\n\n".join(f"{name}\n{text}" for name, text in failures.items())
 

@@ -181,3 +181,117 @@ def test_a_streamed_epoch_is_byte_identical_to_the_built_one():
                                  previous=EpochLink.of(first), fee_split=SPLIT, previous_balances=balances)
     with pytest.raises(InputError, match="has seq 2, expected 1"):
         list(out_of_order.pieces([(r.kind, canonical_json(r)) for r in records[1:]]))
+
+
+# ---- chunked epochs ----------------------------------------------------------------------------
+
+
+def _second_epoch_records():
+    from loraledger.records.kinds import PriceRecord
+
+    fee = FeeRecord(seq=2, timestamp=8, payer=B, fee=1000, weights={A: 2, C: 1}, developer=B, operator=C)
+    price = PriceRecord(seq=3, timestamp=9, model="模型", input_per_1k=1, output_per_1k=2, set_by=A)
+    return [*grants(1, [(B, 4)], "sha256:x"), fee, price, *grants(4, [(C, 5), (A, 6), (B, 7)], "sha256:two")]
+
+
+def chunked_pair(max_bytes: int = 300):
+    """Epoch 1 inline, then epoch 2 both ways: built inline and streamed as chunks (max_bytes each)."""
+    from loraledger.epochs.file import StreamedEpoch
+    from loraledger.records.kinds import canonical_json
+
+    log = MerkleLog()
+    first, balances = seal(1, log, grants(0, [(A, 10**18)], "sha256:one"), None, {})
+    records = _second_epoch_records()
+    built, _ = seal(2, log, records, first, balances)
+    stream = StreamedEpoch(epoch=2, chain_id=31337, ledger=LEDGER, distributor=DIST, log_size=log.size,
+                           record_count=len(records), log_root=log.root(), consistency_proof=log.consistency_proof(1).path,
+                           previous=EpochLink.of(first), fee_split=SPLIT, previous_balances=balances)
+    chunks = {chunk.hash: chunk for chunk in stream.chunks(((r.kind, canonical_json(r)) for r in records), max_bytes)}
+    return first, built, stream, chunks
+
+
+def test_a_chunked_epoch_holds_the_same_records_and_roots_and_verifies_from_its_chunks():
+    import json
+
+    from loraledger.crypto.canonical import canonicalize
+    from loraledger.crypto.merkle.hashing import keccak256
+    from loraledger.epochs.file import CHUNKED_FORMAT, epoch_records, record_count
+
+    first, built, stream, chunks = chunked_pair()
+    manifest = stream.file
+    file_bytes, canonical = stream.manifest_bytes()
+    assert json.loads(file_bytes) == manifest and file_bytes.endswith(b"\n")
+    assert canonical == canonicalize(manifest) and "0x" + keccak256(canonical).hex() == data_hash(manifest)
+    assert manifest["format"] == CHUNKED_FORMAT and "records" not in manifest
+    assert len(manifest["chunks"]) == len(chunks) >= 3
+    # every chunk is named by its bytes' hash, in seq order, and the manifest (so the data hash) lists each hash
+    assert [entry["hash"] for entry in manifest["chunks"]] == list(chunks)
+    assert all(entry["bytes"] == len(chunks[entry["hash"]].data) for entry in manifest["chunks"])
+    assert [entry["firstSeq"] for entry in manifest["chunks"]][0] == 1 and record_count(manifest) == 6
+    # the same records, log, rewards and previous link as the inline epoch: only the layout differs
+    assert list(epoch_records(manifest, lambda h: chunks[h].data)) == built["records"]
+    for key in ("log", "rewards", "previous", "feeSplit", "contracts", "chainId", "epoch"):
+        assert manifest[key] == built[key], key
+
+    inline = verify_epoch_files([first, built])
+    split = verify_epoch_files([first, manifest], lambda h: chunks[h].data)
+    assert [c.problems for c in split] == [[], []]
+    assert [(c.log_root, c.rewards_root, c.epoch_total, c.record_count) for c in split] == \
+        [(c.log_root, c.rewards_root, c.epoch_total, c.record_count) for c in inline]
+    assert split[1].data_hash == data_hash(manifest) != inline[1].data_hash
+
+
+def _tamper_chunk_bytes(manifest, chunks):
+    entry = manifest["chunks"][1]
+    data = chunks[entry["hash"]].data
+    return {**{h: c.data for h, c in chunks.items()}, entry["hash"]: data[:-2] + b" ]}"}  # same JSON, other bytes
+
+
+CHUNK_TAMPERS = {
+    # a chunk's bytes changed under its name
+    "chunk bytes": (lambda m, c: _tamper_chunk_bytes(m, c), "chunks[1]", "hash to"),
+    # a chunk missing from the store
+    "chunk missing": (lambda m, c: {h: x.data for h, x in list(c.items())[:-1]}, "chunks[", "no chunk"),
+    # the manifest lists two chunks swapped: each hashes right but sits in the wrong place
+    "chunks swapped": (lambda m, c: m["chunks"].__setitem__(slice(0, 2), m["chunks"][1::-1]), "chunks[0]", "index"),
+    # the manifest's count for a chunk is wrong
+    "chunk count": (lambda m, c: m["chunks"][0].__setitem__("records", 99), "chunks[0]", "manifest says 99"),
+    # a chunk's hash replaced by another well-formed one
+    "chunk hash": (lambda m, c: m["chunks"][0].__setitem__("hash", "0x" + "ab" * 32), "chunks[0]", "no chunk"),
+}
+
+
+@pytest.mark.parametrize("name", list(CHUNK_TAMPERS))
+def test_a_chunk_that_is_missing_or_does_not_match_its_manifest_is_named(name):
+    from loraledger.errors import NotFoundError
+
+    first, _, stream, chunks = chunked_pair()
+    manifest = copy.deepcopy(stream.file)
+    tamper, where, what = CHUNK_TAMPERS[name]
+    store = tamper(manifest, chunks) or {h: c.data for h, c in chunks.items()}
+
+    def read_chunk(chunk_hash: str) -> bytes:
+        if chunk_hash not in store:
+            raise NotFoundError(f"no chunk {chunk_hash}")
+        return store[chunk_hash]
+
+    problems = verify_epoch_files([first, manifest], read_chunk)[1].problems
+    assert any(where in p and what in p for p in problems), problems
+    assert any("log." in p or "rewards." in p for p in problems), problems  # the records it lost show as well
+
+
+def test_a_chunked_epoch_without_a_chunk_reader_or_with_the_wrong_format_is_a_problem():
+    first, _, stream, _ = chunked_pair()
+    assert any("no chunk store" in p for p in verify_epoch_files([first, stream.file])[1].problems)
+    odd = {**stream.file, "format": "loraledger-epoch-v9"}
+    assert any(p.startswith("format:") for p in verify_epoch_files([first, odd])[1].problems)
+
+
+def test_chunks_close_at_the_size_given_and_one_chunk_holds_a_small_epoch():
+    first, built, stream, chunks = chunked_pair(max_bytes=1)
+    assert [c.records for c in chunks.values()] == [1] * 6  # every record past 1 byte closes its chunk
+    _, _, whole, one = chunked_pair(max_bytes=10**9)
+    assert len(one) == 1 and whole.file["chunks"][0]["records"] == 6
+    assert whole.file["rewards"] == built["rewards"]
+    with pytest.raises(InputError, match="chunk size must be positive"):
+        chunked_pair(max_bytes=0)

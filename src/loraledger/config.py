@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     #: Close an epoch every ``epoch_seconds`` or ``epoch_records`` records, whichever first.
     epoch_seconds: float = Field(default=3600.0, gt=0)
     epoch_records: int = Field(default=10_000, ge=1)
+    #: An epoch whose records take this many bytes (canonical JSON) or more is published as
+    #: content-addressed chunks of ``epoch_chunk_bytes`` listed in a manifest, not as one file.
+    epoch_file_max_bytes: int = Field(default=100_000_000, ge=1)
+    #: Bytes of records per chunk of such an epoch (a chunk closes at the first record past it).
+    epoch_chunk_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
     #: Bearer token for admin API endpoints (appending records, closing epochs). Unset: those endpoints are off.
     admin_token: SecretStr | None = None
     #: Where `loraledger node run` listens.

@@ -160,9 +160,11 @@ class LedgerContracts:
         """Fund and post one epoch file in one go (approve if needed, then post); returns the receipt."""
         epoch = int(epoch_file["epoch"])
         total = int(epoch_file["rewards"]["total"])
+        # Inline records, or a chunked epoch's manifest (epochs.file) listing each chunk's count.
+        count = len(epoch_file["records"]) if "records" in epoch_file else sum(c["records"] for c in epoch_file["chunks"])
         self.ensure_allowance(operator, total, what=f"epoch {epoch}")
         call = self.post_epoch_call(epoch, int(epoch_file["log"]["size"]), epoch_file["log"]["root"],
-                                    epoch_file["rewards"]["root"], total, len(epoch_file["records"]), data_uri, data_hash)
+                                    epoch_file["rewards"]["root"], total, count, data_uri, data_hash)
         return self.client.transact(operator, call, what=f"post epoch {epoch}")
 
     def claim(self, sender: LocalAccount, account: str, cumulative_amount: int, proof: list[str]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..epochs.file import ChunkReader, epoch_records
 from ..errors import InputError
 from ..records.fields import parse_address
 from ..records.kinds import FeeRecord, InferenceRecord, RewardGrantRecord, record_from_dict
@@ -77,11 +78,13 @@ def _tree_amount(epoch_file: Mapping[str, Any], account: str) -> int:
     return 0
 
 
-def account_earnings(epoch_files: Iterable[Mapping[str, Any]], account: str) -> Earnings:
+def account_earnings(epoch_files: Iterable[Mapping[str, Any]], account: str,
+                     read_chunk: ChunkReader | None = None) -> Earnings:
     """``account``'s earnings in ``epoch_files`` (in epoch order), grouped by model: module docstring.
+    A chunked epoch's records are read through ``read_chunk``, a chunk at a time.
 
-    ``InputError`` for an address that is not one, and for a file whose records or fee split do
-    not parse."""
+    ``InputError`` for an address that is not one, and for a file whose records, chunks or fee
+    split do not parse."""
     account = parse_address(account)
     answered: dict[str, tuple[str, str | None]] = {}  # request id → (model, adapter hash)
     groups: dict[tuple[str | None, str | None], dict[str, Any]] = {}
@@ -94,7 +97,7 @@ def account_earnings(epoch_files: Iterable[Mapping[str, Any]], account: str) -> 
             split = FeeSplit.from_json(epoch_file.get("feeSplit"))
         except InputError as exc:
             raise InputError(f"epoch {number}: {exc}") from None
-        for data in epoch_file.get("records", []):
+        for data in epoch_records(epoch_file, read_chunk):
             kind = data.get("kind") if isinstance(data, Mapping) else None
             if kind not in ("inference", "fee", "reward_grant"):
                 continue  # other kinds earn nothing: no need to parse them

@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 
 from ..chain.contracts import LedgerContracts
 from ..crypto.merkle import StandardMerkleTree
-from ..epochs.file import verify_epoch_files
+from ..epochs.file import ChunkReader, verify_epoch_files
 from ..epochs.machine import EpochManager
 from ..epochs.store import EpochFileStore
 from ..epochs.tables import EpochRow
@@ -185,10 +185,12 @@ class VerifyReport:
         return not self.problems
 
 
-def verify_with_chain(files: list[dict[str, Any]], contracts: LedgerContracts) -> VerifyReport:
-    """Recompute every epoch from ``files`` and compare with the chain, field by field."""
+def verify_with_chain(files: Iterable[dict[str, Any]], contracts: LedgerContracts,
+                      read_chunk: ChunkReader | None = None) -> VerifyReport:
+    """Recompute every epoch from ``files`` (and the chunks ``read_chunk`` reads, for chunked
+    epochs) and compare with the chain, field by field."""
     problems: list[str] = []
-    checks = verify_epoch_files(files)
+    checks = verify_epoch_files(files, read_chunk)
     for check in checks:
         problems.extend(f"epoch {check.epoch}: {p}" for p in check.problems)
     on_chain_epoch = contracts.current_epoch()
@@ -214,14 +216,14 @@ def verify_with_chain(files: list[dict[str, Any]], contracts: LedgerContracts) -
         if contracts.distributor_epoch() != on_chain_epoch:
             problems.append(f"distributor: epoch {contracts.distributor_epoch()} differs from the ledger's {on_chain_epoch}")
     blocks = contracts.epoch_post_blocks()
-    for check, epoch_file in zip(checks[:on_chain_epoch], files):
+    for check in checks[:on_chain_epoch]:
         block = blocks.get(check.epoch)
         if block is None:
             problems.append(f"epoch {check.epoch}: no EpochPosted event on chain")
             continue
         in_force = dict(zip(("contributorsBps", "developerBps", "operatorBps"), contracts.fee_split(block)))
-        if epoch_file.get("feeSplit") != in_force:
-            problems.append(f"epoch {check.epoch}: feeSplit {epoch_file.get('feeSplit')} is not the split on chain {in_force}")
+        if check.fee_split != in_force:
+            problems.append(f"epoch {check.epoch}: feeSplit {check.fee_split} is not the split on chain {in_force}")
     total_funded = contracts.total_funded()
     if total_funded != funded:
         problems.append(f"chain: totalFunded is {total_funded}, the sum of posted epoch totals is {funded}")

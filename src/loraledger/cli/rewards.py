@@ -146,7 +146,7 @@ def verify(
     if files[0].get("chainId") != client.chain_id:
         raise ChainError(f"the epoch files are for chain {files[0].get('chainId')}, the RPC serves chain {client.chain_id}")
     contracts = LedgerContracts.from_ledger_address(client, files[0]["contracts"]["ledger"])
-    report = verify_with_chain(files, contracts)
+    report = verify_with_chain(files, contracts, store.read_chunk)
     if as_json:
         _echo_json({"ok": report.ok, "epochs": report.epochs, "problems": report.problems})
     elif report.ok:

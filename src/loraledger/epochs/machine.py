@@ -3,7 +3,9 @@
 * **seal** fixes the epoch's records (everything appended since the previous epoch), the
   log size and root, the cumulative reward tree and ``epochs/<n>.json``, in one database
   transaction under the write lock; the file is written before the commit and replaced if
-  a crash left it without a database row.
+  a crash left it without a database row. Records stream from the database, so memory is
+  bounded by the accounts; an epoch too large for one file is written as content-addressed
+  chunks and a manifest listing them (``epochs.file``).
 * **submit** signs the ``postEpoch`` transaction, *stores* it, then broadcasts it. After a
   crash the stored transaction is re-broadcast (same nonce, same hash) unless the chain
   already has the epoch, or its nonce was taken by another transaction (then a new one is
@@ -268,15 +270,24 @@ class EpochManager:
                 previous_balances=previous_balances,
             )
             hasher = keccak.new(digest_bits=256)
+            bodies = ((kind, body) for _, kind, body in self.records.bodies(start, end))
 
             def file_pieces() -> Iterator[bytes]:
-                for piece, canonical in stream.pieces((kind, body) for _, kind, body in self.records.bodies(start, end)):
+                for piece, canonical in stream.pieces(bodies):
                     hasher.update(canonical)
                     yield piece
 
             try:
                 # No database row exists for this epoch: a file left by a crashed seal is not authoritative.
-                self.store.write_stream(number, file_pieces())
+                if self.store.splits(self.records.body_length(start, end)):
+                    # Too large to publish whole: content-addressed chunks, then the manifest naming them.
+                    for chunk in stream.chunks(bodies, self.store.chunk_bytes):
+                        self.store.write_chunk(chunk)
+                    manifest, canonical = stream.manifest_bytes()
+                    hasher.update(canonical)
+                    self.store.write_stream(number, (manifest,))
+                else:
+                    self.store.write_stream(number, file_pieces())
             except NothingToPay:
                 # Nothing has earned anything yet (only datanet, price or deposit records, say): an
                 # epoch needs a reward tree, so these records wait for the first epoch that pays.

@@ -1,28 +1,81 @@
-"""Epoch files on disk: ``<dir>/<n>.json``, the public record of each sealed epoch.
+"""Epoch files on disk: ``<dir>/<n>.json``, the public record of each sealed epoch, and
+``<dir>/chunks/<keccak256 hex>.json``, the content-addressed chunks of epochs too large to
+publish as one file (``epochs.file``: a chunked epoch's ``<n>.json`` is its manifest).
 
 Files are written atomically and never rewritten with other content once their epoch is
-sealed in the database: a sealed epoch is final.
+sealed in the database: a sealed epoch is final. Chunks are written before their manifest; a
+chunk left by a seal that crashed is the same bytes under the same name when the seal runs again.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import LedgerError, NotFoundError
-from ..fsutil import atomic_write_json, atomic_write_stream
+from ..crypto.merkle.hashing import keccak256
+from ..errors import InputError, LedgerError, NotFoundError
+from ..fsutil import atomic_write_bytes, atomic_write_json, atomic_write_stream
+from .file import CHUNK_HASH, EpochChunk, epoch_records
 
 _EPOCH_FILE = re.compile(r"^(\d+)\.json$")
+#: An epoch whose records' canonical JSON reaches this many bytes is written in chunks.
+DEFAULT_MAX_FILE_BYTES = 100_000_000
+#: Records per chunk, in bytes of canonical JSON (a chunk closes at the first record past it).
+DEFAULT_CHUNK_BYTES = 32 * 1024 * 1024
 
 
 class EpochFileStore:
-    """A directory of epoch files, numbered from 1 without gaps."""
+    """A directory of epoch files, numbered from 1 without gaps; epochs of ``max_file_bytes`` of
+    records or more are split into chunks of about ``chunk_bytes``."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                 chunk_bytes: int = DEFAULT_CHUNK_BYTES):
+        if max_file_bytes <= 0 or chunk_bytes <= 0:
+            raise InputError(f"epoch file sizes must be positive, got {max_file_bytes} and {chunk_bytes}")
         self.directory = directory
+        self.max_file_bytes = max_file_bytes
+        self.chunk_bytes = chunk_bytes
+
+    def splits(self, record_bytes: int) -> bool:
+        """Whether an epoch with ``record_bytes`` of records is written as chunks and a manifest."""
+        return record_bytes >= self.max_file_bytes
+
+    def chunk_path(self, chunk_hash: str) -> Path:
+        """Where the chunk with ``chunk_hash`` lives; only a well-formed hash names a path."""
+        if not isinstance(chunk_hash, str) or not CHUNK_HASH.fullmatch(chunk_hash):
+            raise InputError(f"a chunk hash is 0x followed by 64 lowercase hex digits, got {str(chunk_hash)[:80]!r}")
+        return self.directory / "chunks" / f"{chunk_hash[2:]}.json"
+
+    def read_chunk(self, chunk_hash: str) -> bytes:
+        """The bytes of chunk ``chunk_hash`` (checked against the hash by :func:`epoch_records`)."""
+        path = self.chunk_path(chunk_hash)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(f"no chunk {chunk_hash}: {path} does not exist") from None
+        except OSError as exc:
+            raise LedgerError(f"chunk file {path} is unreadable ({type(exc).__name__})") from None
+
+    def write_chunk(self, chunk: EpochChunk) -> Path:
+        """Write ``chunk`` under its hash, atomically; a file already there with those bytes is kept."""
+        path = self.chunk_path(chunk.hash)
+        try:
+            if keccak256(path.read_bytes()) == bytes.fromhex(chunk.hash[2:]):
+                return path
+        except OSError:
+            pass
+        atomic_write_bytes(path, chunk.data)
+        return path
+
+    def records(self, epoch: int) -> Iterator[Any]:
+        """Epoch ``epoch``'s records as JSON values, in order, inline or from its checked chunks."""
+        try:
+            yield from epoch_records(self.read(epoch), self.read_chunk)
+        except InputError as exc:
+            raise LedgerError(f"epoch {epoch}: {exc}") from None
 
     def path(self, epoch: int) -> Path:
         return self.directory / f"{epoch}.json"

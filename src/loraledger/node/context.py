@@ -141,7 +141,8 @@ class NodeContext:
 def open_node(settings: Settings, *, operator: LocalAccount | None = None) -> NodeContext:
     contracts = ledger_contracts(settings)
     engine, records = open_records(settings)
-    store = EpochFileStore(settings.epochs_dir)
+    store = EpochFileStore(settings.epochs_dir, max_file_bytes=settings.epoch_file_max_bytes,
+                           chunk_bytes=settings.epoch_chunk_bytes)
     vault = None
     if "PaymentVault" in contracts.deployment.contracts:
         vault = PaymentVaultContract(contracts.client, contracts.deployment.address("PaymentVault"), contracts.token)

@@ -651,12 +651,24 @@ class RecordLedger:
             for (seq, kind, stored_hash, body_text), logged in zip(rows, leaves, strict=True):
                 yield seq, kind, _checked_body(seq, stored_hash, body_text, logged)
 
-    def kind_counts(self) -> dict[str, int]:
-        """How many records of each kind the log holds (as of a :meth:`sync` now), kinds sorted."""
+    def body_length(self, start: int, end: int) -> int:
+        """Characters of canonical JSON in the records ``start <= seq < end`` (bytes, for the ASCII
+        most records are): how large an epoch file of them would be, without reading them."""
+        start, end = _require_seq(start, "start"), _require_seq(end, "end")
+        with read_scope(self.engine, what="cannot measure records") as conn:
+            total = conn.execute(select(func.sum(func.length(_records.c.body)))
+                                 .where(_records.c.seq >= start, _records.c.seq < end)).scalar()
+        return int(total or 0)
+
+    def kind_counts(self, start: int = 0, end: int | None = None) -> dict[str, int]:
+        """How many records of each kind the log holds (as of a :meth:`sync` now), or its records
+        ``start <= seq < end``; kinds sorted."""
         size = self.sync()
+        end = size if end is None else min(_require_seq(end, "end"), size)
         with read_scope(self.engine, what="cannot count records") as conn:
             rows = conn.execute(
-                select(_records.c.kind, func.count()).where(_records.c.seq < size).group_by(_records.c.kind)
+                select(_records.c.kind, func.count()).where(_records.c.seq >= _require_seq(start, "start"),
+                                                             _records.c.seq < end).group_by(_records.c.kind)
             ).all()
         return {kind: int(count) for kind, count in sorted(rows)}
 

@@ -292,7 +292,7 @@ def epoch(request: Request, node: Node, number: str) -> HTMLResponse:
     if row is None:
         raise NotFoundError(f"epoch {wanted} is not sealed on this node")
     epoch_file = node.store.read(wanted)
-    kinds = Counter(record.get("kind", "?") for record in epoch_file.get("records", []))
+    kinds = node.records.kind_counts(row.start_seq, row.end_seq)  # the database's index, not the file's records
     accounts = sorted(((entry["value"][0], int(entry["value"][1])) for entry in epoch_file["rewards"]["tree"]["values"]),
                       key=lambda item: (-item[1], item[0]))
     onchain = chain_problem = None
@@ -306,7 +306,7 @@ def epoch(request: Request, node: Node, number: str) -> HTMLResponse:
                        ("data hash", row.data_hash, posted.data_hash)]
     except ChainError as exc:
         chain_problem = exc.message
-    return render(request, "epoch.html", title=f"Epoch {wanted}", epoch=row, file=epoch_file, kinds=sorted(kinds.items()),
+    return render(request, "epoch.html", title=f"Epoch {wanted}", epoch=row, file=epoch_file, kinds=list(kinds.items()),
                   accounts=accounts[:500], more_accounts=max(0, len(accounts) - 500),
                   tx=post_tx_hashes(node.engine).get(wanted), onchain=onchain, chain_problem=chain_problem)
 
@@ -344,7 +344,7 @@ def _claim_figures(node: NodeContext, account: str) -> dict[str, Any]:
 def contributor(request: Request, node: Node, address: str) -> HTMLResponse:
     account = _address(address)
     confirmed = [row.number for row in node.manager.epochs() if row.status == EpochStatus.CONFIRMED]
-    earnings = account_earnings((node.store.read(number) for number in confirmed), account)
+    earnings = account_earnings((node.store.read(number) for number in confirmed), account, node.store.read_chunk)
     names = {row.id: row.name for row in node.datanets.all()}
     rows = [{"datanet": datanet_id, "name": names.get(datanet_id, "?"), **counts}
             for datanet_id, counts in node.datanets.rows_of(account).items()]

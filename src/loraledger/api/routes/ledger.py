@@ -4,7 +4,9 @@ Routes
 ------
 * ``GET /v1/health``: ``ok`` or ``degraded`` (with the failing parts), chain id, ledger
   address, log size, latest epoch.
-* ``GET /v1/epochs``, ``GET /v1/epochs/{number}`` (the epoch file).
+* ``GET /v1/epochs``, ``GET /v1/epochs/{number}`` (the epoch file, or a chunked epoch's
+  manifest), ``GET /v1/epochs/{number}/chunks/{hash}`` (one of a chunked epoch's chunks: its
+  exact bytes, which hash to ``hash``; immutable, so cacheable for ever).
 * ``GET /v1/rewards/{address}``: the reward proof against the distributor's current root.
 * ``GET /v1/log``, ``GET /v1/log/consistency?first=&second=``: log state and consistency proofs.
 * ``GET /v1/records/{hash}?size=``: a record and its inclusion proof.
@@ -19,7 +21,7 @@ import re
 import threading
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ...claims.service import reward_proof
 from ...epochs.machine import describe
@@ -82,6 +84,30 @@ def epoch_file(node: Node, number: CanonicalInt) -> dict[str, Any]:
     if all(row.number != number for row in node.manager.epochs()):
         raise NotFoundError(f"epoch {number} is not sealed")
     return node.store.read(number)
+
+
+@router.get("/epochs/{number}/chunks/{chunk_hash}", response_class=Response, responses={
+    200: {"content": {"application/json": {"schema": {"type": "object"}}},
+          "description": "the chunk's bytes (RFC 8785 JSON), whose keccak256 is the hash"},
+    **errors(400, 404, 409, 422, 503)})
+def epoch_chunk(node: Node, number: CanonicalInt, chunk_hash: str) -> Response:
+    """One chunk of a chunked epoch, exactly as its manifest's hash covers it. Only a chunk the
+    epoch's manifest lists is served."""
+    if number < 1:
+        raise InputError(f"epoch numbers start at 1, got {number}")
+    if not _HASH.fullmatch(chunk_hash):
+        raise InputError(f"chunk hash must be 0x followed by 64 hex digits, got {chunk_hash[:80]!r}")
+    if all(row.number != number for row in node.manager.epochs()):
+        raise NotFoundError(f"epoch {number} is not sealed")
+    chunk_hash = chunk_hash.lower()
+    if not node.store.chunk_path(chunk_hash).is_file():  # before reading a manifest (or a large epoch file)
+        raise NotFoundError(f"epoch {number} has no chunk {chunk_hash}")
+    listed = node.store.read(number).get("chunks") or []
+    if all(entry.get("hash") != chunk_hash for entry in listed):
+        raise NotFoundError(f"epoch {number} has no chunk {chunk_hash}"
+                            + ("" if listed else ": its records are in the epoch file itself"))
+    return Response(node.store.read_chunk(chunk_hash), media_type="application/json",
+                    headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
 
 @router.get("/rewards/{address}", responses=errors(400, 404, 409, 502, 503))
