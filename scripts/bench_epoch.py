@@ -652,7 +652,6 @@ def _seal_child(argv: list[str]) -> int:
         if check.problems:
             raise SystemExit(f"verify found problems: {check.problems[:3]}")
         digest, log_root, rewards_root = check.data_hash, check.log_root, check.rewards_root
-        chunks = len(store.read(1).get("chunks", []))
     else:
         from eth_account import Account
 
@@ -665,9 +664,10 @@ def _seal_child(argv: list[str]) -> int:
                                operator=Account.from_key(operator_key), lock_path=Path(out).parent / "epochs.lock")
         row = manager.seal()
         digest, log_root, rewards_root = row.data_hash, row.log_root, row.rewards_root
-        chunks = len(store.read(1).get("chunks", []))
-    seconds = time.perf_counter() - start
-    print(f"{seconds} {peak_rss_mib()} {base} {digest} {log_root} {rewards_root} {chunks}")
+    seconds, peak = time.perf_counter() - start, peak_rss_mib()
+    if mode in ("chunked", "verify"):  # after the peak is taken: the one-file epoch is not read back
+        chunks = len(EpochFileStore(Path(out).parent).read(1)["chunks"])
+    print(f"{seconds} {peak} {base} {digest} {log_root} {rewards_root} {chunks}")
     return 0
 
 

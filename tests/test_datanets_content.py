@@ -220,3 +220,43 @@ def test_deeply_nested_rows_are_refused_before_parsing():
     deep = ("[" * 10_000 + "]" * 10_000 + "\n").encode()  # within the row size limit
     with pytest.raises(InputError, match="row 1: nested deeper than 64 levels"):
         parse_rows(deep, "text")
+
+
+def _reference_normalise(text: str) -> str:
+    """normalise_text as specified: NFC of the case-folded NFD form, regex whitespace runs to one space."""
+    import re
+    import unicodedata
+
+    folded = unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).casefold())
+    return re.sub(r"\s+", " ", folded).strip()
+
+
+def test_normalise_text_splits_on_exactly_the_regex_whitespace_at_every_code_point():
+    """normalise_text collapses whitespace with str.split(): the same characters as the regex \\s, checked
+    for every code point (one differing character would change row hashes)."""
+    import re
+
+    space = re.compile(r"\s")
+    differing = [hex(cp) for cp in range(0x110000) if bool(space.fullmatch(chr(cp))) != chr(cp).isspace()]
+    assert differing == []
+    for cp in (0x20, 0x85, 0xA0, 0x1680, 0x2000, 0x2028, 0x3000, 0x1C, 0x1F, 0x200B, 0xFEFF, 0x180E):
+        text = f"A{chr(cp)}{chr(cp)}b "
+        assert normalise_text(text) == _reference_normalise(text), hex(cp)
+
+
+@given(st.text(alphabet=st.one_of(st.characters(blacklist_categories=("Cs",)),
+                                  st.sampled_from(" \t\n\r\x0b\x0c\x1c\x85\xa0\u2028\u3000ÅåİßΣς\ufb01")), max_size=60))
+def test_normalise_text_equals_the_reference(text):
+    assert normalise_text(text) == _reference_normalise(text)
+
+
+@given(_rows)
+def test_row_hash_and_text_are_row_hash_and_row_text(row):
+    from loraledger.datanets.content import row_hash_and_text
+
+    if "messages" in row:
+        parts = [message["content"] for message in row["messages"]]
+    else:
+        parts = [row[key] for key in ("text", "prompt", "completion") if key in row]
+    reference_text = " ".join(part for part in (_reference_normalise(p) for p in parts) if part)
+    assert row_hash_and_text(row) == (row_hash(row), row_text(row)) == (row_hash(row), reference_text)

@@ -6,6 +6,8 @@ import random
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loraledger.datanets.content import parse_rows, row_hash, row_text
 from loraledger.datanets.dedup import Deduplicator, Duplicate
@@ -143,3 +145,42 @@ def test_5000_rows_reasonable_time():
     print(f"5,000 rows checked and added in {elapsed:.2f}s")
     assert len(dedup) == 5000
     assert elapsed < 30
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 40), max_size=60), st.lists(st.integers(0, 40), max_size=60))
+def test_a_level_absorbs_a_run_as_a_stable_sort_of_both_would(first, second):
+    """_Level.absorb (binary search and fill, no sort) equals a stable sort of the level then the run:
+    equal keys keep the level's slots before the run's."""
+    import numpy as np
+
+    from loraledger.datanets.dedup import _Level
+
+    level = _Level()
+    runs = [(np.sort(np.array(values, np.uint64)), np.arange(len(values), dtype=np.int32) + offset)
+            for values, offset in ((first, 0), (second, 1000))]
+    for keys, slots in runs:
+        level.absorb(keys, slots)
+    all_keys = np.concatenate([runs[0][0], runs[1][0]])
+    order = np.argsort(all_keys, kind="stable")
+    assert level.keys.tolist() == all_keys[order].tolist()
+    assert level.slots.tolist() == np.concatenate([runs[0][1], runs[1][1]])[order].tolist()
+
+
+def test_candidates_are_found_across_every_level_of_the_band_index(monkeypatch):
+    """With tiny levels, thousands of rows go through every merge; each row's candidates are exactly
+    the rows that share a band key with it (brute force)."""
+    import numpy as np
+
+    from loraledger.datanets import dedup
+
+    monkeypatch.setattr(dedup, "LEVEL_ROWS", (4, 16, 64, 256))
+    index = dedup._BandIndex(bands=3)
+    rng = np.random.default_rng(7)
+    keys = rng.integers(0, 300, size=(2000, 3)).astype(np.uint64)  # small key space: many shared keys
+    for start in range(0, 2000, 37):
+        index.add(keys[start:start + 37], np.arange(start, min(start + 37, 2000)))
+    assert len(index._levels[-1]) > 0  # the last level was reached
+    queries = rng.integers(0, 300, size=(50, 3)).astype(np.uint64)
+    for query, found in zip(queries, index.candidates(queries), strict=True):
+        assert found == {row for row in range(2000) if set(keys[row].tolist()) & set(query.tolist())}

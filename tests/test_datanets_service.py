@@ -178,3 +178,29 @@ def test_export_reads_with_hugging_face_datasets(service, accounts, tmp_path, mo
     assert set(loaded.column_names) == {"messages", "row_hash", "contributor"}
     assert loaded[0]["messages"][0]["role"] == "user"
     assert json.loads(manifest_path.read_text())["rowCount"] == 5
+
+
+def test_a_spent_nonce_is_refused_by_the_write_itself_on_both_databases(anvil, artifacts, accounts, tmp_path, db_url):
+    """The nonce is checked by its insert (no read first): a batch whose rows were rejected passes the
+    duplicate checks, so only the key on (contributor, nonce) refuses its replay; nothing is written."""
+    client = ChainClient(anvil.url, error_abis=all_packaged_abis())
+    deployment = Deployer(client, accounts[0], artifacts, tmp_path / "31337.json", redeploy=True).run()
+    engine = make_engine(db_url)
+    create_tables(engine)
+    records = RecordLedger(engine)
+    service = DatanetService(engine, records, DatanetRegistryContract(client, deployment.address("DatanetRegistry")))
+    dn = service.create(accounts[0], owner=accounts[1].address, name="n", row_schema="text", licenses=["MIT"],
+                        policy="review")
+    data = b'{"text": "Row one is about apples and pears."}\n'
+    rows = parse_rows(data, "text")
+    contribution = Contribution(dn.id, accounts[2].address, content_hash(rows), "MIT", 3, 2**40)
+    signature = sign_contribution(accounts[2], service.domain, contribution)
+    first = service.contribute(dn.id, data, contribution, signature)
+    service.review(dn.id, first.row_hashes, accept=False, decided_by=accounts[1].address, reason="off topic")
+    size = records.size()
+    with pytest.raises(InputError, match="nonce 3 .* was already used"):
+        service.contribute(dn.id, data, contribution, signature)
+    assert records.size() == size and RecordLedger(engine).size() == size
+    fresh = Contribution(dn.id, accounts[2].address, content_hash(rows), "MIT", 4, 2**40)
+    assert service.contribute(dn.id, data, fresh, sign_contribution(accounts[2], service.domain, fresh)).status == "pending"
+    engine.dispose()

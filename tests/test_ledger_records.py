@@ -433,6 +433,8 @@ def test_sqlite_pragmas(tmp_path):
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 32_768
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -65_536
 
 
 def test_sqlite_write_transactions_take_the_lock_at_begin_and_reads_do_not(tmp_path):
@@ -475,3 +477,44 @@ def test_fold_leaves_matches_the_merkle_log(first, more):
     full = MerkleLog.from_leaf_hashes(leaves)
     assert folded == full.frontier()
     assert frontier_root(folded) == full.root()
+
+
+def test_stamping_a_record_equals_validating_it_with_its_seq():
+    """The ledger stamps seqs without re-validating (``_stamp``): for every kind of record the result
+    is what ``with_seq`` gives, fields set, dumps, canonical bytes and copies included."""
+    import pydantic
+
+    from loraledger.records.kinds import (
+        ContributionRecord,
+        FeeRecord,
+        InferenceRecord,
+        PriceRecord,
+        RewardGrantRecord,
+        RowDecisionRecord,
+        canonical_json,
+    )
+    from loraledger.records.ledger import _stamp
+
+    a, b = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+    records = [
+        FeeRecord(timestamp=8, payer=b, fee=1000, weights={a: 2, b: 1}, developer=b, operator=a, ref="x"),
+        RewardGrantRecord(timestamp=1, account=a, amount=5, source="sha256:one", memo=None),
+        RowDecisionRecord(timestamp=2, datanet_id=1, row_hash="0x" + "ab" * 32, contributor=a, decision="accepted"),
+        PriceRecord(timestamp=9, model="模型", input_per_1k=1, output_per_1k=2, set_by=a),
+        InferenceRecord(timestamp=7, request_id="ab" * 16, model="médical-qa", adapter_hash=None,
+                        base_model_hash="0x" + "11" * 32, prompt_hash="0x" + "22" * 32, output_hash="0x" + "33" * 32,
+                        prompt_tokens=3, completion_tokens=4, finish_reason="stop",
+                        sampling={"temperature": 0.7, "top_p": 1e-21, "max_tokens": 8, "seed": None}, payer=b,
+                        input_per_1k=10, output_per_1k=20, fee=11, queue_ms=0, total_ms=5, backend="builtin", api="chat"),
+        ContributionRecord(timestamp=3, datanet_id=1, contributor=a, content_hash="0x" + "44" * 32, license="MIT",
+                           nonce=4, deadline=99, signature="0x" + "55" * 65, row_hashes=("0x" + "66" * 32,)),
+    ]
+    for record in records:
+        stamped, validated = _stamp(record, 7), record.with_seq(7)
+        assert stamped == validated and stamped.seq == 7 and record.seq is None
+        assert stamped.model_fields_set == validated.model_fields_set
+        assert stamped.model_dump() == validated.model_dump()
+        assert canonical_json(stamped) == canonical_json(validated)
+        assert stamped.model_copy(update={"seq": 8}) == validated.with_seq(8)
+        with pytest.raises(pydantic.ValidationError, match="frozen"):
+            stamped.seq = 9  # still frozen

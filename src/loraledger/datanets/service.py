@@ -20,6 +20,7 @@ import rfc8785
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
 from ..chain.contracts import DatanetRegistryContract
@@ -30,7 +31,7 @@ from ..fsutil import atomic_write_bytes, atomic_write_json
 from ..records.fields import parse_address
 from ..records.kinds import ContributionRecord, DatanetCreatedRecord, Record, RowDecisionRecord, SnapshotRecord
 from ..records.ledger import RecordLedger
-from .content import ROW_LEAF_ENCODING, SCHEMAS, content_hash, parse_rows, row_hash, row_text
+from .content import ROW_LEAF_ENCODING, SCHEMAS, content_hash, parse_rows, row_hash_and_text, row_text
 from .contribution import Contribution, ContributionDomain, check_license, parse_license, verify_contribution
 from .dedup import Deduplicator
 from .tables import DatanetEntryRow, DatanetRow, RowStatus, SnapshotRow, UsedNonceRow
@@ -231,9 +232,10 @@ class DatanetService:
         verify_contribution(self.domain, contribution, signature, now=int(self.clock()) if now is None else now)
 
         dedup = self._deduplicator(datanet)
-        hashes = [_hex(row_hash(row)) for row in rows]
+        keyed = [row_hash_and_text(row) for row in rows]  # each row normalised once for both
+        hashes = [_hex(digest) for digest, _ in keyed]
         # Each row is sketched once: against the index and the batch's earlier rows, then indexed.
-        verdicts, sketches = dedup.screen(hashes, [row_text(row) for row in rows])
+        verdicts, sketches = dedup.screen(hashes, [text for _, text in keyed])
         problems: list[dict[str, Any]] = []
         for row, found in zip(rows, verdicts, strict=True):
             if found is not None:
@@ -261,8 +263,12 @@ class DatanetService:
             deadline=contribution.deadline, signature=signature, row_hashes=tuple(hashes),
         )]
         if auto:
-            new.extend(RowDecisionRecord(timestamp=timestamp, datanet_id=datanet_id, row_hash=h,
-                                         contributor=contribution.contributor, decision="accepted") for h in hashes)
+            first = RowDecisionRecord(timestamp=timestamp, datanet_id=datanet_id, row_hash=hashes[0],
+                                      contributor=contribution.contributor, decision="accepted")
+            # The others differ only in row_hash, which is already in its validated form (0x + 64
+            # lowercase hex): copies skip re-validating the rest (an EIP-55 checksum per record).
+            new.append(first)
+            new.extend(first.model_copy(update={"row_hash": h}) for h in hashes[1:])
         status = RowStatus.ACCEPTED if auto else RowStatus.PENDING
 
         def store(session: Session, stamped: list[Record]) -> None:
@@ -275,13 +281,14 @@ class DatanetService:
                 entries.c.row_hash.in_(hashes)).limit(1)).first()
             if taken is not None:
                 raise InputError(f"batch refused, nothing recorded: row {taken[0]} was contributed meanwhile")
-            used = conn.execute(select(nonces.c.nonce).where(nonces.c.contributor == contribution.contributor,
-                                                             nonces.c.nonce == contribution.nonce)).first()
-            if used is not None:
+            try:
+                # (contributor, nonce) is the table's key: a spent nonce fails the insert (no read first;
+                # on PostgreSQL the failed statement ends the transaction, which is rolled back anyway).
+                conn.execute(insert(nonces).values(contributor=contribution.contributor, nonce=contribution.nonce,
+                                                   datanet_id=datanet_id))
+            except IntegrityError:
                 raise InputError(f"nonce {contribution.nonce} of {contribution.contributor} was already used "
-                                 "(replayed contribution); sign again with a fresh nonce", field="nonce")
-            conn.execute(insert(nonces).values(contributor=contribution.contributor, nonce=contribution.nonce,
-                                               datanet_id=datanet_id))
+                                 "(replayed contribution); sign again with a fresh nonce", field="nonce") from None
             # One executemany, not an ORM object per row: a batch of 500 rows is 500 inserts.
             conn.execute(insert(entries), [{
                 "datanet_id": datanet_id, "row_hash": digest, "contributor": contribution.contributor,

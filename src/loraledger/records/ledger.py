@@ -128,9 +128,16 @@ def frontier_root(frontier: Sequence[tuple[int, bytes]]) -> bytes:
 
 def _stamp(record: Record, seq: int) -> Record:
     """``record.with_seq(seq)`` without re-validating the other fields (same result,
-    ``model_fields_set`` included, for a record that was validated when built)."""
+    ``model_fields_set`` included, for a record that was validated when built). What
+    ``model_construct`` does for a record's plain fields (no extras, no private attributes),
+    at a fifth of its cost: it runs for every record appended."""
     cls = type(record)
-    return cls.model_construct(_fields_set=set(cls.model_fields), **{**record.__dict__, "seq": seq})
+    stamped = cls.__new__(cls)
+    object.__setattr__(stamped, "__dict__", {**record.__dict__, "seq": seq})
+    object.__setattr__(stamped, "__pydantic_fields_set__", set(cls.model_fields))
+    object.__setattr__(stamped, "__pydantic_extra__", None)
+    object.__setattr__(stamped, "__pydantic_private__", None)
+    return stamped
 
 
 def _hex(value: bytes) -> str:
