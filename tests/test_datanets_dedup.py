@@ -184,3 +184,17 @@ def test_candidates_are_found_across_every_level_of_the_band_index(monkeypatch):
     queries = rng.integers(0, 300, size=(50, 3)).astype(np.uint64)
     for query, found in zip(queries, index.candidates(queries), strict=True):
         assert found == {row for row in range(2000) if set(keys[row].tolist()) & set(query.tolist())}
+
+
+def test_near_duplicates_inside_one_batch_name_the_earlier_row():
+    """Screening one batch: each near duplicate of an earlier kept row of the batch names that row,
+    whichever band they share (all bands are compared at once)."""
+    base = ["the quick brown fox jumps over the lazy dog near the river bank at dawn today",
+            "a completely different sentence about mountains, snow and the cold northern winds",
+            "seven ships sailed from the harbour before the storm reached the rocky coastline"]
+    texts = [base[0], base[1], base[0].replace("today", "again"), base[2],
+             base[1].replace("cold", "icy"), base[0].replace("dawn", "dusk")]
+    hashes = [f"0x{i:064x}" for i in range(len(texts))]
+    found, _ = Deduplicator(0.7).screen(hashes, texts)
+    assert [(f.kind, f.of, f.in_batch) if f else None for f in found] == [
+        None, None, ("near", 0, True), None, ("near", 1, True), ("near", 0, True)]

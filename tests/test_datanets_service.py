@@ -54,7 +54,11 @@ def test_three_contributors_snapshot_and_prove_on_chain(service, accounts, tmp_p
         contribute(service, dn.id, accounts[4], jsonl(("What does the liver do?", "It filters blood and makes bile."))),
     ]
     assert all(r.status == "accepted" for r in results)
-    assert service.records.size() == size + 3 + 4  # one contribution record + one decision per row
+    assert service.records.size() == size + 3 + 3  # per batch: its contribution and one decision for its rows
+    decisions = service.records.of_kind("rows_decision")[-3:]
+    assert [(d.contributor, d.decision, d.decided_by) for d in decisions] == \
+        [(a.address, "accepted", None) for a in (accounts[2], accounts[3], accounts[4])]
+    assert [list(d.row_hashes) for d in decisions] == [r.row_hashes for r in results]
     snap = service.snapshot(dn.id, accounts[0])
     assert snap.version == 1 and snap.row_count == 4
     assert service.registry.snapshot_root(dn.id, 1) == snap.root
@@ -145,6 +149,17 @@ def test_owner_review(service, accounts):
     # a rejected row's content may be contributed again
     again = contribute(service, dn.id, accounts[4], b'{"text": "Row two is about cars and trains."}\n', license="MIT")
     assert again.status == "pending"
+    # one review of rows of two contributors: one decision record each, rows in the order named (each once)
+    c = contribute(service, dn.id, accounts[2], b'{"text": "Row three: lemons."}\n{"text": "Row four: limes."}\n',
+                   license="MIT")
+    size = service.records.size()
+    named = [c.row_hashes[1], again.row_hashes[0], c.row_hashes[0], c.row_hashes[1]]
+    assert service.review(dn.id, named, accept=True, decided_by=accounts[1].address) == 3
+    decisions = service.records.of_kind("rows_decision")[-2:]
+    assert service.records.size() == size + 2
+    assert [(d.contributor, list(d.row_hashes), d.decided_by) for d in decisions] == [
+        (accounts[2].address, [c.row_hashes[1], c.row_hashes[0]], accounts[1].address),
+        (accounts[4].address, again.row_hashes, accounts[1].address)]
 
 
 @pytest.mark.parametrize("kwargs,needle", [

@@ -200,19 +200,21 @@ class _BandIndex:
 
 
 def _batch_collisions(keys: np.ndarray) -> dict[int, set[int]]:
-    """For each row of a batch sharing a band key with an earlier row of the batch, those earlier rows."""
+    """For each row of a batch sharing a band key with an earlier row of the batch, those earlier rows.
+
+    All bands at once: a key hashes its band in, so equal keys are the same band's; a stable sort of
+    the flat keys puts equal ones in row order (one sort, not one per band)."""
+    bands = keys.shape[1]
+    flat = keys.reshape(-1)
+    order = np.argsort(flat, kind="stable")
+    ordered = flat[order]
     earlier: dict[int, set[int]] = {}
-    for band in range(keys.shape[1]):
-        column = keys[:, band]
-        order = np.argsort(column, kind="stable")
-        ordered = column[order]
-        same = np.flatnonzero(ordered[1:] == ordered[:-1])
-        for position in same.tolist():  # rare: near duplicates inside one batch
-            start = position
-            while start > 0 and ordered[start - 1] == ordered[position]:
-                start -= 1
-            later = int(order[position + 1])
-            earlier.setdefault(later, set()).update(int(order[i]) for i in range(start, position + 1))
+    for position in np.flatnonzero(ordered[1:] == ordered[:-1]).tolist():  # rare: near duplicates in one batch
+        start = position
+        while start > 0 and ordered[start - 1] == ordered[position]:
+            start -= 1
+        later = int(order[position + 1]) // bands
+        earlier.setdefault(later, set()).update(int(order[i]) // bands for i in range(start, position + 1))
     return {row: {j for j in rows if j < row} for row, rows in earlier.items()}
 
 

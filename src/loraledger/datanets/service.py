@@ -29,7 +29,7 @@ from ..db import read_session
 from ..errors import InputError, LedgerError, NotFoundError
 from ..fsutil import atomic_write_bytes, atomic_write_json
 from ..records.fields import parse_address
-from ..records.kinds import ContributionRecord, DatanetCreatedRecord, Record, RowDecisionRecord, SnapshotRecord
+from ..records.kinds import ContributionRecord, DatanetCreatedRecord, Record, RowsDecisionRecord, SnapshotRecord
 from ..records.ledger import RecordLedger
 from .content import ROW_LEAF_ENCODING, SCHEMAS, content_hash, parse_rows, row_hash_and_text, row_text
 from .contribution import Contribution, ContributionDomain, check_license, parse_license, verify_contribution
@@ -262,13 +262,9 @@ class DatanetService:
             content_hash=contribution.content_hash, license=license_id, nonce=contribution.nonce,
             deadline=contribution.deadline, signature=signature, row_hashes=tuple(hashes),
         )]
-        if auto:
-            first = RowDecisionRecord(timestamp=timestamp, datanet_id=datanet_id, row_hash=hashes[0],
-                                      contributor=contribution.contributor, decision="accepted")
-            # The others differ only in row_hash, which is already in its validated form (0x + 64
-            # lowercase hex): copies skip re-validating the rest (an EIP-55 checksum per record).
-            new.append(first)
-            new.extend(first.model_copy(update={"row_hash": h}) for h in hashes[1:])
+        if auto:  # one decision for the batch: its rows are accepted together
+            new.append(RowsDecisionRecord(timestamp=timestamp, datanet_id=datanet_id, row_hashes=tuple(hashes),
+                                          contributor=contribution.contributor, decision="accepted"))
         status = RowStatus.ACCEPTED if auto else RowStatus.PENDING
 
         def store(session: Session, stamped: list[Record]) -> None:
@@ -314,7 +310,7 @@ class DatanetService:
         """Accept or reject pending rows (the owner's decision, recorded in the log)."""
         datanet = self.get(datanet_id)
         decided_by = parse_address(decided_by)
-        wanted = [h.lower() for h in row_hashes]
+        wanted = list(dict.fromkeys(h.lower() for h in row_hashes))  # each row once, in the order given
         if not wanted:
             raise InputError("name at least one row hash to review")
         pending = {entry.row_hash: entry for entry in self.pending(datanet_id)}
@@ -323,8 +319,12 @@ class DatanetService:
             raise InputError(f"not pending in datanet {datanet_id}: {', '.join(missing[:5])}", rows=missing)
         timestamp = int(self.clock())
         decision = "accepted" if accept else "rejected"
-        new = [RowDecisionRecord(timestamp=timestamp, datanet_id=datanet_id, row_hash=h, contributor=pending[h].contributor,
-                                 decision=decision, reason=reason, decided_by=decided_by) for h in wanted]
+        by_contributor: dict[str, list[str]] = {}  # one decision record per contributor, rows in review order
+        for h in wanted:
+            by_contributor.setdefault(pending[h].contributor, []).append(h)
+        new = [RowsDecisionRecord(timestamp=timestamp, datanet_id=datanet_id, row_hashes=tuple(hashes),
+                                  contributor=contributor, decision=decision, reason=reason, decided_by=decided_by)
+               for contributor, hashes in by_contributor.items()]
 
         def store(session: Session, _: list[Record]) -> None:
             for h in wanted:

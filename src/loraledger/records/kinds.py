@@ -75,6 +75,7 @@ __all__ = [
     "Record",
     "RewardGrantRecord",
     "RowDecisionRecord",
+    "RowsDecisionRecord",
     "SnapshotRecord",
     "canonical_json",
     "log_leaf",
@@ -301,6 +302,23 @@ class RowDecisionRecord(Record):
     reason: Text | None = None
     #: The row it duplicates, for duplicate refusals.
     duplicate_of: Bytes32 | None = None
+    #: Who decided: the owner, or None for the automatic policy.
+    decided_by: Address | None = None
+
+
+class RowsDecisionRecord(Record):
+    """Rows of one contributor accepted or rejected together: a batch accepted by a datanet's
+    automatic policy, or the rows an owner decided on in one review. One record for the batch, not
+    one per row (which made a 500-row contribution 501 records); :class:`RowDecisionRecord`, one
+    row's decision, is what earlier logs hold."""
+
+    kind: Literal["rows_decision"] = "rows_decision"
+    datanet_id: SafeUint
+    #: The rows decided, in the order of their contribution (or of the review).
+    row_hashes: Annotated[tuple[Bytes32, ...], Field(min_length=1)]
+    contributor: Address
+    decision: Literal["accepted", "rejected"]
+    reason: Text | None = None
     #: Who decided: the owner, or None for the automatic policy.
     decided_by: Address | None = None
 
