@@ -19,7 +19,7 @@ from typing import Any
 import rfc8785
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
@@ -42,6 +42,16 @@ MANIFEST_FORMAT = "loraledger-datanet-snapshot-v1"
 def _hex(value: bytes) -> str:
     return "0x" + value.hex()
 
+
+
+_ENTRIES, _NONCES = DatanetEntryRow.__table__, UsedNonceRow.__table__  # type: ignore[attr-defined]
+# A contribution's statements, built once (each runs per batch; a statement built per call is a
+# cache key computed per call).
+_LIVE_ROW = select(_ENTRIES.c.row_hash).where(
+    _ENTRIES.c.datanet_id == bindparam("datanet"), _ENTRIES.c.status != bindparam("rejected"),
+    _ENTRIES.c.row_hash.in_(bindparam("hashes", expanding=True))).limit(1)
+_INSERT_NONCE = insert(_NONCES)
+_INSERT_ENTRIES = insert(_ENTRIES)
 
 @dataclass(frozen=True)
 class ContributionResult:
@@ -271,22 +281,20 @@ class DatanetService:
             # Under the ledger's write lock: a concurrent batch may have taken a row since the check.
             # Core statements on the transaction's connection (no ORM objects: this runs per batch).
             conn = session.connection()
-            entries, nonces = DatanetEntryRow.__table__, UsedNonceRow.__table__  # type: ignore[attr-defined]
-            taken = conn.execute(select(entries.c.row_hash).where(
-                entries.c.datanet_id == datanet_id, entries.c.status != RowStatus.REJECTED,
-                entries.c.row_hash.in_(hashes)).limit(1)).first()
+            taken = conn.execute(_LIVE_ROW, {"datanet": datanet_id, "rejected": RowStatus.REJECTED,
+                                             "hashes": hashes}).first()
             if taken is not None:
                 raise InputError(f"batch refused, nothing recorded: row {taken[0]} was contributed meanwhile")
             try:
                 # (contributor, nonce) is the table's key: a spent nonce fails the insert (no read first;
                 # on PostgreSQL the failed statement ends the transaction, which is rolled back anyway).
-                conn.execute(insert(nonces).values(contributor=contribution.contributor, nonce=contribution.nonce,
-                                                   datanet_id=datanet_id))
+                conn.execute(_INSERT_NONCE, {"contributor": contribution.contributor, "nonce": contribution.nonce,
+                                             "datanet_id": datanet_id})
             except IntegrityError:
                 raise InputError(f"nonce {contribution.nonce} of {contribution.contributor} was already used "
                                  "(replayed contribution); sign again with a fresh nonce", field="nonce") from None
             # One executemany, not an ORM object per row: a batch of 500 rows is 500 inserts.
-            conn.execute(insert(entries), [{
+            conn.execute(_INSERT_ENTRIES, [{
                 "datanet_id": datanet_id, "row_hash": digest, "contributor": contribution.contributor,
                 "content": json.dumps(row.data, ensure_ascii=False), "status": status,
                 "contribution_seq": stamped[0].seq, "created_at": timestamp, "decided_at": timestamp if auto else None,

@@ -71,7 +71,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, inspect, select, update
+from sqlalchemy import Engine, bindparam, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
@@ -94,6 +94,14 @@ _LEAF = b"\x00"
 _BOOTSTRAP_LOCK = int.from_bytes(b"lrledger", "big")
 #: Rows per query when streaming the whole table (verify).
 _PAGE = 10_000
+
+# The append's statements, built once: an append runs them for every batch, and a statement object
+# built per call is a cache key computed per call.
+_STATE = select(_state.c.size, _state.c.root, _state.c.frontier).where(_state.c.id == LOG_STATE_ID)
+_STATE_FOR_UPDATE = _STATE.with_for_update()
+_INSERT_RECORDS = insert(_records)
+_UPDATE_STATE = update(_state).where(_state.c.id == LOG_STATE_ID).values(
+    size=bindparam("new_size"), root=bindparam("new_root"), frontier=bindparam("new_frontier"))
 
 #: Called inside the append transaction with the session and the stamped records.
 InTransaction = Callable[[Session, list[Record]], None]
@@ -308,9 +316,7 @@ class RecordLedger:
         return self.size()
 
     def _read_state(self, conn: Connection | Session, *, for_update: bool = False) -> _DbState:
-        stmt = select(_state.c.size, _state.c.root, _state.c.frontier).where(_state.c.id == LOG_STATE_ID)
-        if for_update and self._postgres:
-            stmt = stmt.with_for_update()
+        stmt = _STATE_FOR_UPDATE if for_update and self._postgres else _STATE
         row = conn.execute(stmt).one_or_none()
         if row is None and for_update and self._postgres:
             # No row to lock yet (first append, or a state rebuild): writers in this
@@ -494,12 +500,13 @@ class RecordLedger:
                     "root": _hex(frontier_root(new_frontier)),
                     "frontier": _frontier_json(new_frontier),
                 }
+                conn = session.connection()  # Core on the session's transaction: no ORM work per statement
                 if rows:
-                    session.execute(insert(_records), rows)
+                    conn.execute(_INSERT_RECORDS, rows)
                 if state.exists:
-                    session.execute(update(_state).where(_state.c.id == LOG_STATE_ID).values(**values))
+                    conn.execute(_UPDATE_STATE, {"new_" + key: value for key, value in values.items()})
                 else:
-                    session.execute(insert(_state).values(id=LOG_STATE_ID, **values))
+                    conn.execute(insert(_state).values(id=LOG_STATE_ID, **values))
                 if in_transaction is not None:
                     in_transaction(session, stamped)
             # Committed: now memory may follow.
