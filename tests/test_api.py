@@ -209,6 +209,7 @@ def test_a_large_epoch_is_published_as_chunks_that_verify_and_pay(anvil, account
         assert report.ok, report.problems
         page = httpx.get(f"{url}/dashboard/epochs/1")
         assert page.status_code == 200 and "12 fee" in page.text
+        assert f'/v1/epochs/1/chunks/{manifest["chunks"][0]["hash"]}' in page.text
         earnings = account_earnings([manifest], accounts[1].address, node.store.read_chunk)
         assert [group.fees for group in earnings.by_model] == [12] and earnings.tree_amount == int(reward["cumulativeAmount"])
         assert httpx.get(f"{url}/dashboard/contributors/{accounts[1].address}").status_code == 200

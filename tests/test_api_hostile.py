@@ -132,7 +132,7 @@ INT_PARAMS = {"number", "datanet_id", "job_id", "version"}
 def valid_values(datanet: int) -> dict[str, str]:
     return {"number": "1", "datanet_id": str(datanet), "job_id": "1", "version": "1",
             "address": "0x000000000000000000000000000000000000dEaD", "record_hash": "0x" + "ab" * 32,
-            "row_hash": "0x" + "ab" * 32, "name": "no-such-adapter"}
+            "row_hash": "0x" + "ab" * 32, "chunk_hash": "0x" + "ab" * 32, "name": "no-such-adapter"}
 
 
 def reads_body(op: Operation) -> bool:

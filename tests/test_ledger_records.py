@@ -434,7 +434,6 @@ def test_sqlite_pragmas(tmp_path):
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 32_768
-        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -65_536
 
 
 def test_sqlite_write_transactions_take_the_lock_at_begin_and_reads_do_not(tmp_path):

@@ -29,6 +29,7 @@ the records of either form.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -60,13 +61,6 @@ def data_hash(epoch_file: Mapping[str, Any]) -> str:
     return "0x" + keccak256(canonicalize(epoch_file)).hex()
 
 
-def record_count(epoch_file: Mapping[str, Any]) -> int:
-    """How many records an epoch file holds, inline or in its chunks (as the manifest lists them)."""
-    if epoch_file.get("format") == CHUNKED_FORMAT:
-        return sum(int(entry["records"]) for entry in epoch_file["chunks"])
-    return len(epoch_file["records"])
-
-
 @dataclass(frozen=True)
 class EpochChunk:
     """One content-addressed chunk of a chunked epoch: its bytes (RFC 8785 JSON, module docstring)
@@ -77,7 +71,7 @@ class EpochChunk:
     records: int
     data: bytes
 
-    @property
+    @functools.cached_property
     def hash(self) -> str:
         return "0x" + keccak256(self.data).hex()
 

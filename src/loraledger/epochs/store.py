@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ..crypto.merkle.hashing import keccak256
 from ..errors import InputError, LedgerError, NotFoundError
 from ..fsutil import atomic_write_bytes, atomic_write_json, atomic_write_stream
-from .file import CHUNK_HASH, EpochChunk, epoch_records
+from .file import CHUNK_HASH, EpochChunk
 
 _EPOCH_FILE = re.compile(r"^(\d+)\.json$")
 #: An epoch whose records' canonical JSON reaches this many bytes is written in chunks.
@@ -69,13 +69,6 @@ class EpochFileStore:
             pass
         atomic_write_bytes(path, chunk.data)
         return path
-
-    def records(self, epoch: int) -> Iterator[Any]:
-        """Epoch ``epoch``'s records as JSON values, in order, inline or from its checked chunks."""
-        try:
-            yield from epoch_records(self.read(epoch), self.read_chunk)
-        except InputError as exc:
-            raise LedgerError(f"epoch {epoch}: {exc}") from None
 
     def path(self, epoch: int) -> Path:
         return self.directory / f"{epoch}.json"
