@@ -83,6 +83,7 @@ adapter within 10% of its tensor bytes; registered adapters bounded; cold load <
     .venv/bin/python scripts/bench_serving.py --quick            # about 1 minute
     .venv/bin/python scripts/bench_serving.py --smollm fetch     # fetch SmolLM2-135M first (about 20 s)
     .venv/bin/python scripts/bench_serving.py --smollm none --adapters 10 100 --op group --max-loras 16
+    python3 scripts/bench_serving.py --quick --device cuda --hidden 1024 --layers 8 --heads 16  # on a GPU
 
 Nothing is downloaded unless ``--smollm fetch`` is given (pip's index and cache, as
 ``loraledger model fetch`` does); the tiny model and every adapter are written to a temporary
@@ -396,7 +397,7 @@ def load_engine_setup(label: str, base: Path, base_hash: str, args: argparse.Nam
 
     from loraledger.serving.lora import LoraSlots
 
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32).to(args.device).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     slots = LoraSlots(model, max_loras=args.max_loras, max_rank=args.rank, target_modules=TARGETS, op=args.op)
     return EngineSetup(label, model, tokenizer, slots, base_hash, args.rank)
@@ -517,13 +518,13 @@ class FirstTokenTimes:
         pass
 
 
-def load_peft(base: Path, adapters: Adapters, n: int) -> tuple[Any, float]:
+def load_peft(base: Path, adapters: Adapters, n: int, device: str) -> tuple[Any, float]:
     """A PeftModel on a fresh copy of ``base`` holding the first ``n`` adapters; (model, seconds)."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     started = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32).to(device).eval()
     names = adapters.names[:n]
     peft_model = PeftModel.from_pretrained(model, adapters.rows[names[0]].path, adapter_name=names[0])
     for name in names[1:]:
@@ -539,6 +540,12 @@ def generation_config(tokenizer: Any, max_tokens: int) -> Any:
                             pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
 
 
+def synchronize(tensor: torch.Tensor) -> None:
+    """Wait for the GPU's queued work, so that the clock read next includes it."""
+    if tensor.is_cuda:
+        torch.cuda.synchronize(tensor.device)
+
+
 def run_peft_per_request(peft_model: Any, tokenizer: Any, workload: Workload) -> Run:
     config = generation_config(tokenizer, workload.max_tokens)
     latencies: list[float] = []
@@ -550,9 +557,10 @@ def run_peft_per_request(peft_model: Any, tokenizer: Any, workload: Workload) ->
         for prompt, adapter in zip(workload.prompts, workload.adapters):
             peft_model.set_adapter(adapter)
             streamer = FirstTokenTimes()
-            ids = torch.tensor([prompt])
+            ids = torch.tensor([prompt], device=peft_model.device)
             out = peft_model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config,
                                       streamer=streamer)
+            synchronize(out)
             now = time.perf_counter()
             new = out.shape[1] - len(prompt)
             if new != workload.max_tokens:
@@ -584,8 +592,9 @@ def run_peft_mixed(peft_model: Any, tokenizer: Any, workload: Workload, batch_si
                 ids[row, width - len(prompt):] = torch.tensor(prompt)
                 mask[row, width - len(prompt):] = 1
             streamer = FirstTokenTimes()
-            out = peft_model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
-                                      adapter_names=names, streamer=streamer)
+            out = peft_model.generate(input_ids=ids.to(peft_model.device), attention_mask=mask.to(peft_model.device),
+                                      generation_config=config, adapter_names=names, streamer=streamer)
+            synchronize(out)
             now = time.perf_counter()
             new = out.shape[1] - width
             if new != workload.max_tokens:
@@ -837,12 +846,12 @@ def bench_model(label: str, base: Path, adapters: Adapters, base_hash: str, coun
                                  "PeftModel is not a configuration PEFT serves (load_adapter of each into every layer)")
             continue
         progress(f"{label}: PEFT with {n} adapters: loading")
-        peft_model, seconds = on_own_thread(load_peft, base, adapters, n)
+        peft_model, seconds = on_own_thread(load_peft, base, adapters, n, args.device)
         section.notes.append(f"{label}: PeftModel with {n} adapter(s) loaded in {seconds:.1f} s (in no row)")
 
         def warm(m: Any = peft_model) -> None:  # untimed
             with torch.inference_mode():
-                ids = torch.tensor([prompts[0]])
+                ids = torch.tensor([prompts[0]], device=m.device)
                 m.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                            generation_config=generation_config(tokenizer, 2))
 
@@ -921,6 +930,9 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--device", default="cpu",
+                        help="where the engine's and PEFT's models run: cpu, cuda or cuda:N (the residency checks "
+                             "and the host tier stay on the CPU)")
     parser.add_argument("--registered", type=int, help="rows registered for the bounded-memory check (10000)")
     parser.add_argument("--touch", type=int, help="distinct registered adapters requested (full 10000, quick 1000)")
     parser.add_argument("--wave", type=int, help="requests per wave of that check")
@@ -1008,7 +1020,9 @@ def main() -> None:
 
     table(f"Serving: engine vs PEFT, {args.requests} requests x {args.max_tokens} tokens (SmolLM2: "
           f"{args.smollm_requests}), closed batch, max_running {args.max_running}, max_loras {args.max_loras}, "
-          f"max_cpu_loras {args.max_cpu_loras}, rank {args.rank} q/k/v/o, CPU, {args.threads} threads",
+          f"max_cpu_loras {args.max_cpu_loras}, rank {args.rank} q/k/v/o, "
+          f"{'CPU' if args.device == 'cpu' else args.device + ' (' + torch.cuda.get_device_name(args.device) + ')'}, "
+          f"{args.threads} threads",
           HEAD, [r.cells() for r in results],
           [*notes,
            (f"tok/s: generated tokens / wall, best of {args.repeats} un-starved passes (tok/s med: their median); "

@@ -443,6 +443,26 @@ def test_bad_adapters_and_requests_are_refused(families):
     assert event.finish_reason == "error" and "unknown adapter" in event.error
 
 
+def test_auto_op_follows_the_measured_crossover_per_device(families):
+    """op="auto": on a CPU the group loop below GATHER_FROM_GROUPS adapters in a forward, on CUDA
+    only for one adapter (bench_lora_ops on an H200); the base rows are no group; a fixed op stays."""
+    from loraledger.serving.lora import GATHER_FROM_GROUPS, GATHER_FROM_GROUPS_CUDA
+    from loraledger.serving.lora_ops import RowGroups
+
+    slots = LoraSlots(families["llama"].load(), max_loras=8, max_rank=MAX_RANK)
+
+    def op(row_slots, device):
+        slots.device = torch.device(device)  # the rule only; the kernels on CUDA: scripts/check_cuda.sh
+        return slots.op_for(RowGroups.of(row_slots, "cpu"))
+
+    assert (GATHER_FROM_GROUPS, GATHER_FROM_GROUPS_CUDA) == (4, 2)
+    assert [op([0, 0, *range(1, n + 1)], "cpu") for n in (1, 3, 4, 8)] == ["group", "group", "gather", "gather"]
+    assert [op([0, *range(1, n + 1)], "cuda") for n in (1, 2, 8)] == ["group", "gather", "gather"]
+    assert op([0, 0], "cuda") == "group" and op([1, 1, 1, 0], "cuda") == "group"
+    fixed = LoraSlots(families["llama"].load(), max_loras=8, max_rank=MAX_RANK, op="gather")
+    assert fixed.op_for(RowGroups.of([1], "cpu")) == "gather"
+
+
 def test_prefill_groups_keep_padding_small():
     assert prefill_groups([10, 11, 12, 9]) == [[3, 0, 1, 2]]
     assert prefill_groups([8, 200, 30, 40, 12]) == [[0, 4], [2, 3], [1]]

@@ -38,11 +38,17 @@ from ..fsutil import atomic_write_bytes
 from .influence import Quantized
 from .spans import SpanIndex, from_arrays, to_arrays
 
-__all__ = ["INDEX_FILE", "INDEX_FORMAT", "AttributionIndex", "IndexCheckpoint", "IndexRow", "read_index",
-           "write_index"]
+__all__ = ["INDEX_FILE", "INDEX_FORMAT", "MODEL_DTYPE", "AttributionIndex", "IndexCheckpoint", "IndexRow",
+           "read_index", "write_index"]
 
 INDEX_FILE = "attribution.safetensors"
 INDEX_FORMAT = "loraledger-attribution-index-v2"
+#: The dtype the base model is loaded in to build an index, attribute a query and verify one, on
+#: any device. Float32 everywhere, so that a query recomputed on a CPU lands within
+#: ``QUERY_TOLERANCE`` of one a GPU node recorded: on an H200 the CUDA float32 features equal the
+#: CPU's (cosine 1.00000), bfloat16 ones do not (cosine down to 0.85 on single rows;
+#: ``scripts/check_cuda_serving.py``). Serving keeps its own dtype (bfloat16 on a GPU).
+MODEL_DTYPE = "float32"
 #: Where indexes replaced by a rebuild are kept, by hash (beside the adapter).
 ARCHIVE_DIR = "attribution-indexes"
 

@@ -36,7 +36,7 @@ from ..training.data import IGNORE_INDEX, Example, TrainingRow, build_examples, 
 from ..training.factory import ModelFactory
 from ..training.provenance import rows_tree
 from .checkpoints import CheckpointSource, checkpoint_sources, load_checkpoints
-from .index import INDEX_FILE, AttributionIndex, IndexCheckpoint, IndexRow, read_index, write_index
+from .index import INDEX_FILE, MODEL_DTYPE, AttributionIndex, IndexCheckpoint, IndexRow, read_index, write_index
 from .influence import PRECONDITIONERS, fit_preconditioners, precondition, quantize
 from .spans import build_span_index
 from .tables import AttributionIndexRow
@@ -161,7 +161,7 @@ class AttributionIndexer:
         root = getattr(self.records.get(adapter.record_seq), "training_rows_root", None)
         train_rows = self.training_rows(name)
         stage("loading the base model and the adapter")
-        loaded = load_base_model(base_dir, device=device)
+        loaded = load_base_model(base_dir, device=device, dtype=MODEL_DTYPE)
         import peft
 
         model = peft.PeftModel.from_pretrained(loaded.model, str(directory)).eval()

@@ -42,7 +42,7 @@ from ..training.factory import ModelFactory
 from ..training.provenance import contributor_counts
 from .attribute import QUERY_TOLERANCE, answer_tokens, query_hash, query_vector, score_query
 from .checkpoints import load_checkpoints
-from .index import AttributionIndex, read_index
+from .index import MODEL_DTYPE, AttributionIndex, read_index
 from .influence import Quantized
 from .policy import POLICY_VERSION
 from .service import AttributionIndexer
@@ -102,7 +102,7 @@ def load_peft(base_dir: Path, adapter_dir: Path, index: AttributionIndex, *,
 
     from ..training.hf.basemodel import load_base_model
 
-    loaded = load_base_model(base_dir, device=device)
+    loaded = load_base_model(base_dir, device=device, dtype=MODEL_DTYPE)
     model = peft.PeftModel.from_pretrained(loaded.model, str(adapter_dir)).eval()
     return model, loaded.tokenizer, load_checkpoints(model, adapter_dir, index, adapter="default", prefix="ckpt")
 

@@ -39,7 +39,7 @@ from ..records.kinds import AttributionRecord, FeeRecord, Record
 from ..records.ledger import RecordLedger
 from .attribute import Attribution, attribute, attribution_record
 from .checkpoints import load_checkpoints
-from .index import AttributionIndex
+from .index import MODEL_DTYPE, AttributionIndex
 from .tables import AttributionTaskRow, InferenceTextRow
 
 __all__ = ["MAX_ATTEMPTS", "AdapterModels", "AttributionWorker"]
@@ -227,7 +227,7 @@ class AdapterModels:
 
                 from ..training.hf.basemodel import load_base_model
 
-                loaded = load_base_model(self.base_dir, device=self.device)
+                loaded = load_base_model(self.base_dir, device=self.device, dtype=MODEL_DTYPE)
                 self._tokenizer = loaded.tokenizer
                 self._model = peft.PeftModel.from_pretrained(loaded.model, path, adapter_name=name).eval()
             elif name not in self._model.peft_config:

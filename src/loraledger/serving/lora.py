@@ -24,12 +24,16 @@ from ..errors import InputError
 from .lora_ops import LORA_OPS, RowGroups
 from .weights import AdapterWeights
 
-__all__ = ["GATHER_FROM_GROUPS", "LoraLayer", "LoraSlots"]
+__all__ = ["GATHER_FROM_GROUPS", "GATHER_FROM_GROUPS_CUDA", "LoraLayer", "LoraSlots"]
 
 #: ``op="auto"`` on a CPU: a forward whose rows use this many adapters or more is computed by
 #: gather + bmm, fewer by the group loop (the crossover ``scripts/bench_lora_ops.py`` measures
 #: at 3-4 adapters for hidden 256-576, rank 8-16, 8-32 rows).
 GATHER_FROM_GROUPS = 4
+#: The same on CUDA: the group loop only for a forward of one adapter (on an H200, hidden 2048,
+#: rank 16, 1-64 rows: 88-98 µs a layer against gather + bmm's 110-138), gather + bmm from two
+#: (each group is two more kernel launches: 4 adapters cost the loop 330 µs, gather 120).
+GATHER_FROM_GROUPS_CUDA = 2
 
 
 def _conv1d_type() -> type | None:
@@ -105,11 +109,12 @@ class LoraSlots:
     wraps every Linear / Conv1D except the output head, so that any adapter of the model can be
     loaded (at the cost of ``S × r_max × (in + out)`` values per layer: name the targets for a big
     model). ``op``: ``"group"`` or ``"gather"`` (see :mod:`loraledger.serving.lora_ops`); ``"auto"``
-    picks per forward what ``scripts/bench_lora_ops.py`` measured faster: gather + bmm on CUDA,
-    where the group loop's kernel launches per adapter dominate (3-50x slower with 4-64 adapters
-    in a batch on an H200); on a CPU the group loop while the batch has fewer than
-    :data:`GATHER_FROM_GROUPS` adapters (1.2-2.6x faster with one), gather + bmm from there (1.6x
-    with 4 adapters, 5-10x with 32: each group costs a Python call and two small matmuls).
+    picks per forward what ``scripts/bench_lora_ops.py`` measured faster: on CUDA the group loop
+    for a batch of one adapter (1.2-1.4x faster), gather + bmm from two, where the loop's kernel
+    launches per adapter dominate (3-50x slower with 4-64 adapters in a batch on an H200); on a
+    CPU the group loop while the batch has fewer than :data:`GATHER_FROM_GROUPS` adapters
+    (1.2-2.6x faster with one), gather + bmm from there (1.6x with 4 adapters, 5-10x with 32: each
+    group costs a Python call and two small matmuls).
     """
 
     def __init__(self, model: nn.Module, *, max_loras: int, max_rank: int,
@@ -168,9 +173,8 @@ class LoraSlots:
         """The op that computes the deltas of a forward over ``rows``."""
         if self.op != "auto":
             return self.op
-        if self.device.type != "cpu" or len(rows.groups) >= GATHER_FROM_GROUPS:
-            return "gather"
-        return "group"
+        crossover = GATHER_FROM_GROUPS if self.device.type == "cpu" else GATHER_FROM_GROUPS_CUDA
+        return "gather" if len(rows.groups) >= crossover else "group"
 
     def _check_slot(self, slot: int) -> None:
         if isinstance(slot, bool) or not isinstance(slot, int) or not 1 <= slot <= self.max_loras:
