@@ -219,3 +219,34 @@ def test_a_spent_nonce_is_refused_by_the_write_itself_on_both_databases(anvil, a
     fresh = Contribution(dn.id, accounts[2].address, content_hash(rows), "MIT", 4, 2**40)
     assert service.contribute(dn.id, data, fresh, sign_contribution(accounts[2], service.domain, fresh)).status == "pending"
     engine.dispose()
+
+
+def test_a_row_a_concurrent_batch_took_is_refused_by_the_insert_on_both_databases(anvil, artifacts, accounts, tmp_path,
+                                                                                   db_url):
+    """Two services on one database (two node processes): each screens a batch against its own dedup
+    index, so only the database's live-row index sees that the other took a row meanwhile. The
+    loser records nothing and keeps its nonce; once the row is rejected, its content may come again."""
+    client = ChainClient(anvil.url, error_abis=all_packaged_abis())
+    deployment = Deployer(client, accounts[0], artifacts, tmp_path / "31337.json", redeploy=True).run()
+    engine = make_engine(db_url)
+    create_tables(engine)
+    registry = DatanetRegistryContract(client, deployment.address("DatanetRegistry"))
+    first = DatanetService(engine, RecordLedger(engine), registry)
+    dn = first.create(accounts[0], owner=accounts[1].address, name="n", row_schema="text", licenses=["MIT"],
+                      policy="review")
+    second = DatanetService(engine, RecordLedger(engine), registry)
+    contribute(second, dn.id, accounts[3], b'{"text": "A warm-up row about rivers, deltas and their silt."}\n',
+               license="MIT")  # the second service's dedup index is built now, before the race
+    data = b'{"text": "Row one is about apples and pears."}\n{"text": "Row two: tides follow the moon."}\n'
+    won = contribute(first, dn.id, accounts[2], data, license="MIT")
+    size, nonce = RecordLedger(engine).size(), second.next_nonce(accounts[4].address)
+    with pytest.raises(InputError, match=r"row (0x[0-9a-f]{64}) was contributed meanwhile") as refused:
+        contribute(second, dn.id, accounts[4], data, license="MIT")
+    assert refused.value.message.split()[5] in won.row_hashes
+    assert RecordLedger(engine).size() == size and second.next_nonce(accounts[4].address) == nonce
+    with Session(engine) as session:
+        assert session.exec(select(UsedNonceRow).where(UsedNonceRow.contributor == accounts[4].address)).all() == []
+    first.review(dn.id, won.row_hashes, accept=False, decided_by=accounts[1].address, reason="off topic")
+    again = contribute(second, dn.id, accounts[4], data, license="MIT")
+    assert again.status == "pending" and again.row_hashes == won.row_hashes
+    engine.dispose()

@@ -10,6 +10,7 @@ duplicate row refuses the whole batch, with a per-row report, and writes nothing
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -48,10 +49,21 @@ _ENTRIES, _NONCES = DatanetEntryRow.__table__, UsedNonceRow.__table__  # type: i
 # A contribution's statements, built once (each runs per batch; a statement built per call is a
 # cache key computed per call).
 _LIVE_ROW = select(_ENTRIES.c.row_hash).where(
-    _ENTRIES.c.datanet_id == bindparam("datanet"), _ENTRIES.c.status != bindparam("rejected"),
+    _ENTRIES.c.datanet_id == bindparam("datanet"), _ENTRIES.c.status != RowStatus.REJECTED,
     _ENTRIES.c.row_hash.in_(bindparam("hashes", expanding=True))).limit(1)
+_ROW_HASH = re.compile(r"0x[0-9a-f]{64}")
 _INSERT_NONCE = insert(_NONCES)
 _INSERT_ENTRIES = insert(_ENTRIES)
+
+def _taken_row(conn: Any, exc: IntegrityError, datanet_id: int, hashes: Sequence[str]) -> str:
+    """The row of a refused insert that is live already: PostgreSQL names it in the error (its
+    transaction is aborted, nothing more can be asked); SQLite's transaction still answers."""
+    named = _ROW_HASH.search(str(exc.orig))
+    if named is not None:
+        return named.group(0)
+    taken = conn.execute(_LIVE_ROW, {"datanet": datanet_id, "hashes": list(hashes)}).first()
+    return taken[0] if taken is not None else "(unknown)"
+
 
 @dataclass(frozen=True)
 class ContributionResult:
@@ -281,10 +293,6 @@ class DatanetService:
             # Under the ledger's write lock: a concurrent batch may have taken a row since the check.
             # Core statements on the transaction's connection (no ORM objects: this runs per batch).
             conn = session.connection()
-            taken = conn.execute(_LIVE_ROW, {"datanet": datanet_id, "rejected": RowStatus.REJECTED,
-                                             "hashes": hashes}).first()
-            if taken is not None:
-                raise InputError(f"batch refused, nothing recorded: row {taken[0]} was contributed meanwhile")
             try:
                 # (contributor, nonce) is the table's key: a spent nonce fails the insert (no read first;
                 # on PostgreSQL the failed statement ends the transaction, which is rolled back anyway).
@@ -293,13 +301,18 @@ class DatanetService:
             except IntegrityError:
                 raise InputError(f"nonce {contribution.nonce} of {contribution.contributor} was already used "
                                  "(replayed contribution); sign again with a fresh nonce", field="nonce") from None
-            # One executemany, not an ORM object per row: a batch of 500 rows is 500 inserts.
-            conn.execute(_INSERT_ENTRIES, [{
-                "datanet_id": datanet_id, "row_hash": digest, "contributor": contribution.contributor,
-                "content": json.dumps(row.data, ensure_ascii=False), "status": status,
-                "contribution_seq": stamped[0].seq, "created_at": timestamp, "decided_at": timestamp if auto else None,
-                "reason": None,
-            } for row, digest in zip(rows, hashes, strict=True)])
+            # One executemany, not an ORM object per row: a batch of 500 rows is 500 inserts. The
+            # live-row index refuses a row that a concurrent batch took since the dedup check.
+            try:
+                conn.execute(_INSERT_ENTRIES, [{
+                    "datanet_id": datanet_id, "row_hash": digest, "contributor": contribution.contributor,
+                    "content": json.dumps(row.data, ensure_ascii=False), "status": status,
+                    "contribution_seq": stamped[0].seq, "created_at": timestamp,
+                    "decided_at": timestamp if auto else None, "reason": None,
+                } for row, digest in zip(rows, hashes, strict=True)])
+            except IntegrityError as exc:
+                raise InputError(f"batch refused, nothing recorded: row {_taken_row(conn, exc, datanet_id, hashes)} "
+                                 "was contributed meanwhile") from None
 
         stamped = self.records.append_many(new, in_transaction=store)
         dedup.add_many(hashes, hashes, sketches)
