@@ -4,6 +4,8 @@ review, snapshot published on chain, on-chain row proof, export."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 from sqlmodel import Session, select
@@ -246,7 +248,51 @@ def test_a_row_a_concurrent_batch_took_is_refused_by_the_insert_on_both_database
     assert RecordLedger(engine).size() == size and second.next_nonce(accounts[4].address) == nonce
     with Session(engine) as session:
         assert session.exec(select(UsedNonceRow).where(UsedNonceRow.contributor == accounts[4].address)).all() == []
+    stale = second.pending(dn.id)  # read before the first service decides
     first.review(dn.id, won.row_hashes, accept=False, decided_by=accounts[1].address, reason="off topic")
+    second.pending = lambda _: stale
+    size = RecordLedger(engine).size()
+    with pytest.raises(InputError, match="was rejected meanwhile: nothing recorded"):
+        second.review(dn.id, won.row_hashes, accept=True, decided_by=accounts[1].address)
+    assert RecordLedger(engine).size() == size
+    del second.pending
     again = contribute(second, dn.id, accounts[4], data, license="MIT")
     assert again.status == "pending" and again.row_hashes == won.row_hashes
     engine.dispose()
+
+
+def test_two_near_duplicate_batches_arriving_together_let_one_in(service, accounts):
+    """The API calls contribute from many threads: the second of two near-duplicate batches is
+    screened after the first is recorded and indexed (the datanet's lock), so it is refused, even
+    though it arrived while the first was being written."""
+    dn = service.create(accounts[0], owner=accounts[1].address, name="n", row_schema="text", licenses=["MIT"],
+                        policy="auto", near_duplicate_pct=80)
+    text = "Aspirin, an NSAID, treats pain, fever and inflammation, and in low doses it thins the blood."
+    first, second = (f'{{"text": "{t}"}}\n'.encode() for t in (text, text.replace("treats", "eases")))
+    writing = threading.Event()
+    append_many = service.records.append_many
+
+    def slow_append(new, **kwargs):  # the first batch's write takes a while: the second arrives meanwhile
+        writing.set()
+        time.sleep(0.3)
+        return append_many(new, **kwargs)
+
+    service.records.append_many = slow_append
+    results: dict[str, object] = {}
+
+    def send(name, account, data):
+        try:
+            results[name] = contribute(service, dn.id, account, data, license="MIT")
+        except InputError as exc:
+            results[name] = exc
+
+    one = threading.Thread(target=send, args=("first", accounts[2], first))
+    one.start()
+    assert writing.wait(10)
+    two = threading.Thread(target=send, args=("second", accounts[3], second))
+    two.start()
+    one.join(20)
+    two.join(20)
+    assert results["first"].status == "accepted"
+    assert isinstance(results["second"], InputError) and "near duplicate of an accepted" in str(results["second"])
+    assert service.counts(dn.id).get("accepted") == 1

@@ -59,7 +59,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel
 
@@ -75,6 +75,7 @@ __all__ = [
     "is_postgres",
     "is_sqlite",
     "make_engine",
+    "pipelined",
     "read_scope",
     "read_session",
     "session_scope",
@@ -244,6 +245,27 @@ def create_all(engine: Engine) -> None:
 
 
 # --------------------------------------------------------------------------- sessions
+
+
+@contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """Writes on ``conn`` sent without waiting for each answer, all answered when the block ends:
+    one round trip instead of one per statement (PostgreSQL: psycopg's pipeline mode; elsewhere
+    nothing changes). For writes only: a statement inside must not need its result or row count.
+    A refusal (a unique key, ...) comes out at the block's end as the exception ``conn.execute``
+    would have raised (``IntegrityError``...), the statements after it not run. Blocks nest: an
+    inner block's end answers everything sent so far."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    import psycopg
+
+    driver = conn.connection.driver_connection
+    try:
+        with driver.pipeline():  # type: ignore[union-attr]
+            yield
+    except psycopg.Error as exc:  # raised by the sync, outside SQLAlchemy: wrapped as it would wrap it
+        raise DBAPIError.instance(None, None, exc, psycopg.Error, dialect=conn.dialect) from exc
 
 
 @contextmanager

@@ -275,8 +275,13 @@ class Deduplicator:
                ) -> tuple[list[Duplicate | None], Sketches]:
         """Each row's duplicate, against the index and then against the batch's earlier rows that
         are not duplicates themselves (``in_batch``); and the batch's sketches, for :meth:`add_many`."""
-        keys = [_row_hash_key(h) for h in row_hashes]
         sketches = self.sketch_many(texts)
+        return self.screen_sketches(row_hashes, sketches), sketches
+
+    def screen_sketches(self, row_hashes: Sequence[bytes | str], sketches: Sketches) -> list[Duplicate | None]:
+        """:meth:`screen` of rows already sketched (:meth:`sketch_many` reads only the index's fixed
+        parameters, so a caller may sketch outside the lock it screens and adds under)."""
+        keys = [_row_hash_key(h) for h in row_hashes]
         found = self._check(keys, sketches)
         batch_hashes: dict[bytes, int] = {}
         valid = sketches.valid.tolist()
@@ -298,7 +303,7 @@ class Deduplicator:
                     continue
             batch_hashes[key] = i
             kept.add(i)
-        return found, sketches
+        return found
 
     def check(self, row_hash: bytes | str, text: str) -> Duplicate | None:
         """The accepted row this one duplicates (exact first, then the nearest near

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,16 +27,16 @@ from sqlmodel import Session, func, select
 
 from ..chain.contracts import DatanetRegistryContract
 from ..crypto.merkle import StandardMerkleTree
-from ..db import read_session
+from ..db import pipelined, read_session
 from ..errors import InputError, LedgerError, NotFoundError
 from ..fsutil import atomic_write_bytes, atomic_write_json
 from ..records.fields import parse_address
 from ..records.kinds import ContributionRecord, DatanetCreatedRecord, Record, RowsDecisionRecord, SnapshotRecord
 from ..records.ledger import RecordLedger
-from .content import ROW_LEAF_ENCODING, SCHEMAS, content_hash, parse_rows, row_hash_and_text, row_text
+from .content import ROW_LEAF_ENCODING, SCHEMAS, Row, content_hash, parse_rows, row_hash_and_text, row_text
 from .contribution import Contribution, ContributionDomain, check_license, parse_license, verify_contribution
-from .dedup import Deduplicator
-from .tables import DatanetEntryRow, DatanetRow, RowStatus, SnapshotRow, UsedNonceRow
+from .dedup import Deduplicator, Sketches
+from .tables import LIVE_ROW_INDEX, DatanetEntryRow, DatanetRow, RowStatus, SnapshotRow, UsedNonceRow
 
 MANIFEST_FORMAT = "loraledger-datanet-snapshot-v1"
 
@@ -53,7 +54,7 @@ _LIVE_ROW = select(_ENTRIES.c.row_hash).where(
     _ENTRIES.c.row_hash.in_(bindparam("hashes", expanding=True))).limit(1)
 _ROW_HASH = re.compile(r"0x[0-9a-f]{64}")
 _INSERT_NONCE = insert(_NONCES)
-_INSERT_ENTRIES = insert(_ENTRIES)
+_INSERT_ENTRIES = insert(_ENTRIES).inline()  # no RETURNING of the new ids: nothing reads them (and a pipeline cannot)
 
 def _taken_row(conn: Any, exc: IntegrityError, datanet_id: int, hashes: Sequence[str]) -> str:
     """The row of a refused insert that is live already: PostgreSQL names it in the error (its
@@ -75,7 +76,16 @@ class ContributionResult:
 
 
 class DatanetService:
-    """Datanets of one node, bound to one DatanetRegistry."""
+    """Datanets of one node, bound to one DatanetRegistry.
+
+    Thread-safe: the API calls it from many threads. A contribution is parsed, its signature
+    recovered and its rows sketched outside any lock; the duplicate screen, the append and the
+    index update run under the datanet's lock, so of two batches arriving together the second is
+    screened against the first (two near-duplicates cannot both get in), while a third batch is
+    parsed and sketched meanwhile. Reviews of a datanet take the same lock. Across processes on
+    one database the live-row index refuses exact duplicates; near-duplicates are screened
+    per process.
+    """
 
     def __init__(
         self,
@@ -92,6 +102,13 @@ class DatanetService:
         self.clock = clock
         self._dedup: dict[int, Deduplicator] = {}
         self._rules_cache: dict[int, DatanetRow] = {}
+        self._locks: dict[int, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _lock(self, datanet_id: int) -> threading.Lock:
+        """The lock of one datanet's duplicate index and writes (class docstring)."""
+        with self._locks_guard:
+            return self._locks.setdefault(datanet_id, threading.Lock())
 
     # ---- datanets --------------------------------------------------------------------
     def create(
@@ -253,11 +270,24 @@ class DatanetService:
         # read here as well would cost a transaction per batch and decide nothing more.
         verify_contribution(self.domain, contribution, signature, now=int(self.clock()) if now is None else now)
 
-        dedup = self._deduplicator(datanet)
         keyed = [row_hash_and_text(row) for row in rows]  # each row normalised once for both
         hashes = [_hex(digest) for digest, _ in keyed]
-        # Each row is sketched once: against the index and the batch's earlier rows, then indexed.
-        verdicts, sketches = dedup.screen(hashes, [text for _, text in keyed])
+        lock = self._lock(datanet_id)
+        with lock:
+            dedup = self._deduplicator(datanet)
+        # Each row is sketched once, outside the lock: screened against the index and the batch's
+        # earlier rows, then indexed.
+        sketches = dedup.sketch_many([text for _, text in keyed])
+        with lock:
+            return self._screen_and_store(datanet, dedup, contribution, signature, rows, hashes, sketches,
+                                          license_id)
+
+    def _screen_and_store(self, datanet: DatanetRow, dedup: Deduplicator, contribution: Contribution,
+                          signature: str, rows: list[Row], hashes: list[str], sketches: Sketches,
+                          license_id: str) -> ContributionResult:
+        """The part of :meth:`contribute` under the datanet's lock."""
+        datanet_id = datanet.id
+        verdicts = dedup.screen_sketches(hashes, sketches)
         problems: list[dict[str, Any]] = []
         for row, found in zip(rows, verdicts, strict=True):
             if found is not None:
@@ -290,31 +320,33 @@ class DatanetService:
         status = RowStatus.ACCEPTED if auto else RowStatus.PENDING
 
         def store(session: Session, stamped: list[Record]) -> None:
-            # Under the ledger's write lock: a concurrent batch may have taken a row since the check.
-            # Core statements on the transaction's connection (no ORM objects: this runs per batch).
+            # Under the ledger's write lock, writes only (Core statements on the transaction's
+            # connection, no ORM objects): sent with the ledger's own in one round trip.
             conn = session.connection()
             try:
-                # (contributor, nonce) is the table's key: a spent nonce fails the insert (no read first;
-                # on PostgreSQL the failed statement ends the transaction, which is rolled back anyway).
-                conn.execute(_INSERT_NONCE, {"contributor": contribution.contributor, "nonce": contribution.nonce,
-                                             "datanet_id": datanet_id})
-            except IntegrityError:
-                raise InputError(f"nonce {contribution.nonce} of {contribution.contributor} was already used "
-                                 "(replayed contribution); sign again with a fresh nonce", field="nonce") from None
-            # One executemany, not an ORM object per row: a batch of 500 rows is 500 inserts. The
-            # live-row index refuses a row that a concurrent batch took since the dedup check.
-            try:
-                conn.execute(_INSERT_ENTRIES, [{
-                    "datanet_id": datanet_id, "row_hash": digest, "contributor": contribution.contributor,
-                    "content": json.dumps(row.data, ensure_ascii=False), "status": status,
-                    "contribution_seq": stamped[0].seq, "created_at": timestamp,
-                    "decided_at": timestamp if auto else None, "reason": None,
-                } for row, digest in zip(rows, hashes, strict=True)])
+                with pipelined(conn):
+                    # (contributor, nonce) is the table's key: a spent nonce fails the insert (no read
+                    # first). One executemany for the rows, not an ORM object per row; the live-row
+                    # index refuses a row that a concurrent batch took since the dedup check.
+                    conn.execute(_INSERT_NONCE, {"contributor": contribution.contributor,
+                                                 "nonce": contribution.nonce, "datanet_id": datanet_id})
+                    conn.execute(_INSERT_ENTRIES, [{
+                        "datanet_id": datanet_id, "row_hash": digest, "contributor": contribution.contributor,
+                        "content": json.dumps(row.data, ensure_ascii=False), "status": status,
+                        "contribution_seq": stamped[0].seq, "created_at": timestamp,
+                        "decided_at": timestamp if auto else None, "reason": None,
+                    } for row, digest in zip(rows, hashes, strict=True)])
             except IntegrityError as exc:
-                raise InputError(f"batch refused, nothing recorded: row {_taken_row(conn, exc, datanet_id, hashes)} "
-                                 "was contributed meanwhile") from None
+                refused = str(exc.orig)
+                if _NONCES.name in refused:
+                    raise InputError(f"nonce {contribution.nonce} of {contribution.contributor} was already used "
+                                     "(replayed contribution); sign again with a fresh nonce", field="nonce") from None
+                if LIVE_ROW_INDEX in refused or f"{_ENTRIES.name}." in refused:
+                    raise InputError(f"batch refused, nothing recorded: row "
+                                     f"{_taken_row(conn, exc, datanet_id, hashes)} was contributed meanwhile") from None
+                raise
 
-        stamped = self.records.append_many(new, in_transaction=store)
+        stamped = self.records.append_many(new, in_transaction=store, writes_only=True)
         dedup.add_many(hashes, hashes, sketches)
         return ContributionResult(stamped[0].seq, hashes, status)
 
@@ -334,6 +366,13 @@ class DatanetService:
         wanted = list(dict.fromkeys(h.lower() for h in row_hashes))  # each row once, in the order given
         if not wanted:
             raise InputError("name at least one row hash to review")
+        with self._lock(datanet_id):
+            return self._decide(datanet, wanted, accept=accept, decided_by=decided_by, reason=reason)
+
+    def _decide(self, datanet: DatanetRow, wanted: list[str], *, accept: bool, decided_by: str,
+                reason: str | None) -> int:
+        """The part of :meth:`review` under the datanet's lock."""
+        datanet_id = datanet.id
         pending = {entry.row_hash: entry for entry in self.pending(datanet_id)}
         missing = [h for h in wanted if h not in pending]
         if missing:
@@ -350,6 +389,8 @@ class DatanetService:
         def store(session: Session, _: list[Record]) -> None:
             for h in wanted:
                 entry = session.get(DatanetEntryRow, pending[h].id)
+                if entry.status != RowStatus.PENDING:  # decided by another process since the read above
+                    raise InputError(f"row {h} was {entry.status} meanwhile: nothing recorded")
                 entry.status = RowStatus.ACCEPTED if accept else RowStatus.REJECTED
                 entry.reason = reason
                 entry.decided_at = timestamp

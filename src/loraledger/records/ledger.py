@@ -79,7 +79,7 @@ from sqlmodel import Session
 from ..crypto.canonical import MAX_SAFE_INT
 from ..crypto.merkle.hashing import keccak256
 from ..crypto.translog import EMPTY_ROOT, HASH_SIZE, ConsistencyProof, InclusionProof, MerkleLog, node_hash
-from ..db import database_error, display_url, is_postgres, read_scope, session_scope
+from ..db import database_error, display_url, is_postgres, pipelined, read_scope, session_scope
 from ..errors import InputError, LedgerError, NotFoundError
 from .kinds import Record, canonical_json, parse_record
 from .tables import LOG_STATE_ID, LogStateRow, RecordRow
@@ -411,7 +411,7 @@ class RecordLedger:
         return self.append_many([record], in_transaction=in_transaction)[0]
 
     def append_many(
-        self, records: Sequence[Record], *, in_transaction: InTransaction | None = None
+        self, records: Sequence[Record], *, in_transaction: InTransaction | None = None, writes_only: bool = False
     ) -> list[Record]:
         """Append ``records`` atomically with consecutive seqs; return them with ``seq`` set.
 
@@ -423,7 +423,11 @@ class RecordLedger:
 
         ``in_transaction(session, stamped_records)``, if given, runs inside the same
         transaction after the rows are inserted (e.g. to update balances atomically
-        with the records); if it raises, everything rolls back.
+        with the records); if it raises, everything rolls back. ``writes_only``: it only
+        writes, through Core statements on ``session.connection()`` whose results it does not
+        read, so they are sent with the ledger's own in one round trip (:func:`loraledger.db.pipelined`
+        on PostgreSQL; a refusal of one comes out of the callback's own ``pipelined`` block, or
+        out of this call, as the ``IntegrityError`` it is).
         """
         if isinstance(records, Record):
             raise InputError("append_many takes a sequence of records; use append for one")
@@ -440,9 +444,10 @@ class RecordLedger:
                 )
         if not records:
             return []
-        return self._append(records, in_transaction)
+        return self._append(records, in_transaction, writes_only)
 
-    def _append(self, records: list[Record], in_transaction: InTransaction | None) -> list[Record]:
+    def _append(self, records: list[Record], in_transaction: InTransaction | None,
+                writes_only: bool = False) -> list[Record]:
         with self._write_lock:
             with session_scope(
                 self.engine, what=f"cannot append {len(records)} record(s) (nothing was written)"
@@ -501,13 +506,16 @@ class RecordLedger:
                     "frontier": _frontier_json(new_frontier),
                 }
                 conn = session.connection()  # Core on the session's transaction: no ORM work per statement
-                if rows:
-                    conn.execute(_INSERT_RECORDS, rows)
-                if state.exists:
-                    conn.execute(_UPDATE_STATE, {"new_" + key: value for key, value in values.items()})
-                else:
-                    conn.execute(insert(_state).values(id=LOG_STATE_ID, **values))
-                if in_transaction is not None:
+                with pipelined(conn):  # the records and the new state: one round trip
+                    if rows:
+                        conn.execute(_INSERT_RECORDS, rows)
+                    if state.exists:
+                        conn.execute(_UPDATE_STATE, {"new_" + key: value for key, value in values.items()})
+                    else:
+                        conn.execute(insert(_state).values(id=LOG_STATE_ID, **values))
+                    if in_transaction is not None and writes_only:
+                        in_transaction(session, stamped)
+                if in_transaction is not None and not writes_only:
                     in_transaction(session, stamped)
             # Committed: now memory may follow.
             self._extend_memory(base, leaves)
