@@ -258,7 +258,7 @@ class Bench:
         if args.postgres:  # a private, durable server (fsync and synchronous commits on, like SQLite's FULL)
             from pg import start_postgres
 
-            self.db_url, self.stop_postgres = start_postgres(durable=True)
+            self.db_url, self.stop_postgres = start_postgres(durable=True, socket=args.postgres_socket)
         self.engine = make_engine(self.db_url)
         create_tables(self.engine)
         self.ledger = RecordLedger(self.engine)
@@ -284,7 +284,9 @@ class Bench:
 
     @property
     def db_name(self) -> str:
-        return "PostgreSQL, fsync on" if self.stop_postgres is not None else "SQLite"
+        if self.stop_postgres is None:
+            return "SQLite"
+        return "PostgreSQL, fsync on" + (", Unix socket" if self.args.postgres_socket else ", TCP")
 
     def prepare_round(self, accounts: Sequence[LocalAccount], rows: int) -> list[Prepared]:
         """One batch per account at its next nonce, signed with the fastest backend there is
@@ -897,6 +899,8 @@ def main() -> int:
                              "contributors (default 1: one batch at a time)")
     parser.add_argument("--postgres", action="store_true",
                         help="ingest into a private PostgreSQL server (fsync on) instead of SQLite")
+    parser.add_argument("--postgres-socket", action="store_true",
+                        help="with --postgres: connect through the server's Unix socket, not TCP on 127.0.0.1")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--tmp", default=None, help="directory for the temporary database (default: the system temp dir)")
     args = parser.parse_args()

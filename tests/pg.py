@@ -66,9 +66,11 @@ def _tail(path: Path, lines: int = 8) -> str:
         return ""
 
 
-def start_postgres(timeout: float = 30.0, *, durable: bool = False) -> tuple[str, Callable[[], None]]:
+def start_postgres(timeout: float = 30.0, *, durable: bool = False,
+                   socket: bool = False) -> tuple[str, Callable[[], None]]:
     """Start a private PostgreSQL server; return ``(sqlalchemy_url, stop)``. ``durable``: fsync and
-    synchronous commits on (benchmarks compare it with SQLite's synchronous=FULL), else off (tests)."""
+    synchronous commits on (benchmarks compare it with SQLite's synchronous=FULL), else off (tests).
+    ``socket``: the URL connects through the server's Unix socket instead of TCP on 127.0.0.1."""
     try:
         import psycopg  # noqa: F401
     except ImportError:
@@ -134,6 +136,8 @@ def start_postgres(timeout: float = 30.0, *, durable: bool = False) -> tuple[str
             if result.returncode == 0:
                 state["running"] = True
                 atexit.register(stop)
+                if socket:
+                    return f"postgresql+psycopg://postgres@/postgres?host={base}&port={port}", stop
                 return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", stop
             if "in use" not in _tail(log) or attempt == 2:
                 raise PostgresUnavailable(

@@ -36,7 +36,7 @@ from ..records.ledger import RecordLedger
 from .content import ROW_LEAF_ENCODING, SCHEMAS, Row, content_hash, parse_rows, row_hash_and_text, row_text
 from .contribution import Contribution, ContributionDomain, check_license, parse_license, verify_contribution
 from .dedup import Deduplicator, Sketches
-from .tables import LIVE_ROW_INDEX, DatanetEntryRow, DatanetRow, RowStatus, SnapshotRow, UsedNonceRow
+from .tables import LIVE, LIVE_ROW_INDEX, DatanetEntryRow, DatanetRow, RowStatus, SnapshotRow, UsedNonceRow
 
 MANIFEST_FORMAT = "loraledger-datanet-snapshot-v1"
 
@@ -50,7 +50,7 @@ _ENTRIES, _NONCES = DatanetEntryRow.__table__, UsedNonceRow.__table__  # type: i
 # A contribution's statements, built once (each runs per batch; a statement built per call is a
 # cache key computed per call).
 _LIVE_ROW = select(_ENTRIES.c.row_hash).where(
-    _ENTRIES.c.datanet_id == bindparam("datanet"), _ENTRIES.c.status != RowStatus.REJECTED,
+    _ENTRIES.c.datanet_id == bindparam("datanet"), LIVE,
     _ENTRIES.c.row_hash.in_(bindparam("hashes", expanding=True))).limit(1)
 _ROW_HASH = re.compile(r"0x[0-9a-f]{64}")
 _INSERT_NONCE = insert(_NONCES)
@@ -240,7 +240,7 @@ class DatanetService:
         """``row hash -> row text`` of the datanet's live rows among ``row_hashes``."""
         with read_session(self.engine, what="reading rows for the duplicate check") as session:
             found = session.exec(select(DatanetEntryRow.row_hash, DatanetEntryRow.content).where(
-                DatanetEntryRow.datanet_id == datanet_id, DatanetEntryRow.status != RowStatus.REJECTED,
+                DatanetEntryRow.datanet_id == datanet_id, LIVE,  # the live-row index's own words
                 DatanetEntryRow.row_hash.in_(list(row_hashes))))  # type: ignore[attr-defined]
             return {row_hash: row_text(json.loads(content)) for row_hash, content in found}
 
