@@ -187,7 +187,8 @@ def attribution(base: Path, adapters: dict[str, Path], others=ON_GPU) -> tuple[l
     lines, failures = [], []
     for device, dtype in others:
         train_f, query_f = features_on(device, dtype)
-        cos = np.sum(train_f * cpu_train, axis=1) / (np.linalg.norm(train_f, axis=1) * np.linalg.norm(cpu_train, axis=1))
+        norms = np.linalg.norm(train_f, axis=1) * np.linalg.norm(cpu_train, axis=1)
+        cos = np.sum(train_f * cpu_train, axis=1) / norms
         # The index from the CPU, the query from this device: what a GPU node does with a CPU-built index.
         top = (query_f @ cpu_train.T).argmax(axis=1)
         same = int((top == cpu_top).sum())

@@ -56,6 +56,7 @@ _ROW_HASH = re.compile(r"0x[0-9a-f]{64}")
 _INSERT_NONCE = insert(_NONCES)
 _INSERT_ENTRIES = insert(_ENTRIES).inline()  # no RETURNING of the new ids: nothing reads them (and a pipeline cannot)
 
+
 def _taken_row(conn: Any, exc: IntegrityError, datanet_id: int, hashes: Sequence[str]) -> str:
     """The row of a refused insert that is live already: PostgreSQL names it in the error (its
     transaction is aborted, nothing more can be asked); SQLite's transaction still answers."""
