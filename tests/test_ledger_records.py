@@ -140,6 +140,23 @@ def test_reopening_rebuilds_the_identical_log(ledger, db_url):
     assert RecordLedger(make_engine(db_url)).root() == expected_root([*records, grant(25).with_seq(25)])
 
 
+def test_create_tables_adds_an_index_a_table_from_an_older_version_lacks(engine):
+    """create_all creates no index on a table that exists; create_tables adds the missing ones
+    (a database from before the live-row index gets it), and a second run changes nothing."""
+    from sqlalchemy import inspect
+
+    def indexes() -> set[str]:
+        with engine.connect() as conn:
+            return {ix["name"] for ix in inspect(conn).get_indexes("datanet_rows")}
+
+    assert "ux_datanet_rows_live" in indexes()
+    execute(engine, "DROP INDEX ux_datanet_rows_live")
+    assert "ux_datanet_rows_live" not in indexes()
+    create_tables(engine)
+    create_tables(engine)
+    assert "ux_datanet_rows_live" in indexes()
+
+
 def test_a_missing_log_state_row_is_rebuilt_from_the_records(ledger, engine):
     records = ledger.append_many([grant(i) for i in range(10)])
     execute(engine, "DELETE FROM log_state")

@@ -62,6 +62,7 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.schema import CreateIndex
 from sqlmodel import Session, SQLModel
 
 from .errors import LedgerError, LoraLedgerError
@@ -246,10 +247,12 @@ def create_all(engine: Engine) -> None:
         with engine.connect() as conn:  # one catalog query for every table (PostgreSQL)
             existing = {table: {ix["name"] for ix in indexes}
                         for (_, table), indexes in inspect(conn).get_multi_indexes().items()}
-        for table in SQLModel.metadata.tables.values():
-            for index in table.indexes:
-                if index.name not in existing.get(table.name, ()):
-                    index.create(engine)
+        missing = [index for table in SQLModel.metadata.tables.values() for index in table.indexes
+                   if index.name not in existing.get(table.name, ())]
+        if missing:
+            with engine.begin() as conn:  # IF NOT EXISTS: two processes starting at once both succeed
+                for index in missing:
+                    conn.execute(CreateIndex(index, if_not_exists=True))
     except SQLAlchemyError as exc:
         raise database_error(exc, f"cannot create the ledger tables in {display_url(engine.url)}") from exc
 
