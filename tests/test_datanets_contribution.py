@@ -11,6 +11,8 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loraledger.datanets.contribution import (
     CONTRIBUTION_TYPE,
@@ -90,6 +92,22 @@ def test_typed_data_shape(domain, contribution):
 
 def test_digest_matches_eth_account(domain, contribution):
     assert digest(domain, contribution) == _eip191_hash(encode_typed_data(full_message=typed_data(domain, contribution)))
+
+
+uint256 = st.integers(min_value=0, max_value=2**256 - 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(chain=st.integers(min_value=1, max_value=2**53 - 1), registry=st.binary(min_size=20, max_size=20),
+       datanet=uint256, who=st.binary(min_size=20, max_size=20), content=st.binary(min_size=32, max_size=32),
+       license=st.sampled_from(["MIT", "CC-BY-4.0", "Apache-2.0", "CC0-1.0"]), nonce=uint256, deadline=uint256)
+def test_digest_matches_eth_account_for_any_fields(chain, registry, datanet, who, content, license, nonce, deadline):
+    """The struct words written by hand (and the cached domain separator) are eth_account's EIP-712
+    encoding at every width: zero, the uint256 limit, addresses with leading zero bytes."""
+    domain = ContributionDomain(chain, "0x" + registry.hex())
+    contribution = Contribution(datanet, "0x" + who.hex(), "0x" + content.hex(), license, nonce, deadline)
+    expected = _eip191_hash(encode_typed_data(full_message=typed_data(domain, contribution)))
+    assert digest(domain, contribution) == expected
 
 
 def test_sign_recover_round_trip(account, domain, contribution):
