@@ -31,8 +31,9 @@ __all__ = ["GATHER_FROM_GROUPS", "GATHER_FROM_GROUPS_CUDA", "LoraLayer", "LoraSl
 #: at 3-4 adapters for hidden 256-576, rank 8-16, 8-32 rows).
 GATHER_FROM_GROUPS = 4
 #: The same on CUDA: the group loop only for a forward of one adapter (on an H200, hidden 2048,
-#: rank 16, 1-64 rows: 88-98 µs a layer against gather + bmm's 110-138), gather + bmm from two
-#: (each group is two more kernel launches: 4 adapters cost the loop 330 µs, gather 120).
+#: rank 16, 1-16 rows: 59-62 µs a layer against gather + bmm's 76-79; docs/benchmarks/cuda-h200.txt),
+#: gather + bmm from two (each group is two more kernel launches: 4 adapters cost the loop 215 µs,
+#: gather 77).
 GATHER_FROM_GROUPS_CUDA = 2
 
 
