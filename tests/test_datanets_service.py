@@ -16,7 +16,7 @@ from loraledger.chain.deploy import Deployer
 from loraledger.datanets.content import content_hash, parse_rows
 from loraledger.datanets.contribution import Contribution, sign_contribution
 from loraledger.datanets.service import DatanetService
-from loraledger.datanets.tables import UsedNonceRow
+from loraledger.datanets.tables import DatanetEntryRow, UsedNonceRow
 from loraledger.db import make_engine
 from loraledger.errors import InputError, NotFoundError
 from loraledger.node.context import create_tables
@@ -220,6 +220,34 @@ def test_a_spent_nonce_is_refused_by_the_write_itself_on_both_databases(anvil, a
     assert records.size() == size and RecordLedger(engine).size() == size
     fresh = Contribution(dn.id, accounts[2].address, content_hash(rows), "MIT", 4, 2**40)
     assert service.contribute(dn.id, data, fresh, sign_contribution(accounts[2], service.domain, fresh)).status == "pending"
+    engine.dispose()
+
+
+def test_a_batch_is_stored_row_by_row_in_its_order_on_both_databases(anvil, artifacts, accounts, tmp_path, db_url):
+    """PostgreSQL takes a batch's rows in one INSERT ... SELECT FROM unnest(...), SQLite as an
+    executemany: the same rows either way, each with its content, in the batch's order (ids)."""
+    client = ChainClient(anvil.url, error_abis=all_packaged_abis())
+    deployment = Deployer(client, accounts[0], artifacts, tmp_path / "31337.json", redeploy=True).run()
+    engine = make_engine(db_url)
+    create_tables(engine)
+    service = DatanetService(engine, RecordLedger(engine),
+                             DatanetRegistryContract(client, deployment.address("DatanetRegistry")))
+    texts = ["Zebras sleep standing up in open grassland.", "Apples ripen faster next to bananas, it's said.",
+             "Mount Kea's summit hosts twelve telescopes.", "Ünïcode row: naïve café, 東京, emoji 🚀.",
+             "A row with \"quotes\", a backslash \\ and a tab\tinside."]
+    data = "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts).encode()
+    for policy, status in (("review", "pending"), ("auto", "accepted")):
+        dn = service.create(accounts[0], owner=accounts[1].address, name=policy, row_schema="text", licenses=["MIT"],
+                            policy=policy)
+        result = contribute(service, dn.id, accounts[2], data, license="MIT")
+        with Session(engine) as session:
+            stored = session.exec(select(DatanetEntryRow).where(DatanetEntryRow.datanet_id == dn.id)
+                                  .order_by(DatanetEntryRow.id)).all()
+        assert [(row.row_hash, json.loads(row.content)["text"]) for row in stored] == list(zip(result.row_hashes, texts))
+        assert {(row.contributor, row.status, row.contribution_seq, row.reason, row.decided_at == row.created_at)
+                for row in stored} == {(accounts[2].address, status, result.seq, None, policy == "auto")}
+        assert result.status == status and [row.row_hash for row in service.pending(dn.id)] == \
+            (result.row_hashes if policy == "review" else [])
     engine.dispose()
 
 

@@ -17,10 +17,11 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import IntegrityError
 
 from loraledger.crypto.translog import MerkleLog, leaf_hash, verify_consistency, verify_inclusion
-from loraledger.db import make_engine, read_scope, session_scope
+from loraledger.db import fetch_rows, make_engine, read_scope, session_scope
 from loraledger.errors import InputError, LedgerError, NotFoundError
 from loraledger.node.context import create_tables
 from loraledger.records.kinds import FeeRecord, Record, RewardGrantRecord, canonical_json, record_hash
@@ -441,6 +442,93 @@ def test_session_scope_commits_or_rolls_back(engine):
     with read_scope(engine) as conn:
         assert conn.execute(text("SELECT count(*) FROM records")).scalar_one() == 0
         assert conn.execute(text("SELECT size FROM log_state")).all() == [(0,)]
+
+
+def _record_row(seq: int) -> dict:
+    return {"seq": seq, "kind": "k", "timestamp": 1, "hash": "0x%064x" % seq, "body": "{}"}
+
+
+def test_a_pipelined_session_reads_its_own_writes_and_commits_all_or_nothing(engine):
+    """``session_scope(pipelined=True)`` (one psycopg pipeline on PostgreSQL, a plain transaction on
+    SQLite): a read through ``fetch_rows`` sees the writes queued before it, the writes after it go
+    out with the COMMIT, and a refusal or an exception leaves nothing written."""
+    rows = RecordRow.__table__
+    count = select(func.count()).select_from(rows)
+
+    def stored() -> list[int]:
+        with read_scope(engine) as conn:
+            return [seq for (seq,) in conn.execute(select(rows.c.seq).order_by(rows.c.seq))]
+
+    with session_scope(engine, pipelined=True) as session:
+        conn = session.connection()
+        conn.execute(insert(rows), [_record_row(0), _record_row(1)])
+        assert [tuple(row) for row in fetch_rows(conn, count)] == [(2,)]
+        assert [tuple(row) for row in fetch_rows(conn, select(rows.c.seq, rows.c.hash).where(
+            rows.c.seq.in_([1, 7]), rows.c.kind == "k"))] == [(1, "0x%064x" % 1)]  # an IN list, expanded
+        conn.execute(insert(rows), [_record_row(2)])
+    assert stored() == [0, 1, 2]
+
+    # A refusal (seq 1 is taken) is offered to `refused`, after the rollback; its answer is raised.
+    offered = []
+    with pytest.raises(InputError, match="seq 1 is taken"):
+        with session_scope(engine, pipelined=True,
+                           refused=lambda exc: offered.append(exc) or InputError("seq 1 is taken")) as session:
+            conn = session.connection()
+            conn.execute(insert(rows), [_record_row(10)])
+            conn.execute(insert(rows), [_record_row(1)])
+            conn.execute(insert(rows), [_record_row(11)])
+    assert [type(exc) for exc in offered] == [IntegrityError] and stored() == [0, 1, 2]
+    with pytest.raises(LedgerError, match="ledger database error"):  # `refused` has nothing to say: a LedgerError
+        with session_scope(engine, pipelined=True, refused=lambda exc: None) as session:
+            session.connection().execute(insert(rows), [_record_row(12), _record_row(2)])
+    with pytest.raises(RuntimeError, match="boom"):
+        with session_scope(engine, pipelined=True) as session:
+            session.connection().execute(insert(rows), [_record_row(13)])
+            raise RuntimeError("boom")
+    assert stored() == [0, 1, 2]
+
+    # The pooled connection is a transactional one again afterwards (not left in autocommit).
+    with pytest.raises(RuntimeError, match="after a flush"):
+        with session_scope(engine) as session:
+            session.add(RecordRow(**_record_row(14)))
+            session.flush()
+            raise RuntimeError("after a flush")
+    assert stored() == [0, 1, 2]
+
+
+def test_a_pooled_postgres_connection_lost_while_idle_is_replaced(pg_server, monkeypatch):
+    """Pinged when handed out after more than PING_AFTER_IDLE_S idle: a connection the server dropped
+    is replaced, not used. One lost in the moment since its last use fails its statement once, with
+    a clear LedgerError and nothing written, and the next call gets a fresh connection."""
+    from pg import create_database
+
+    import loraledger.db as db
+
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.3)
+    url = create_database(pg_server, "idle_ping")
+    engine = make_engine(url)
+    create_tables(engine)
+    ledger = RecordLedger(engine)
+    ledger.append(grant(0))
+    admin = make_engine(url)
+
+    def drop_the_pool_connections() -> None:
+        with admin.connect() as conn:
+            dropped = conn.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                "AND datname = current_database() AND backend_type = 'client backend'")).scalar_one()
+        assert dropped == 1
+
+    drop_the_pool_connections()
+    time.sleep(0.5)
+    assert ledger.append(grant(1)).seq == 1  # pinged, found dead, replaced
+
+    drop_the_pool_connections()  # and used at once, within the window
+    with pytest.raises(LedgerError, match=r"cannot append 1 record\(s\) \(nothing was written\)"):
+        ledger.append(grant(2))
+    assert ledger.append(grant(2)).seq == 2 and RecordLedger(engine).size() == 3
+    admin.dispose()
+    engine.dispose()
 
 
 def test_sqlite_pragmas(tmp_path):

@@ -37,8 +37,9 @@ Two backends:
   no WAL, no concurrency.
 
 * **PostgreSQL** (``postgresql+psycopg://user@host:port/db``; a bare ``postgresql://``
-  is taken to mean the psycopg 3 driver): ``pool_pre_ping`` (a connection dropped by a
-  server restart is replaced, not handed out), a 10 s connect timeout, prepared statements
+  is taken to mean the psycopg 3 driver): a pooled connection idle for more than
+  :data:`PING_AFTER_IDLE_S` is pinged before it is handed out (one dropped by a server restart
+  is replaced, not handed out), a 10 s connect timeout, prepared statements
   planned for each run's parameters (``plan_cache_mode = force_custom_plan``; see
   ``_postgres_events``). Writers
   serialise on a row lock (``SELECT ... FOR UPDATE`` on ``log_state``, see
@@ -54,13 +55,21 @@ bare SQLAlchemy traceback.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Dialect, Engine, Executable, create_engine, event, inspect
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    NoSuchModuleError,
+    SQLAlchemyError,
+)
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import CreateIndex
 from sqlmodel import Session, SQLModel
@@ -73,6 +82,7 @@ __all__ = [
     "create_all",
     "database_error",
     "display_url",
+    "fetch_rows",
     "check_writable",
     "is_postgres",
     "is_sqlite",
@@ -142,9 +152,35 @@ def check_writable(engine: Engine) -> None:
 WAL_CHECKPOINT_PAGES = 32_768
 
 
+#: A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_S = 1.0
+_USED_AT = "loraledger_used_at"  # key in a pooled connection's info: when it was last returned
+
+
 def _postgres_events(engine: Engine) -> None:
+    # A connection is pinged when it is handed out after more than PING_AFTER_IDLE_S idle, not at
+    # every checkout (pool_pre_ping): a ping is a round trip, 7 % of a contribution of 10 rows
+    # (scripts/bench_datanets.py), and one used a moment ago is alive but for a failure in that
+    # moment, which its next statement reports (the pool is then renewed, as on any lost
+    # connection). HikariCP skips its alive test the same way (aliveBypassWindowMs, 500 ms).
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get(_USED_AT, 0.0) <= PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # noqa: BLE001 - whatever the driver says, this connection is gone
+            # The pool replaces it and tries again (SQLAlchemy's pessimistic disconnect handling).
+            raise DisconnectionError(f"a pooled connection was lost while idle: {_first_line(exc)}") from exc
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_USED_AT] = time.monotonic()
+
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        record.info[_USED_AT] = time.monotonic()  # just opened: alive
         # psycopg prepares a query after 5 runs (its parse saved: +15% on a contribution of 10
         # rows). A prepared query may then switch to a generic plan, chosen while a table was
         # small, and keep it as the table grows: a datanet's live-row check scanned the whole
@@ -210,7 +246,6 @@ def make_engine(url: str | URL, *, check: bool = True, **kwargs: Any) -> Engine:
             if parsed.drivername == "postgresql":
                 parsed = parsed.set(drivername="postgresql+psycopg")
             connect_args = {"connect_timeout": 10, **kwargs.pop("connect_args", {})}
-            kwargs.setdefault("pool_pre_ping", True)
             engine = create_engine(parsed, connect_args=connect_args, **kwargs)
             _postgres_events(engine)
         else:
@@ -260,44 +295,156 @@ def create_all(engine: Engine) -> None:
 # --------------------------------------------------------------------------- sessions
 
 
+def _in_pipeline(driver: Any) -> bool:
+    from psycopg import pq
+
+    return driver.pgconn.pipeline_status != pq.PipelineStatus.OFF
+
+
+def _translate_psycopg(conn: Connection, exc: Exception) -> DBAPIError:
+    """A psycopg error raised outside SQLAlchemy (a pipeline's answers), wrapped as SQLAlchemy
+    would have wrapped it (``IntegrityError``...); a lost connection is invalidated, as SQLAlchemy
+    does, so it is not handed out again (and the rollback that follows does not touch it)."""
+    import psycopg
+
+    lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+    if lost:
+        conn.invalidate(exc)
+    return DBAPIError.instance(None, None, exc, psycopg.Error, connection_invalidated=lost, dialect=conn.dialect)
+
+
 @contextmanager
 def pipelined(conn: Connection) -> Iterator[None]:
     """Writes on ``conn`` sent without waiting for each answer, all answered when the block ends:
     one round trip instead of one per statement (PostgreSQL: psycopg's pipeline mode; elsewhere
     nothing changes). For writes only: a statement inside must not need its result or row count.
     A refusal (a unique key, ...) comes out at the block's end as the exception ``conn.execute``
-    would have raised (``IntegrityError``...), the statements after it not run. Blocks nest: an
-    inner block's end answers everything sent so far."""
+    would have raised (``IntegrityError``...), the statements after it not run. Inside a pipeline
+    already (a ``session_scope(pipelined=True)``, an outer block) it adds nothing: the outer one
+    answers, and a refusal comes out there."""
     if conn.dialect.name != "postgresql":
         yield
         return
     import psycopg
 
     driver = conn.connection.driver_connection
+    if _in_pipeline(driver):
+        yield
+        return
     try:
         with driver.pipeline():  # type: ignore[union-attr]
             yield
     except psycopg.Error as exc:  # raised by the sync, outside SQLAlchemy: wrapped as it would wrap it
-        raise DBAPIError.instance(None, None, exc, psycopg.Error, dialect=conn.dialect) from exc
+        raise _translate_psycopg(conn, exc) from exc
+
+
+_COMPILED: dict[tuple[int, int], tuple[Executable, Any]] = {}
+
+
+def _compiled(statement: Executable, dialect: Dialect) -> Any:
+    """``statement`` compiled for ``dialect``, kept for the next call with the same object (a
+    statement built once at import runs per append). Keyed by identity: a statement's ``==`` builds
+    SQL, it does not compare."""
+    key = (id(statement), id(dialect))
+    held = _COMPILED.get(key)
+    if held is None or held[0] is not statement:
+        if len(_COMPILED) >= 256:  # statements built per call come and go: keep the map small
+            _COMPILED.clear()
+        # render_postcompile: an IN list's values become parameters of this statement's own string
+        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        held = _COMPILED[key] = (statement, compiled)
+    return held[1]
+
+
+def fetch_rows(conn: Connection, statement: Executable) -> Iterable[Sequence[Any]]:
+    """The rows of the query ``statement`` on ``conn``, also inside a pipeline (PostgreSQL), where
+    ``conn.execute`` cannot see a result: there the query goes out with everything queued before
+    it (the ``BEGIN`` of a pipelined :func:`session_scope`) and is answered at once, one round trip,
+    through psycopg's own cursor (the rows come back as the database's values: ints, strings;
+    no SQLAlchemy type processing). Outside a pipeline: ``conn.execute(statement)``, its rows
+    streamed as they come."""
+    if conn.dialect.name != "postgresql" or not _in_pipeline(conn.connection.driver_connection):
+        return conn.execute(statement)
+    import psycopg
+
+    compiled = _compiled(statement, conn.dialect)
+    params = compiled.construct_params()  # each call's own values (a statement built per call has its own)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(compiled.string, params)
+        return cursor.fetchall()  # a flush request: answered now, with what was queued before it
+    except psycopg.Error as exc:
+        raise _translate_psycopg(conn, exc) from exc
+    finally:
+        cursor.close()
+
+
+def _autocommit_engine(engine: Engine) -> Engine:
+    """``engine`` with psycopg's autocommit on (same pool): a pipelined transaction sends its own
+    BEGIN and COMMIT, which psycopg would otherwise each answer before going on."""
+    cached = engine.__dict__.get("_loraledger_autocommit")
+    if cached is None:
+        cached = engine.execution_options(isolation_level="AUTOCOMMIT")
+        engine.__dict__["_loraledger_autocommit"] = cached
+    return cached
 
 
 @contextmanager
-def session_scope(engine: Engine, *, what: str = "ledger database error") -> Iterator[Session]:
+def _one_pipeline(session: Session) -> Iterator[None]:
+    """The session's transaction as one psycopg pipeline: BEGIN queued (it goes out with the first
+    query), the writes queued, COMMIT queued after them, and one sync at the end that answers them
+    all. The connection is in autocommit, so psycopg sends no BEGIN of its own (in a pipeline it
+    would wait for its answer); the BEGIN here opens a real transaction all the same."""
+    import psycopg
+
+    conn = session.connection()
+    driver = conn.connection.driver_connection
+    try:
+        with driver.pipeline():  # type: ignore[union-attr]
+            driver.execute(b"BEGIN")  # type: ignore[union-attr]
+            yield
+            driver.execute(b"COMMIT")  # type: ignore[union-attr]
+    except psycopg.Error as exc:  # an answer of the sync: wrapped as SQLAlchemy would wrap it
+        raise _translate_psycopg(conn, exc) from exc
+
+
+@contextmanager
+def session_scope(engine: Engine, *, what: str = "ledger database error", pipelined: bool = False,
+                  refused: Callable[[IntegrityError], Exception | None] | None = None) -> Iterator[Session]:
     """A write transaction: commit on success, roll back on any exception.
 
     On SQLite it holds the write lock from its first statement (``BEGIN IMMEDIATE``).
     Database failures come out as ``LedgerError("<what>: ...")``; loraledger's own
-    errors and other exceptions pass through unchanged (after the rollback).
+    errors and other exceptions pass through unchanged (after the rollback). A refusal by the
+    database (``IntegrityError``: a unique key, a foreign key) is first offered to ``refused``,
+    after the rollback: the error it returns is raised instead (one naming what was refused).
+
+    ``pipelined`` (PostgreSQL; elsewhere it changes nothing): the whole transaction is one psycopg
+    pipeline, two round trips for a read-then-write transaction instead of one per statement and
+    one each for BEGIN and COMMIT: BEGIN travels with the first query, and the writes, sent without
+    waiting for their answers, travel with the COMMIT. Inside, read only through
+    :func:`fetch_rows` (``session.execute`` cannot see a result in a pipeline) and write through
+    Core statements whose results are not read; a refusal comes out at the end, the statements
+    after it not run.
     """
-    session = Session(engine, expire_on_commit=False)
+    one_pipeline = pipelined and is_postgres(engine)
+    session = Session(_autocommit_engine(engine) if one_pipeline else engine, expire_on_commit=False)
     try:
-        yield session
+        if one_pipeline:
+            with _one_pipeline(session):
+                yield session
+        else:
+            yield session
         session.commit()
     except LoraLedgerError:
         session.rollback()
         raise
     except SQLAlchemyError as exc:
         session.rollback()
+        if refused is not None and isinstance(exc, IntegrityError):
+            instead = refused(exc)
+            if instead is not None:
+                raise instead from None
         raise database_error(exc, what) from exc
     except BaseException:
         session.rollback()

@@ -21,13 +21,13 @@ from typing import Any
 import rfc8785
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
-from sqlalchemy import bindparam, insert
+from sqlalchemy import ARRAY, Engine, Executable, Text, bindparam, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
 from ..chain.contracts import DatanetRegistryContract
 from ..crypto.merkle import StandardMerkleTree
-from ..db import pipelined, read_session
+from ..db import read_session
 from ..errors import InputError, LedgerError, NotFoundError
 from ..fsutil import atomic_write_bytes, atomic_write_json
 from ..records.fields import parse_address
@@ -57,13 +57,32 @@ _INSERT_NONCE = insert(_NONCES)
 _INSERT_ENTRIES = insert(_ENTRIES).inline()  # no RETURNING of the new ids: nothing reads them (and a pipeline cannot)
 
 
-def _taken_row(conn: Any, exc: IntegrityError, datanet_id: int, hashes: Sequence[str]) -> str:
-    """The row of a refused insert that is live already: PostgreSQL names it in the error (its
-    transaction is aborted, nothing more can be asked); SQLite's transaction still answers."""
+def _insert_entries_unnest() -> Executable:
+    """A batch's rows in one statement on PostgreSQL: the two columns that differ per row as two
+    arrays (``unnest ... WITH ORDINALITY``, ids in the batch's order), the rest once. An
+    executemany sends (and psycopg's pipeline handles) one statement per row."""
+    each = func.unnest(bindparam("row_hashes", type_=ARRAY(Text)), bindparam("contents", type_=ARRAY(Text))) \
+        .table_valued("row_hash", "content", with_ordinality="n").render_derived()
+    same = {name: bindparam(name, type_=_ENTRIES.c[name].type) for name in
+            ("datanet_id", "contributor", "status", "contribution_seq", "created_at", "decided_at", "reason")}
+    columns = ["datanet_id", "row_hash", "contributor", "content", "status", "contribution_seq", "created_at",
+               "decided_at", "reason"]
+    source = select(*[each.c[name] if name in ("row_hash", "content") else same[name] for name in columns])
+    return insert(_ENTRIES).from_select(columns, source.order_by(each.c.n))
+
+
+_INSERT_ENTRIES_UNNEST = _insert_entries_unnest()
+
+
+def _taken_row(engine: Engine, exc: IntegrityError, datanet_id: int, hashes: Sequence[str]) -> str:
+    """The row of a refused insert that is live already: PostgreSQL names it in the error; on
+    SQLite, which does not, the database is asked which of the batch's rows is live (the batch that
+    took it has committed: SQLite writers take turns)."""
     named = _ROW_HASH.search(str(exc.orig))
     if named is not None:
         return named.group(0)
-    taken = conn.execute(_LIVE_ROW, {"datanet": datanet_id, "hashes": list(hashes)}).first()
+    with read_session(engine) as session:
+        taken = session.connection().execute(_LIVE_ROW, {"datanet": datanet_id, "hashes": list(hashes)}).first()
     return taken[0] if taken is not None else "(unknown)"
 
 
@@ -322,32 +341,35 @@ class DatanetService:
 
         def store(session: Session, stamped: list[Record]) -> None:
             # Under the ledger's write lock, writes only (Core statements on the transaction's
-            # connection, no ORM objects): sent with the ledger's own in one round trip.
+            # connection, no ORM objects): on PostgreSQL they go out with the ledger's own and the
+            # COMMIT, one round trip. (contributor, nonce) is the table's key: a spent nonce fails
+            # the insert (no read first). The rows in one statement (PostgreSQL) or one executemany,
+            # not an ORM object per row; the live-row index refuses a row that a concurrent batch
+            # took since the dedup check.
             conn = session.connection()
-            try:
-                with pipelined(conn):
-                    # (contributor, nonce) is the table's key: a spent nonce fails the insert (no read
-                    # first). One executemany for the rows, not an ORM object per row; the live-row
-                    # index refuses a row that a concurrent batch took since the dedup check.
-                    conn.execute(_INSERT_NONCE, {"contributor": contribution.contributor,
-                                                 "nonce": contribution.nonce, "datanet_id": datanet_id})
-                    conn.execute(_INSERT_ENTRIES, [{
-                        "datanet_id": datanet_id, "row_hash": digest, "contributor": contribution.contributor,
-                        "content": json.dumps(row.data, ensure_ascii=False), "status": status,
-                        "contribution_seq": stamped[0].seq, "created_at": timestamp,
-                        "decided_at": timestamp if auto else None, "reason": None,
-                    } for row, digest in zip(rows, hashes, strict=True)])
-            except IntegrityError as exc:
-                refused = str(exc.orig)
-                if _NONCES.name in refused:
-                    raise InputError(f"nonce {contribution.nonce} of {contribution.contributor} was already used "
-                                     "(replayed contribution); sign again with a fresh nonce", field="nonce") from None
-                if LIVE_ROW_INDEX in refused or f"{_ENTRIES.name}." in refused:
-                    raise InputError(f"batch refused, nothing recorded: row "
-                                     f"{_taken_row(conn, exc, datanet_id, hashes)} was contributed meanwhile") from None
-                raise
+            conn.execute(_INSERT_NONCE, {"contributor": contribution.contributor,
+                                         "nonce": contribution.nonce, "datanet_id": datanet_id})
+            same = {"datanet_id": datanet_id, "contributor": contribution.contributor, "status": status,
+                    "contribution_seq": stamped[0].seq, "created_at": timestamp,
+                    "decided_at": timestamp if auto else None, "reason": None}
+            contents = [json.dumps(row.data, ensure_ascii=False) for row in rows]
+            if conn.dialect.name == "postgresql":
+                conn.execute(_INSERT_ENTRIES_UNNEST, {**same, "row_hashes": hashes, "contents": contents})
+            else:
+                conn.execute(_INSERT_ENTRIES, [{**same, "row_hash": digest, "content": content}
+                                               for digest, content in zip(hashes, contents, strict=True)])
 
-        stamped = self.records.append_many(new, in_transaction=store, writes_only=True)
+        def refused(exc: IntegrityError) -> InputError | None:
+            said = str(exc.orig)
+            if _NONCES.name in said:
+                return InputError(f"nonce {contribution.nonce} of {contribution.contributor} was already used "
+                                  "(replayed contribution); sign again with a fresh nonce", field="nonce")
+            if LIVE_ROW_INDEX in said or f"{_ENTRIES.name}." in said:
+                return InputError(f"batch refused, nothing recorded: row "
+                                  f"{_taken_row(self.engine, exc, datanet_id, hashes)} was contributed meanwhile")
+            return None
+
+        stamped = self.records.append_many(new, in_transaction=store, writes_only=True, refused=refused)
         dedup.add_many(hashes, hashes, sketches)
         return ContributionResult(stamped[0].seq, hashes, status)
 

@@ -47,8 +47,10 @@ from the database (another process may have appended: its rows are loaded and ch
 against ``log_state``'s root first), stamp the records with ``seq = size + i``
 (``record.with_seq``'s result, without re-validating the other fields), compute the new
 root and frontier from a *copy* of the frontier (:func:`fold_leaves`), insert the rows,
-update ``log_state``, commit. Only after the commit is the in-memory log extended, so
-a failed transaction (duplicate hash, lost connection, an exception in
+update ``log_state``, commit. On PostgreSQL an append whose callback only writes (or that
+has none) is one pipeline: BEGIN and the locking read go out together, then the inserts,
+the update and COMMIT together, two round trips in all. Only after the commit is the
+in-memory log extended, so a failed transaction (duplicate hash, lost connection, an exception in
 ``in_transaction``) leaves both the database and memory as they were. Threads of one
 process also queue on a process-local lock. Seqs are therefore gap-free and unique
 across threads and processes.
@@ -73,13 +75,13 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
 from ..crypto.canonical import MAX_SAFE_INT
 from ..crypto.merkle.hashing import keccak256
 from ..crypto.translog import EMPTY_ROOT, HASH_SIZE, ConsistencyProof, InclusionProof, MerkleLog, node_hash
-from ..db import database_error, display_url, is_postgres, pipelined, read_scope, session_scope
+from ..db import database_error, display_url, fetch_rows, is_postgres, pipelined, read_scope, session_scope
 from ..errors import InputError, LedgerError, NotFoundError
 from .kinds import Record, canonical_json, parse_record
 from .tables import LOG_STATE_ID, LogStateRow, RecordRow
@@ -105,9 +107,17 @@ _UPDATE_STATE = update(_state).where(_state.c.id == LOG_STATE_ID).values(
 
 #: Called inside the append transaction with the session and the stamped records.
 InTransaction = Callable[[Session, list[Record]], None]
+#: Given a refusal by the database (a unique key...), the error to raise instead, or None.
+Refused = Callable[[IntegrityError], Exception | None]
 
 
 # ------------------------------------------------------------------------ pure helpers
+
+
+def _first(rows: Iterable[Any]) -> Any:
+    """The first of ``rows`` or None, every row read (a result left half-read keeps its cursor)."""
+    rows = list(rows)
+    return rows[0] if rows else None
 
 
 def fold_leaves(frontier: Iterable[tuple[int, bytes]], leaf_hashes: Iterable[bytes]) -> list[tuple[int, bytes]]:
@@ -315,17 +325,17 @@ class RecordLedger:
                 self._catch_up(conn, state)
         return self.size()
 
-    def _read_state(self, conn: Connection | Session, *, for_update: bool = False) -> _DbState:
+    def _read_state(self, conn: Connection, *, for_update: bool = False) -> _DbState:
         stmt = _STATE_FOR_UPDATE if for_update and self._postgres else _STATE
-        row = conn.execute(stmt).one_or_none()
+        row = _first(fetch_rows(conn, stmt))
         if row is None and for_update and self._postgres:
             # No row to lock yet (first append, or a state rebuild): writers in this
             # situation queue on a transaction-level advisory lock instead, then look
             # again (READ COMMITTED: a row another bootstrapper committed meanwhile is
             # seen and locked). Not LOCK TABLE: the FOR UPDATE above already holds ROW
             # SHARE on the table, and two such upgrades to EXCLUSIVE deadlock.
-            conn.execute(select(func.pg_advisory_xact_lock(_BOOTSTRAP_LOCK)))
-            row = conn.execute(stmt).one_or_none()
+            list(fetch_rows(conn, select(func.pg_advisory_xact_lock(_BOOTSTRAP_LOCK))))
+            row = _first(fetch_rows(conn, stmt))
         if row is None:
             return _DbState(exists=False, size=0, root=None, frontier=None)
         size, root, frontier = row
@@ -337,11 +347,12 @@ class RecordLedger:
             raise LedgerError(f"the ledger's log_state row has a malformed root: {root!r:.80}") from None
         return _DbState(exists=True, size=int(size), root=root_bytes, frontier=_parse_frontier(frontier))
 
-    def _load_leaves(self, conn: Connection | Session, start: int, end: int) -> list[bytes]:
+    def _load_leaves(self, conn: Connection, start: int, end: int) -> list[bytes]:
         """Leaf hashes of the rows ``[start, end)``, checking they are all there, in order."""
         if end <= start:
             return []
-        rows = conn.execute(
+        rows = fetch_rows(
+            conn,
             select(_records.c.seq, _records.c.hash)
             .where(_records.c.seq >= start, _records.c.seq < end)
             .order_by(_records.c.seq)
@@ -368,7 +379,7 @@ class RecordLedger:
             )
         return leaves
 
-    def _catch_up(self, conn: Connection | Session, state: _DbState) -> None:
+    def _catch_up(self, conn: Connection, state: _DbState) -> None:
         """Extend memory to the database's ``state`` (checked against its root first)."""
         with self._mem_lock:
             have = self._log.size
@@ -411,7 +422,8 @@ class RecordLedger:
         return self.append_many([record], in_transaction=in_transaction)[0]
 
     def append_many(
-        self, records: Sequence[Record], *, in_transaction: InTransaction | None = None, writes_only: bool = False
+        self, records: Sequence[Record], *, in_transaction: InTransaction | None = None, writes_only: bool = False,
+        refused: Refused | None = None,
     ) -> list[Record]:
         """Append ``records`` atomically with consecutive seqs; return them with ``seq`` set.
 
@@ -425,9 +437,11 @@ class RecordLedger:
         transaction after the rows are inserted (e.g. to update balances atomically
         with the records); if it raises, everything rolls back. ``writes_only``: it only
         writes, through Core statements on ``session.connection()`` whose results it does not
-        read, so they are sent with the ledger's own in one round trip (:func:`loraledger.db.pipelined`
-        on PostgreSQL; a refusal of one comes out of the callback's own ``pipelined`` block, or
-        out of this call, as the ``IntegrityError`` it is).
+        read, so on PostgreSQL they go out with the ledger's own writes and the COMMIT, one round
+        trip (``session_scope(pipelined=True)`` of :mod:`loraledger.db`). Its refusals come out at
+        the end, so ``refused(integrity_error)``, if given, says what a refusal means: the
+        error it returns (an ``InputError`` naming the duplicate) is raised instead of the
+        ``LedgerError``, after the rollback.
         """
         if isinstance(records, Record):
             raise InputError("append_many takes a sequence of records; use append for one")
@@ -444,20 +458,25 @@ class RecordLedger:
                 )
         if not records:
             return []
-        return self._append(records, in_transaction, writes_only)
+        return self._append(records, in_transaction, writes_only, refused)
 
     def _append(self, records: list[Record], in_transaction: InTransaction | None,
-                writes_only: bool = False) -> list[Record]:
+                writes_only: bool = False, refused: Refused | None = None) -> list[Record]:
         with self._write_lock:
+            # Writes only (no callback, or one that only writes): the transaction is one pipeline
+            # on PostgreSQL, BEGIN + the state's lock and read in one round trip, the writes and
+            # COMMIT in another. A callback that reads or uses the ORM gets a plain transaction.
             with session_scope(
-                self.engine, what=f"cannot append {len(records)} record(s) (nothing was written)"
+                self.engine, what=f"cannot append {len(records)} record(s) (nothing was written)",
+                pipelined=in_transaction is None or writes_only, refused=refused,
             ) as session:
-                state = self._read_state(session, for_update=True)  # the write lock
+                conn = session.connection()
+                state = self._read_state(conn, for_update=True)  # the write lock
                 if state.exists:
-                    self._catch_up(session, state)
+                    self._catch_up(conn, state)
                     base = state.size
                 else:  # no log_state yet: the records table is the truth
-                    count, last = session.execute(select(func.count(), func.max(_records.c.seq))).one()
+                    count, last = _first(fetch_rows(conn, select(func.count(), func.max(_records.c.seq))))
                     base = count
                     if count and last != count - 1:
                         raise LedgerError(f"the records table is not gap-free: {count} rows, last seq {last}")
@@ -468,7 +487,7 @@ class RecordLedger:
                             f"the ledger database went backwards: it holds {base} records but this process "
                             f"has already seen {have}"
                         )
-                    leaves = self._load_leaves(session, have, base)
+                    leaves = self._load_leaves(conn, have, base)
                     self._extend_memory(have, leaves)
                 with self._mem_lock:
                     frontier = self._log.frontier(base)
@@ -505,7 +524,7 @@ class RecordLedger:
                     "root": _hex(frontier_root(new_frontier)),
                     "frontier": _frontier_json(new_frontier),
                 }
-                conn = session.connection()  # Core on the session's transaction: no ORM work per statement
+                # Core on the session's transaction (no ORM work per statement), sent without waiting.
                 with pipelined(conn):  # the records and the new state: one round trip
                     if rows:
                         conn.execute(_INSERT_RECORDS, rows)
