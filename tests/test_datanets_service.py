@@ -243,7 +243,8 @@ def test_a_batch_is_stored_row_by_row_in_its_order_on_both_databases(anvil, arti
         with Session(engine) as session:
             stored = session.exec(select(DatanetEntryRow).where(DatanetEntryRow.datanet_id == dn.id)
                                   .order_by(DatanetEntryRow.id)).all()
-        assert [(row.row_hash, json.loads(row.content)["text"]) for row in stored] == list(zip(result.row_hashes, texts))
+        assert [(row.row_hash, json.loads(row.content)["text"]) for row in stored] == \
+            list(zip(result.row_hashes, texts))
         assert {(row.contributor, row.status, row.contribution_seq, row.reason, row.decided_at == row.created_at)
                 for row in stored} == {(accounts[2].address, status, result.seq, None, policy == "auto")}
         assert result.status == status and [row.row_hash for row in service.pending(dn.id)] == \

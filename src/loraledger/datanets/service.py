@@ -27,7 +27,7 @@ from sqlmodel import Session, func, select
 
 from ..chain.contracts import DatanetRegistryContract
 from ..crypto.merkle import StandardMerkleTree
-from ..db import read_session
+from ..db import read_session, send
 from ..errors import InputError, LedgerError, NotFoundError
 from ..fsutil import atomic_write_bytes, atomic_write_json
 from ..records.fields import parse_address
@@ -347,17 +347,17 @@ class DatanetService:
             # not an ORM object per row; the live-row index refuses a row that a concurrent batch
             # took since the dedup check.
             conn = session.connection()
-            conn.execute(_INSERT_NONCE, {"contributor": contribution.contributor,
-                                         "nonce": contribution.nonce, "datanet_id": datanet_id})
+            send(conn, _INSERT_NONCE, {"contributor": contribution.contributor, "nonce": contribution.nonce,
+                                       "datanet_id": datanet_id})
             same = {"datanet_id": datanet_id, "contributor": contribution.contributor, "status": status,
                     "contribution_seq": stamped[0].seq, "created_at": timestamp,
                     "decided_at": timestamp if auto else None, "reason": None}
             contents = [json.dumps(row.data, ensure_ascii=False) for row in rows]
             if conn.dialect.name == "postgresql":
-                conn.execute(_INSERT_ENTRIES_UNNEST, {**same, "row_hashes": hashes, "contents": contents})
+                send(conn, _INSERT_ENTRIES_UNNEST, {**same, "row_hashes": hashes, "contents": contents})
             else:
-                conn.execute(_INSERT_ENTRIES, [{**same, "row_hash": digest, "content": content}
-                                               for digest, content in zip(hashes, contents, strict=True)])
+                send(conn, _INSERT_ENTRIES, [{**same, "row_hash": digest, "content": content}
+                                             for digest, content in zip(hashes, contents, strict=True)])
 
         def refused(exc: IntegrityError) -> InputError | None:
             said = str(exc.orig)

@@ -81,7 +81,7 @@ from sqlmodel import Session
 from ..crypto.canonical import MAX_SAFE_INT
 from ..crypto.merkle.hashing import keccak256
 from ..crypto.translog import EMPTY_ROOT, HASH_SIZE, ConsistencyProof, InclusionProof, MerkleLog, node_hash
-from ..db import database_error, display_url, fetch_rows, is_postgres, pipelined, read_scope, session_scope
+from ..db import database_error, display_url, fetch_rows, is_postgres, pipelined, read_scope, send, session_scope
 from ..errors import InputError, LedgerError, NotFoundError
 from .kinds import Record, canonical_json, parse_record
 from .tables import LOG_STATE_ID, LogStateRow, RecordRow
@@ -527,11 +527,11 @@ class RecordLedger:
                 # Core on the session's transaction (no ORM work per statement), sent without waiting.
                 with pipelined(conn):  # the records and the new state: one round trip
                     if rows:
-                        conn.execute(_INSERT_RECORDS, rows)
+                        send(conn, _INSERT_RECORDS, rows)
                     if state.exists:
-                        conn.execute(_UPDATE_STATE, {"new_" + key: value for key, value in values.items()})
+                        send(conn, _UPDATE_STATE, {"new_" + key: value for key, value in values.items()})
                     else:
-                        conn.execute(insert(_state).values(id=LOG_STATE_ID, **values))
+                        send(conn, insert(_state), {"id": LOG_STATE_ID, **values})
                     if in_transaction is not None and writes_only:
                         in_transaction(session, stamped)
                 if in_transaction is not None and not writes_only:
