@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
+from loraledger.attribution.tables import InferenceTextRow
 from loraledger.crypto.translog import MerkleLog, leaf_hash, verify_consistency, verify_inclusion
-from loraledger.db import fetch_rows, make_engine, read_scope, session_scope
+from loraledger.db import fetch_rows, make_engine, read_scope, send, session_scope
 from loraledger.errors import InputError, LedgerError, NotFoundError
 from loraledger.node.context import create_tables
 from loraledger.records.kinds import FeeRecord, Record, RewardGrantRecord, canonical_json, record_hash
@@ -312,6 +313,30 @@ def test_sync_loads_what_other_ledgers_appended(ledger, engine, db_url):
     assert ledger.inclusion_proof(8).verify(other.root())
     assert ledger.append(grant(9)).seq == 9  # an append catches up as well
     assert ledger.root() == expected_root([*records, *more, grant(9).with_seq(9)])
+
+
+def test_appends_of_two_processes_in_turn_each_catch_up_with_the_other(engine, db_url):
+    """On PostgreSQL an append first assumes the log is as its process last saw it (one round
+    trip); when another process has appended since, that attempt fails whole and the append runs
+    again from the locked state. Its writes-only callback's rows land once, with the final seqs."""
+    first, second = RecordLedger(engine), RecordLedger(make_engine(db_url))
+    texts = InferenceTextRow.__table__  # any table: the callback writes a row per record
+
+    def copy(session, stamped):
+        send(session.connection(), insert(texts), [
+            {"seq": r.seq, "prompt": r.kind, "output": r.hash_hex, "created_at": 0} for r in stamped])
+
+    appended = []
+    for i in range(8):
+        ledger = (first, second)[i % 2]
+        appended += ledger.append_many([grant(2 * i), grant(2 * i + 1)], in_transaction=copy, writes_only=True)
+    assert [r.seq for r in appended] == list(range(16))
+    assert first.sync() == second.sync() == 16 and first.root() == second.root() == expected_root(appended)
+    assert db_seqs(engine) == list(range(16))
+    with read_scope(engine) as conn:
+        assert conn.execute(select(texts.c.seq, texts.c.output).order_by(texts.c.seq)).all() == [
+            (r.seq, r.hash_hex) for r in appended]
+    assert RecordLedger(engine, verify=True).root() == first.root()
 
 
 # ------------------------------------------------------------------------------ concurrency

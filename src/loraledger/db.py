@@ -66,7 +66,6 @@ from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
     DisconnectionError,
-    IntegrityError,
     NoSuchModuleError,
     SQLAlchemyError,
 )
@@ -439,14 +438,15 @@ def _one_pipeline(session: Session) -> Iterator[None]:
 
 @contextmanager
 def session_scope(engine: Engine, *, what: str = "ledger database error", pipelined: bool = False,
-                  refused: Callable[[IntegrityError], Exception | None] | None = None) -> Iterator[Session]:
+                  refused: Callable[[DBAPIError], Exception | None] | None = None) -> Iterator[Session]:
     """A write transaction: commit on success, roll back on any exception.
 
     On SQLite it holds the write lock from its first statement (``BEGIN IMMEDIATE``).
     Database failures come out as ``LedgerError("<what>: ...")``; loraledger's own
-    errors and other exceptions pass through unchanged (after the rollback). A refusal by the
-    database (``IntegrityError``: a unique key, a foreign key) is first offered to ``refused``,
-    after the rollback: the error it returns is raised instead (one naming what was refused).
+    errors and other exceptions pass through unchanged (after the rollback). An error the
+    database answered (``IntegrityError``: a unique key, a foreign key; any ``DBAPIError``) is
+    first offered to ``refused``, after the rollback: the error it returns is raised instead (one
+    naming what was refused).
 
     ``pipelined`` (PostgreSQL; elsewhere it changes nothing): the whole transaction is one psycopg
     pipeline, two round trips for a read-then-write transaction instead of one per statement and
@@ -470,7 +470,7 @@ def session_scope(engine: Engine, *, what: str = "ledger database error", pipeli
         raise
     except SQLAlchemyError as exc:
         session.rollback()
-        if refused is not None and isinstance(exc, IntegrityError):
+        if refused is not None and isinstance(exc, DBAPIError):
             instead = refused(exc)
             if instead is not None:
                 raise instead from None

@@ -73,9 +73,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, insert, inspect, select, update
+from sqlalchemy import Engine, bindparam, func, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
 from ..crypto.canonical import MAX_SAFE_INT
@@ -104,6 +104,20 @@ _STATE_FOR_UPDATE = _STATE.with_for_update()
 _INSERT_RECORDS = insert(_records)
 _UPDATE_STATE = update(_state).where(_state.c.id == LOG_STATE_ID).values(
     size=bindparam("new_size"), root=bindparam("new_root"), frontier=bindparam("new_frontier"))
+
+# An append that assumes the log is as this process last saw it (PostgreSQL) updates the state
+# first, only if it is still that; no row updated fails the whole transaction (a division by zero,
+# which nothing else in an append can raise), so nothing of it is written.
+_UPDATE_STATE_IF_UNMOVED = text(
+    f"WITH updated AS (UPDATE {_state.name} SET size = :new_size, root = :new_root, frontier = :new_frontier "
+    "WHERE id = :id AND size = :old_size AND root = :old_root RETURNING id) SELECT 1 / count(*) FROM updated")
+_MOVED_SQLSTATE = "22012"  # division_by_zero
+
+
+class _LogMoved(Exception):
+    """Another process appended since this one last looked (an append that assumed otherwise failed,
+    nothing written)."""
+
 
 #: Called inside the append transaction with the session and the stamped records.
 InTransaction = Callable[[Session, list[Record]], None]
@@ -156,6 +170,33 @@ def _stamp(record: Record, seq: int) -> Record:
     object.__setattr__(stamped, "__pydantic_extra__", None)
     object.__setattr__(stamped, "__pydantic_private__", None)
     return stamped
+
+
+def _stamp_all(records: Sequence[Record], base: int, frontier: Sequence[tuple[int, bytes]]
+               ) -> tuple[list[Record], list[dict[str, Any]], list[bytes], dict[str, Any]]:
+    """``records`` stamped with seqs from ``base``: (stamped records, their rows, their leaf
+    hashes, the new state's values ``new_size``/``new_root``/``new_frontier``)."""
+    if base + len(records) - 1 > MAX_SAFE_INT:
+        raise LedgerError(f"the log is full: seq {base + len(records) - 1} is beyond 2**53 - 1")
+    stamped: list[Record] = []
+    rows: list[dict[str, Any]] = []
+    leaves: list[bytes] = []
+    for i, record in enumerate(records):
+        seq = base + i
+        # Equal to record.with_seq(seq) for a validated (frozen) record, ~40x cheaper: with_seq
+        # re-validates every field (EIP-55 checksums: a keccak per address), and only seq changes,
+        # checked above.
+        record = _stamp(record, seq)
+        body = canonical_json(record)
+        digest = keccak256(body)
+        leaves.append(_sha256(_LEAF + digest).digest())
+        stamped.append(record)
+        rows.append({"seq": seq, "kind": record.kind, "timestamp": record.timestamp, "hash": _hex(digest),
+                     "body": body.decode("utf-8"), "epoch": None})
+    new_frontier = fold_leaves(frontier, leaves)
+    values = {"new_size": base + len(records), "new_root": _hex(frontier_root(new_frontier)),
+              "new_frontier": _frontier_json(new_frontier)}
+    return stamped, rows, leaves, values
 
 
 def _hex(value: bytes) -> str:
@@ -241,6 +282,9 @@ class RecordLedger:
     def __init__(self, engine: Engine, *, verify: bool = False) -> None:
         self.engine = engine
         self._postgres = is_postgres(engine)
+        # Whether an append may assume the database's log is as this process last saw it (see
+        # _append_once): false after another process's append is found, true again once not.
+        self._assume_unmoved = True
         self._write_lock = threading.Lock()  # one append at a time in this process
         self._mem_lock = threading.Lock()  # guards self._log
         self._log = MerkleLog()
@@ -462,83 +506,89 @@ class RecordLedger:
 
     def _append(self, records: list[Record], in_transaction: InTransaction | None,
                 writes_only: bool = False, refused: Refused | None = None) -> list[Record]:
+        # Writes only (no callback, or one that only writes): the transaction is one pipeline on
+        # PostgreSQL. A callback that reads or uses the ORM gets a plain transaction.
+        one_pipeline = in_transaction is None or writes_only
         with self._write_lock:
-            # Writes only (no callback, or one that only writes): the transaction is one pipeline
-            # on PostgreSQL, BEGIN + the state's lock and read in one round trip, the writes and
-            # COMMIT in another. A callback that reads or uses the ORM gets a plain transaction.
-            with session_scope(
-                self.engine, what=f"cannot append {len(records)} record(s) (nothing was written)",
-                pipelined=in_transaction is None or writes_only, refused=refused,
-            ) as session:
-                conn = session.connection()
-                state = self._read_state(conn, for_update=True)  # the write lock
-                if state.exists:
-                    self._catch_up(conn, state)
-                    base = state.size
-                else:  # no log_state yet: the records table is the truth
-                    count, last = _first(fetch_rows(conn, select(func.count(), func.max(_records.c.seq))))
-                    base = count
-                    if count and last != count - 1:
-                        raise LedgerError(f"the records table is not gap-free: {count} rows, last seq {last}")
-                    with self._mem_lock:
-                        have, frontier = self._log.size, self._log.frontier()
-                    if base < have:
-                        raise LedgerError(
-                            f"the ledger database went backwards: it holds {base} records but this process "
-                            f"has already seen {have}"
-                        )
-                    leaves = self._load_leaves(conn, have, base)
-                    self._extend_memory(have, leaves)
+            if one_pipeline and self._postgres and self._assume_unmoved:
                 with self._mem_lock:
-                    frontier = self._log.frontier(base)
+                    seen = (self._log.size, self._log.root())
+                try:
+                    return self._append_once(records, in_transaction, writes_only, refused, seen)
+                except _LogMoved:
+                    # Another process appended since this one last looked: read and lock the
+                    # state first from now on, until an append finds that nobody else wrote.
+                    self._assume_unmoved = False
+            return self._append_once(records, in_transaction, writes_only, refused, None)
 
-                stamped: list[Record] = []
-                rows: list[dict[str, Any]] = []
-                leaves = []
-                if base + len(records) - 1 > MAX_SAFE_INT:
-                    raise LedgerError(f"the log is full: seq {base + len(records) - 1} is beyond 2**53 - 1")
-                for i, record in enumerate(records):
-                    seq = base + i
-                    # Equal to record.with_seq(seq) for a validated (frozen) record, ~40x
-                    # cheaper: with_seq re-validates every field (EIP-55 checksums: a
-                    # keccak per address), and only seq changes, checked above.
-                    record = _stamp(record, seq)
-                    body = canonical_json(record)
-                    digest = keccak256(body)
-                    leaves.append(_sha256(_LEAF + digest).digest())
-                    stamped.append(record)
-                    rows.append(
-                        {
-                            "seq": seq,
-                            "kind": record.kind,
-                            "timestamp": record.timestamp,
-                            "hash": _hex(digest),
-                            "body": body.decode("utf-8"),
-                            "epoch": None,
-                        }
-                    )
-                new_frontier = fold_leaves(frontier, leaves)
-                new_size = base + len(records)
-                values = {
-                    "size": new_size,
-                    "root": _hex(frontier_root(new_frontier)),
-                    "frontier": _frontier_json(new_frontier),
-                }
-                # Core on the session's transaction (no ORM work per statement), sent without waiting.
-                with pipelined(conn):  # the records and the new state: one round trip
-                    if rows:
-                        send(conn, _INSERT_RECORDS, rows)
-                    if state.exists:
-                        send(conn, _UPDATE_STATE, {"new_" + key: value for key, value in values.items()})
+    def _append_once(self, records: list[Record], in_transaction: InTransaction | None, writes_only: bool,
+                     refused: Refused | None, seen: tuple[int, bytes] | None) -> list[Record]:
+        """One append transaction. ``seen``: the log's size and root as this process last saw
+        them, assumed to be the database's (PostgreSQL): then nothing is read first, and the state's
+        update, sent first with the rest, takes the row lock and fails the whole transaction
+        (:class:`_LogMoved`) unless the state is still that. Without it, the state is read and
+        locked first (``SELECT ... FOR UPDATE``; SQLite: ``BEGIN IMMEDIATE``) and caught up with."""
+
+        def refusal(exc: DBAPIError) -> Exception | None:
+            if seen is not None and getattr(exc.orig, "sqlstate", None) == _MOVED_SQLSTATE:
+                return _LogMoved()
+            return refused(exc) if refused is not None and isinstance(exc, IntegrityError) else None
+
+        with session_scope(
+            self.engine, what=f"cannot append {len(records)} record(s) (nothing was written)",
+            pipelined=in_transaction is None or writes_only, refused=refusal,
+        ) as session:
+            conn = session.connection()
+            if seen is not None:
+                base, state_exists = seen[0], True
+            else:
+                base, state_exists = self._lock_and_catch_up(conn)
+            with self._mem_lock:
+                frontier = self._log.frontier(base)
+            stamped, rows, leaves, values = _stamp_all(records, base, frontier)
+            # Core on the session's transaction (no ORM work per statement), sent without waiting.
+            with pipelined(conn):  # the records and the new state: one round trip
+                if seen is not None:  # first: it is the lock
+                    send(conn, _UPDATE_STATE_IF_UNMOVED, {"id": LOG_STATE_ID, "old_size": seen[0],
+                                                          "old_root": _hex(seen[1]), **values})
+                if rows:
+                    send(conn, _INSERT_RECORDS, rows)
+                if seen is None:
+                    if state_exists:
+                        send(conn, _UPDATE_STATE, values)
                     else:
-                        send(conn, insert(_state), {"id": LOG_STATE_ID, **values})
-                    if in_transaction is not None and writes_only:
-                        in_transaction(session, stamped)
-                if in_transaction is not None and not writes_only:
+                        send(conn, insert(_state), {"id": LOG_STATE_ID, **{k[4:]: v for k, v in values.items()}})
+                if in_transaction is not None and writes_only:
                     in_transaction(session, stamped)
-            # Committed: now memory may follow.
-            self._extend_memory(base, leaves)
+            if in_transaction is not None and not writes_only:
+                in_transaction(session, stamped)
+        # Committed: now memory may follow.
+        self._extend_memory(base, leaves)
         return stamped
+
+    def _lock_and_catch_up(self, conn: Connection) -> tuple[int, bool]:
+        """Lock the log's state, load what other processes appended; (size, whether a state row
+        exists)."""
+        state = self._read_state(conn, for_update=True)  # the write lock
+        if state.exists:
+            with self._mem_lock:
+                unmoved = self._log.size == state.size
+            self._catch_up(conn, state)
+            self._assume_unmoved = unmoved
+            return state.size, True
+        # No log_state yet: the records table is the truth.
+        count, last = _first(fetch_rows(conn, select(func.count(), func.max(_records.c.seq))))
+        if count and last != count - 1:
+            raise LedgerError(f"the records table is not gap-free: {count} rows, last seq {last}")
+        with self._mem_lock:
+            have = self._log.size
+        if count < have:
+            raise LedgerError(
+                f"the ledger database went backwards: it holds {count} records but this process "
+                f"has already seen {have}"
+            )
+        self._extend_memory(have, self._load_leaves(conn, have, count))
+        return count, False
 
     # ---------------------------------------------------------------- log (memory)
 
