@@ -48,8 +48,12 @@ against ``log_state``'s root first), stamp the records with ``seq = size + i``
 (``record.with_seq``'s result, without re-validating the other fields), compute the new
 root and frontier from a *copy* of the frontier (:func:`fold_leaves`), insert the rows,
 update ``log_state``, commit. On PostgreSQL an append whose callback only writes (or that
-has none) is one pipeline: BEGIN and the locking read go out together, then the inserts,
-the update and COMMIT together, two round trips in all. Only after the commit is the
+has none) is one pipeline, and it first assumes the log is as this process last saw it: then
+nothing is read first, the state's update goes first (it takes the row lock, and fails the
+whole transaction unless the state is still that), with the inserts and COMMIT, one round
+trip. When another process has appended since, that attempt writes nothing and the append
+runs again the way above (BEGIN and the locking read together, then the writes and COMMIT),
+and so do the next ones until one finds that nobody else wrote. Only after the commit is the
 in-memory log extended, so a failed transaction (duplicate hash, lost connection, an exception in
 ``in_transaction``) leaves both the database and memory as they were. Threads of one
 process also queue on a process-local lock. Seqs are therefore gap-free and unique
@@ -479,7 +483,9 @@ class RecordLedger:
 
         ``in_transaction(session, stamped_records)``, if given, runs inside the same
         transaction after the rows are inserted (e.g. to update balances atomically
-        with the records); if it raises, everything rolls back. ``writes_only``: it only
+        with the records); if it raises, everything rolls back. It may run twice, the first
+        attempt rolled back (PostgreSQL, another process appended meanwhile): it should only
+        write through ``session``. ``writes_only``: it only
         writes, through Core statements on ``session.connection()`` whose results it does not
         read, so on PostgreSQL they go out with the ledger's own writes and the COMMIT, one round
         trip (``session_scope(pipelined=True)`` of :mod:`loraledger.db`). Its refusals come out at
