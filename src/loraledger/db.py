@@ -338,6 +338,13 @@ def pipelined(conn: Connection) -> Iterator[None]:
         raise _translate_psycopg(conn, exc) from exc
 
 
+def _pipeline_cursor(conn: Connection) -> Any:
+    """A psycopg cursor on ``conn`` when it is in a pipeline (PostgreSQL), else None."""
+    if conn.dialect.name != "postgresql" or not _in_pipeline(conn.connection.driver_connection):
+        return None
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
 _COMPILED: dict[tuple[int, int, tuple[str, ...] | None], tuple[Executable, Any]] = {}
 
 
@@ -363,7 +370,9 @@ def send(conn: Connection, statement: Executable, params: dict[str, Any] | list[
     SQLAlchemy ``execute`` there costs about 110 us a statement, this about 25 (its values pass as
     they are: ints, strings, None, lists of them; no SQLAlchemy type processing). Elsewhere it is
     ``conn.execute``. A refusal comes out here or at the pipeline's end, as an ``IntegrityError``."""
-    if conn.dialect.name != "postgresql" or not _in_pipeline(conn.connection.driver_connection):
+    # Not closed here: its answer is still to come (psycopg's own Connection.execute does the same).
+    cursor = _pipeline_cursor(conn)
+    if cursor is None:
         conn.execute(statement, params)
         return
     import psycopg
@@ -373,8 +382,6 @@ def send(conn: Connection, statement: Executable, params: dict[str, Any] | list[
     if not rows:
         return
     compiled = _compiled(statement, conn.dialect, tuple(rows[0]))
-    # Not closed here: its answer is still to come (psycopg's own Connection.execute does the same).
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         if many:
             cursor.executemany(compiled.string, [compiled.construct_params(row) for row in rows])
@@ -391,13 +398,13 @@ def fetch_rows(conn: Connection, statement: Executable) -> Iterable[Sequence[Any
     through psycopg's own cursor (the rows come back as the database's values: ints, strings;
     no SQLAlchemy type processing). Outside a pipeline: ``conn.execute(statement)``, its rows
     streamed as they come."""
-    if conn.dialect.name != "postgresql" or not _in_pipeline(conn.connection.driver_connection):
+    cursor = _pipeline_cursor(conn)
+    if cursor is None:
         return conn.execute(statement)
     import psycopg
 
     compiled = _compiled(statement, conn.dialect)
     params = compiled.construct_params()  # each call's own values (a statement built per call has its own)
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(compiled.string, params)
         return cursor.fetchall()  # a flush request: answered now, with what was queued before it
