@@ -430,17 +430,12 @@ def _one_pipeline(session: Session) -> Iterator[None]:
     query), the writes queued, COMMIT queued after them, and one sync at the end that answers them
     all. The connection is in autocommit, so psycopg sends no BEGIN of its own (in a pipeline it
     would wait for its answer); the BEGIN here opens a real transaction all the same."""
-    import psycopg
-
     conn = session.connection()
     driver = conn.connection.driver_connection
-    try:
-        with driver.pipeline():  # type: ignore[union-attr]
-            driver.execute(b"BEGIN")  # type: ignore[union-attr]
-            yield
-            driver.execute(b"COMMIT")  # type: ignore[union-attr]
-    except psycopg.Error as exc:  # an answer of the sync: wrapped as SQLAlchemy would wrap it
-        raise _translate_psycopg(conn, exc) from exc
+    with pipelined(conn):  # the pipeline, its answers' errors wrapped as SQLAlchemy wraps them
+        driver.execute(b"BEGIN")  # type: ignore[union-attr]
+        yield
+        driver.execute(b"COMMIT")  # type: ignore[union-attr]
 
 
 @contextmanager
@@ -460,8 +455,8 @@ def session_scope(engine: Engine, *, what: str = "ledger database error", pipeli
     one each for BEGIN and COMMIT: BEGIN travels with the first query, and the writes, sent without
     waiting for their answers, travel with the COMMIT. Inside, read only through
     :func:`fetch_rows` (``session.execute`` cannot see a result in a pipeline) and write through
-    Core statements whose results are not read; a refusal comes out at the end, the statements
-    after it not run.
+    :func:`send` (or Core statements whose results are not read); a refusal comes out at the end,
+    the statements after it not run.
     """
     one_pipeline = pipelined and is_postgres(engine)
     session = Session(_autocommit_engine(engine) if one_pipeline else engine, expire_on_commit=False)
